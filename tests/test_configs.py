@@ -1,0 +1,132 @@
+"""Every option of every config group composes and instantiates; bad input names the key."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+import pytorch_lightning as pl
+from hydra.errors import ConfigCompositionException
+from hydra.utils import instantiate
+from omegaconf import OmegaConf
+from omegaconf.errors import ValidationError
+
+from tests.conftest import CONF, run_cli
+from vrexp.checklist import Checklist
+from vrexp.configs.schema import MakeDataTaskConfig, SynthWorldConfig, check_known_keys
+
+GROUPS = {
+    group.name: sorted(p.stem for p in group.glob("*.yaml"))
+    for group in CONF.iterdir()
+    if group.is_dir() and group.name not in {"hydra", "official"}
+}
+
+
+def test_the_config_groups_of_this_issue_exist():
+    assert {"paths", "logger", "trainer", "dimensions", "dataset", "task"} <= set(GROUPS)
+    assert set(GROUPS["logger"]) == {"wandb", "csv", "none"}
+    assert set(GROUPS["trainer"]) == {"cpu", "gpu", "ddp"}
+    assert {
+        "synthworld_image",
+        "synthworld_video",
+        "visionreward_image",
+        "visionreward_image_select",
+        "visionreward_video",
+        "visionreward_video_select",
+    } <= set(GROUPS["dimensions"])
+
+
+@pytest.mark.parametrize(
+    ("group", "option"), [(g, o) for g, options in GROUPS.items() for o in options]
+)
+def test_every_option_composes_and_instantiates(group, option, compose_cfg, tmp_path):
+    cfg = compose_cfg(f"{group}={option}")
+    node = cfg.get(group)
+    if group == "dimensions":
+        checklist = Checklist.from_config(node)
+        assert checklist.name == option and checklist.questions
+    elif group == "dataset":
+        assert isinstance(OmegaConf.to_object(node), SynthWorldConfig)
+    elif group == "task":
+        assert isinstance(OmegaConf.to_object(node), MakeDataTaskConfig)
+    elif group == "logger":
+        if option == "none":
+            assert node is None
+        else:
+            logger = instantiate(node)
+            assert isinstance(logger, pl.loggers.Logger)
+            assert Path(logger.save_dir) == tmp_path / "out"
+    elif group == "trainer":
+        # No GPU here: instantiate the same settings on CPU to prove every key is a Trainer argument.
+        overrides = (
+            {}
+            if option == "cpu"
+            else {"accelerator": "cpu", "devices": 2 if option == "ddp" else 1}
+        )
+        trainer = instantiate(node, **overrides, logger=False)
+        assert isinstance(trainer, pl.Trainer)
+        if option == "ddp":
+            assert type(trainer.strategy).__name__ == "DDPStrategy"
+    elif group == "paths":
+        assert OmegaConf.to_container(node, resolve=True)["data_dir"] == f"{tmp_path}/data"
+    else:  # a new group must be added to this test
+        pytest.fail(f"no instantiation check for group {group!r}")
+
+
+def test_datasets_bring_their_own_checklist_unless_overridden(compose_cfg):
+    assert compose_cfg("dataset=synthworld_video").dimensions.name == "synthworld_video"
+    assert compose_cfg().dimensions.name == "synthworld_image"
+    cfg = compose_cfg("dataset=synthworld_video", "dimensions=visionreward_video")
+    assert cfg.dimensions.name == "visionreward_video"
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("dataset.num_itemz=3", "num_itemz"),
+        ("dataset.num_prompts=many", "num_prompts"),
+        ("dataset.media=audio", "media"),
+        ("logger.offline=maybe", "offline"),
+    ],
+)
+def test_bad_keys_and_types_fail_at_composition_naming_the_key(override, message, compose_cfg):
+    with pytest.raises((ConfigCompositionException, ValidationError)) as err:
+        compose_cfg(override)
+    assert message in str(err.value) + str(err.value.__cause__)
+
+
+@pytest.mark.parametrize(
+    ("override", "key"),
+    [
+        ("+dataset.num_itemz=3", "dataset.num_itemz"),
+        (
+            "+dimensions.hierarchy.0.sub_dimensions.0.optionz=[a]",
+            "dimensions.hierarchy.0.sub_dimensions.0.optionz",
+        ),
+        ("+logger.projekt=x", "logger.projekt"),
+    ],
+)
+def test_keys_added_with_plus_are_still_checked(override, key, compose_cfg):
+    with pytest.raises(ValueError, match=f"unknown config key '{re.escape(key)}'"):
+        check_known_keys(compose_cfg(override))
+
+
+def test_the_default_config_has_only_known_keys(compose_cfg):
+    for group, options in GROUPS.items():
+        for option in options:
+            check_known_keys(compose_cfg(f"{group}={option}"))
+
+
+def test_out_of_range_values_fail_naming_the_key(compose_cfg):
+    with pytest.raises(ValueError, match=r"dataset\.tie_fraction"):
+        OmegaConf.to_object(compose_cfg("dataset.tie_fraction=1.5").dataset)
+
+
+def test_cli_rejects_a_misspelt_key_with_its_name(tmp_path):
+    result = run_cli("dataset.num_itemz=3", f"paths.root_dir={tmp_path}")
+    assert result.returncode != 0
+    assert "num_itemz" in result.stderr
+    result = run_cli("dataset.num_prompts=abc", f"paths.root_dir={tmp_path}")
+    assert result.returncode != 0
+    assert "num_prompts" in result.stderr and "abc" in result.stderr

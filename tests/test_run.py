@@ -1,0 +1,32 @@
+"""The entry point as a user runs it: the embedded default and the video split."""
+
+from __future__ import annotations
+
+from tests.conftest import run_cli
+from vrexp.data.synthworld import read_items
+
+
+def test_default_run_prints_the_summary(tmp_path):
+    result = run_cli(f"paths.root_dir={tmp_path}", "dataset.num_prompts=20")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "tie fraction 0.200" in result.stdout
+    assert "Plan levels per sub-dimension" in result.stdout
+    assert read_items(tmp_path / "data" / "synthworld_image" / "seed0-n20x2").num_rows == 40
+
+
+def test_make_data_for_video(tmp_path):
+    result = run_cli(
+        "task=make_data",
+        "dataset=synthworld_video",
+        "dataset.num_prompts=4",
+        f"paths.root_dir={tmp_path}",
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    items = read_items(tmp_path / "data" / "synthworld_video" / "seed0-n4x2")
+    assert items.num_rows == 8 and items.column("media")[0].as_py() == "video"
+
+
+def test_unknown_task_is_named(tmp_path):
+    result = run_cli("task.name=train_everything", f"paths.root_dir={tmp_path}")
+    assert result.returncode != 0
+    assert "train_everything" in result.stderr

@@ -1,0 +1,22 @@
+"""SynthWorld: a procedural text-to-image/video world with a known truth (DESIGN.md §6)."""
+
+from vrexp.data.synthworld.grammar import GrammarError, PromptSpec, parse_prompt
+from vrexp.data.synthworld.oracle import measure
+from vrexp.data.synthworld.render import render
+from vrexp.data.synthworld.split import SplitError, make_split, read_items, read_pairs
+from vrexp.data.synthworld.world import FACTORS, Plan, sample_plan
+
+__all__ = [
+    "FACTORS",
+    "GrammarError",
+    "Plan",
+    "PromptSpec",
+    "SplitError",
+    "make_split",
+    "measure",
+    "parse_prompt",
+    "read_items",
+    "read_pairs",
+    "render",
+    "sample_plan",
+]

@@ -1,0 +1,24 @@
+"""One function per pipeline stage; ``run.py`` dispatches on ``cfg.task.name``."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from omegaconf import DictConfig
+
+from vrexp.configs.schema import check_known_keys
+from vrexp.tasks.make_data import make_data
+
+TASKS: dict[str, Callable[[DictConfig], Any]] = {"make_data": make_data}
+
+
+def run_task(cfg: DictConfig) -> Any:
+    check_known_keys(cfg)
+    name = cfg.task.name
+    if name not in TASKS:
+        raise ValueError(f"unknown task {name!r}; available: {sorted(TASKS)}")
+    return TASKS[name](cfg)
+
+
+__all__ = ["TASKS", "run_task"]

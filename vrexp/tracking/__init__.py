@@ -1,0 +1,5 @@
+"""Experiment tracking: the configured Lightning logger (W&B offline by default) for every task."""
+
+from vrexp.tracking.loggers import build_logger, close_logger, log_table, run_identity
+
+__all__ = ["build_logger", "close_logger", "log_table", "run_identity"]

@@ -1,0 +1,82 @@
+"""Build the configured Lightning logger and give it a readable name and a sweep-wide group.
+
+Tasks without a Trainer log through the same object (``log_hyperparams`` / ``log_metrics``), so
+every stage, trained or not, lands in W&B the same way. Under ``--multirun`` every job of a sweep
+joins one W&B group named after the sweep folder; each run is named after its task and overrides.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+from pytorch_lightning.loggers import Logger, WandbLogger
+
+
+class QuietWandbLogger(WandbLogger):
+    """Lightning's WandbLogger without the ``anonymous`` init argument.
+
+    Lightning 2.6 always passes ``anonymous``; wandb >= 0.2x deprecated it and warns on every run.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._wandb_init.pop("anonymous", None)
+
+
+def run_identity(task: str) -> tuple[str, str | None]:
+    """(run name, group): the group is set only for multirun jobs."""
+    if not HydraConfig.initialized():
+        return task, None
+    hc = HydraConfig.get()
+    overrides = OmegaConf.select(hc, "job.override_dirname", default="") or ""
+    name = f"{task}[{overrides}]" if overrides else task
+    if hc.mode == RunMode.MULTIRUN:
+        sweep = Path(hc.sweep.dir)
+        return (
+            name,
+            f"{sweep.parent.parent.name}-{sweep.name}"
+            if sweep.parent.name == "multiruns"
+            else sweep.name,
+        )
+    return name, None
+
+
+def build_logger(cfg: DictConfig) -> Logger | None:
+    """Instantiate ``cfg.logger`` (or return None), filling in W&B's name and group."""
+    if cfg.get("logger") is None:
+        return None
+    logger_cfg = OmegaConf.to_container(cfg.logger, resolve=True)
+    Path(logger_cfg["save_dir"]).mkdir(parents=True, exist_ok=True)
+    if logger_cfg["_target_"].endswith("WandbLogger"):
+        name, group = run_identity(cfg.task.name)
+        logger_cfg["name"] = logger_cfg.get("name") or name
+        logger_cfg["group"] = logger_cfg.get("group") or group
+        if logger_cfg.get("offline", True):
+            # Belt and braces: a user's WANDB_MODE=online must not turn a default run online.
+            os.environ["WANDB_MODE"] = "offline"
+        os.environ.setdefault("WANDB_SILENT", "true")
+        os.environ.setdefault("WANDB_CONSOLE", "off")
+    logger = instantiate(logger_cfg)
+    logger.log_hyperparams(OmegaConf.to_container(cfg, resolve=True))
+    return logger
+
+
+def log_table(logger: Logger | None, key: str, columns: list[str], rows: list[list[Any]]) -> None:
+    """Log a small table where the logger supports one (W&B); other loggers skip it."""
+    if isinstance(logger, WandbLogger):
+        logger.log_table(key=key, columns=columns, data=rows)
+
+
+def close_logger(logger: Logger | None) -> None:
+    """Flush and close; W&B runs are finished so the next multirun job starts a fresh run."""
+    if logger is None:
+        return
+    logger.finalize("success")
+    if isinstance(logger, WandbLogger):
+        logger.experiment.finish()
