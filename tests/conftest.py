@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import subprocess
 import sys
@@ -18,22 +19,18 @@ ROOT = Path(__file__).resolve().parents[1]
 CONF = ROOT / "conf"
 
 
+def compose_config(root: Path, *overrides: str) -> DictConfig:
+    """Compose ``conf/config.yaml`` with overrides, with every path inside ``root``."""
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        return compose(
+            config_name="config",
+            overrides=[f"paths.root_dir={root}", f"paths.output_dir={root}/out", *overrides],
+        )
+
+
 @pytest.fixture
 def compose_cfg(tmp_path: Path) -> Callable[..., DictConfig]:
-    """Compose ``conf/config.yaml`` with overrides, with every path inside ``tmp_path``."""
-
-    def _compose(*overrides: str) -> DictConfig:
-        with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-            return compose(
-                config_name="config",
-                overrides=[
-                    f"paths.root_dir={tmp_path}",
-                    f"paths.output_dir={tmp_path}/out",
-                    *overrides,
-                ],
-            )
-
-    return _compose
+    return functools.partial(compose_config, tmp_path)
 
 
 def run_cli(*args: str, cwd: Path = ROOT, timeout: int = 300) -> subprocess.CompletedProcess:

@@ -12,6 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from omegaconf import OmegaConf
 
+from tests.conftest import compose_config
 from vrexp.checklist import Checklist, ChecklistError
 from vrexp.data.media import MediaError, load_media, save_media
 from vrexp.data.synthworld import (
@@ -34,45 +35,24 @@ def dataset_and_checklist(compose_cfg: Callable, *overrides: str):
     return OmegaConf.to_object(cfg.dataset), Checklist.from_config(cfg.dimensions)
 
 
-@pytest.fixture(scope="module")
-def image_split(tmp_path_factory) -> tuple[Path, Checklist]:
-    from hydra import compose, initialize_config_dir
-
-    from tests.conftest import CONF
-
-    root = tmp_path_factory.mktemp("image")
-    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-        cfg = compose(
-            config_name="config",
-            overrides=[f"paths.root_dir={root}", "paths.output_dir=x", "dataset.num_prompts=250"],
-        )
-    checklist = Checklist.from_config(cfg.dimensions)
+def render_split(root: Path, *overrides: str) -> tuple[Path, Checklist]:
+    cfg = compose_config(root, *overrides)
     dataset = OmegaConf.to_object(cfg.dataset)
+    checklist = Checklist.from_config(cfg.dimensions)
     make_split(dataset, checklist)
     return Path(dataset.out_dir), checklist
+
+
+@pytest.fixture(scope="module")
+def image_split(tmp_path_factory) -> tuple[Path, Checklist]:
+    return render_split(tmp_path_factory.mktemp("image"), "dataset.num_prompts=250")
 
 
 @pytest.fixture(scope="module")
 def video_split(tmp_path_factory) -> tuple[Path, Checklist]:
-    from hydra import compose, initialize_config_dir
-
-    from tests.conftest import CONF
-
-    root = tmp_path_factory.mktemp("video")
-    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-        cfg = compose(
-            config_name="config",
-            overrides=[
-                f"paths.root_dir={root}",
-                "paths.output_dir=x",
-                "dataset=synthworld_video",
-                "dataset.num_prompts=80",
-            ],
-        )
-    checklist = Checklist.from_config(cfg.dimensions)
-    dataset = OmegaConf.to_object(cfg.dataset)
-    make_split(dataset, checklist)
-    return Path(dataset.out_dir), checklist
+    return render_split(
+        tmp_path_factory.mktemp("video"), "dataset=synthworld_video", "dataset.num_prompts=80"
+    )
 
 
 @pytest.mark.parametrize("split", ["image_split", "video_split"])
@@ -112,6 +92,10 @@ def test_split_files_have_the_documented_schema(image_split):
         len(a) == len(checklist.questions) for a in items.column("oracle_answers").to_pylist()
     )
     assert set(pairs.column("preference").to_pylist()) == {-1, 0, 1}
+    labels = {1: "A", -1: "B", 0: "tie"}
+    assert [labels[p] for p in pairs.column("preference").to_pylist()] == pairs.column(
+        "label"
+    ).to_pylist()
     assert Checklist.from_yaml(out_dir / "checklist.yaml") == checklist
     first = items.slice(0, 1).to_pylist()[0]
     pixels = load_media(out_dir / first["media_path"])

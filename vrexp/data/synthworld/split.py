@@ -7,7 +7,8 @@ Layout of a split folder::
     media/000123.png       one PNG per image, or one animated PNG per video
     items/part-00000.parquet  item_id, prompt, media_path, plan.<factor>, oracle.<factor>,
                               oracle_answers (one per checklist question), utility
-    pairs.parquet          pair_id, prompt_id, item_a, item_b, delta, preference (+1 A, -1 B, 0 tie)
+    pairs.parquet          pair_id, prompt_id, item_a, item_b, delta, preference (+1 A, -1 B, 0 tie),
+                           label ("A", "B" or "tie")
     summary.json           level histograms, tie fraction, oracle agreement
 
 Items are written in parts of ``chunk_size`` prompts, each atomically, so an interrupted run resumes
@@ -242,6 +243,7 @@ def _pairs(items: pa.Table, config: Any) -> pa.Table:
             "item_b": pa.array(item_ids[rows[:, 1]], pa.int64()),
             "delta": pa.array(delta, pa.float64()),
             "preference": pa.array(preference, pa.int8()),
+            "label": pa.array(np.array(["B", "tie", "A"])[preference + 1], pa.string()),
         }
     )
 
