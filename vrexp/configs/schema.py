@@ -77,6 +77,7 @@ class UtilityConfig:
 @dataclass
 class SynthWorldConfig:
     name: str = MISSING
+    kind: str = "synthworld"
     media: Media = MISSING
     num_prompts: int = 200
     renders_per_prompt: int = 2  # candidates per prompt; every pair among them is judged
@@ -106,12 +107,113 @@ class SynthWorldConfig:
                 raise ValueError(f"dataset.{key}={getattr(self, key)!r} is out of range")
 
 
+# --------------------------------------------------------------------------- backbone/
+@dataclass
+class TinyModelConfig:
+    """Size of a randomly initialised backbone built from config (used when name_or_path is null)."""
+
+    hidden_size: int = 128
+    num_layers: int = 4
+    num_heads: int = 4
+    num_kv_heads: int = 2
+    intermediate_size: int = 256
+    vision_hidden_size: int = 128
+    vision_layers: int = 4
+    vision_heads: int = 4
+    patch_size: int = 14
+    vocab_size: int = 1024
+    seed: int = 0
+
+
+@dataclass
+class LoraSettings:
+    enabled: bool = False
+    r: int = 8
+    alpha: int = 16
+    dropout: float = 0.0
+    target_modules: list[str] = field(default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj"])
+
+
+@dataclass
+class FrameSampling:
+    """How many video frames reach the model: a fixed count, or one every 1/fps seconds."""
+
+    num_frames: int = 8
+    fps: float | None = None  # when set, sample at this rate (up to num_frames), PAPER.md §3.3
+    source_fps: float = 8.0  # frame rate of stored frame sequences that carry no timing
+
+
+@dataclass
+class BackboneConfig:
+    name: str = MISSING
+    family: str = MISSING  # qwen2_vl | qwen2_5_vl | llava
+    name_or_path: str | None = None  # hub id or local folder; null builds a tiny random model
+    tiny: TinyModelConfig = field(default_factory=TinyModelConfig)
+    dtype: str = "float32"
+    image_size: int = 224  # media are resized to image_size x image_size pixels
+    frames: FrameSampling = field(default_factory=FrameSampling)
+    lora: LoraSettings = field(default_factory=LoraSettings)
+    trust_remote_code: bool = False
+    local_files_only: bool = True  # never reach the network unless the user allows it
+    prompt_template: str = "{media}"  # the cached prefix; {media} is the family's media tokens
+    question_template: str = "{question} Answer:"
+    yes_tokens: list[str] = field(default_factory=lambda: [" yes"])
+    no_tokens: list[str] = field(default_factory=lambda: [" no"])
+    question_batch_size: int = 256  # (item, question) suffixes per forward at inference
+
+    def __post_init__(self) -> None:
+        if self.family not in ("qwen2_vl", "qwen2_5_vl", "llava"):
+            raise ValueError(f"backbone.family={self.family!r}; expected qwen2_vl, qwen2_5_vl or llava")
+        if self.dtype not in ("float32", "bfloat16", "float16"):
+            raise ValueError(f"backbone.dtype={self.dtype!r}; expected float32, bfloat16 or float16")
+        if "{media}" not in self.prompt_template or "{question}" not in self.question_template:
+            raise ValueError("backbone.prompt_template needs {media}; question_template needs {question}")
+
+
+@dataclass
+class MediaFolderConfig:
+    """A user's media: ``root`` holds the files and a prompts file with ``media`` and ``prompt``."""
+
+    name: str = "media_folder"
+    kind: str = "folder"
+    media: Media = Media.image
+    root: str = MISSING
+    prompts_file: str = "prompts.csv"
+
+
 # --------------------------------------------------------------------------- task/
 @dataclass
 class MakeDataTaskConfig:
     name: str = "make_data"
     overwrite: bool = False  # re-render a split whose manifest differs instead of failing
     print_summary: bool = True
+
+
+@dataclass
+class TrainChecklistTaskConfig:
+    name: str = "train_checklist"
+    lr: float = 1e-3
+    weight_decay: float = 0.01
+    warmup_steps: int = 50
+    batch_size: int = 16  # items per step; each brings all of its drawn questions
+    balanced: bool = True  # equal yes/no per question each epoch (PAPER.md §3.2)
+    questions_per_item: int | None = None  # cap on an item's questions per step (null: all drawn)
+    val_fraction: float = 0.1
+    test_fraction: float = 0.1
+    max_epochs: int | None = None  # when set, overrides trainer.max_epochs
+    max_time: str | None = None  # "DD:HH:MM:SS"; when set, overrides trainer.max_time
+    save_dir: str = MISSING  # the trained checklist model, as an HF folder
+
+
+@dataclass
+class AnnotateTaskConfig:
+    name: str = "annotate"
+    model_dir: str = MISSING  # a folder written by train_checklist
+    batch_size: int = 32  # items per prefix forward
+    chunk_size: int = 512  # items per written part (the unit of resume)
+    out_dir: str = MISSING
+    skip_bad_media: bool = False  # record unreadable files in skipped.json instead of failing
+    overwrite: bool = False
 
 
 # --------------------------------------------------------------------------- logger/
@@ -182,6 +284,7 @@ class VrexpConfig:
     task: Any = MISSING
     dataset: Any = MISSING
     dimensions: Any = MISSING
+    backbone: Any = MISSING
     paths: PathsConfig = field(default_factory=PathsConfig)
     logger: Any = None
     trainer: Any = MISSING
@@ -195,10 +298,14 @@ def register_configs() -> None:
     cs.store(group="paths", name="base_paths", node=PathsConfig)
     cs.store(group="dimensions", name="base_checklist", node=ChecklistConfig)
     cs.store(group="dataset", name="base_synthworld", node=SynthWorldConfig)
+    cs.store(group="dataset", name="base_media_folder", node=MediaFolderConfig)
     cs.store(group="task", name="base_make_data", node=MakeDataTaskConfig)
+    cs.store(group="task", name="base_train_checklist", node=TrainChecklistTaskConfig)
+    cs.store(group="task", name="base_annotate", node=AnnotateTaskConfig)
     cs.store(group="logger", name="base_wandb", node=WandbLoggerConfig)
     cs.store(group="logger", name="base_csv", node=CSVLoggerConfig)
     cs.store(group="trainer", name="base_trainer", node=TrainerConfig)
+    cs.store(group="backbone", name="base_backbone", node=BackboneConfig)
 
 
 def check_known_keys(cfg: Any, where: str = "") -> None:

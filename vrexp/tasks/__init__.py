@@ -8,9 +8,15 @@ from typing import Any
 from omegaconf import DictConfig
 
 from vrexp.configs.schema import check_known_keys
+from vrexp.tasks.annotate import annotate
 from vrexp.tasks.make_data import make_data
+from vrexp.tasks.train_checklist import train_checklist
 
-TASKS: dict[str, Callable[[DictConfig], Any]] = {"make_data": make_data}
+TASKS: dict[str, Callable[[DictConfig], Any]] = {
+    "make_data": make_data,
+    "train_checklist": train_checklist,
+    "annotate": annotate,
+}
 
 
 def run_task(cfg: DictConfig) -> Any:

@@ -1,0 +1,134 @@
+"""Backbone adapters: cached P(yes) equals a full forward, save/load, LoRA, real-size configs."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from omegaconf import OmegaConf
+
+from tests.conftest import compose_config
+from vrexp.backbones import BackboneError, build_backbone, load_backbone
+from vrexp.backbones.media import frame_indices, to_frames
+from vrexp.configs.schema import FrameSampling
+
+QUESTIONS = [
+    "Is the image very clear?",
+    "Are the colors bright?",
+    'Does the image fully show "two red circles on a sky background, with a smiley face"?',
+    "Is the face completely correct?",
+]
+
+
+def backbone_config(tmp_path, name: str, *overrides: str):
+    cfg = compose_config(tmp_path, f"backbone={name}", *overrides)
+    return OmegaConf.to_object(cfg.backbone)
+
+
+@pytest.fixture(scope="module", params=["tiny_qwen2_vl", "tiny_llava"])
+def backbone(request, tmp_path_factory):
+    return build_backbone(backbone_config(tmp_path_factory.mktemp("bb"), request.param)).eval()
+
+
+def media_batch(kind: str, n: int = 3) -> list[np.ndarray]:
+    rng = np.random.default_rng(1)
+    shape = (64, 64, 3) if kind == "image" else (8, 64, 64, 3)
+    return [rng.integers(0, 256, shape, dtype=np.uint8) for _ in range(n)]
+
+
+@pytest.mark.parametrize("kind", ["image", "video"])
+def test_cached_answers_equal_a_full_forward(backbone, kind):
+    media = media_batch(kind)
+    per_item = [[q.replace("two red", f"{i + 1} red") for q in QUESTIONS] for i in range(len(media))]
+    with torch.inference_mode():
+        cached = backbone.answer(media, per_item)
+        full = torch.stack(
+            [torch.stack([torch.sigmoid(backbone.full_log_odds(m, q)) for q in qs]) for m, qs in zip(media, per_item, strict=True)]
+        )
+    assert cached.shape == (3, len(QUESTIONS))
+    torch.testing.assert_close(cached, full, atol=1e-4, rtol=0)
+    assert cached.std() > 1e-5  # the answers depend on the input
+
+
+def test_question_chunking_does_not_change_answers(backbone):
+    media = media_batch("image")
+    with torch.inference_mode():
+        whole = backbone.answer_logits(media, QUESTIONS)
+        backbone.config.question_batch_size = 2
+        try:
+            chunked = backbone.answer_logits(media, QUESTIONS)
+        finally:
+            backbone.config.question_batch_size = 256
+    torch.testing.assert_close(whole, chunked, atol=1e-5, rtol=0)
+
+
+def test_p_yes_is_the_softmax_over_yes_and_no_logits(backbone):
+    media = media_batch("image", 1)
+    inputs = backbone.full_inputs(media[0], QUESTIONS[0])
+    with torch.inference_mode():
+        logits = backbone.model(**inputs).logits[0, -1]
+        expected = torch.softmax(logits[[backbone.yes_ids[0], backbone.no_ids[0]]], -1)[0]
+        got = backbone.answer(media, QUESTIONS[:1])[0, 0]
+    torch.testing.assert_close(got, expected, atol=1e-6, rtol=0)
+
+
+def test_save_and_reload_give_identical_answers(backbone, tmp_path):
+    backbone.save_pretrained(tmp_path / "model")
+    assert (tmp_path / "model" / "model.safetensors").exists()
+    assert not list((tmp_path / "model").glob("*.bin"))
+    again = load_backbone(tmp_path / "model").eval()
+    media = media_batch("image")
+    with torch.inference_mode():
+        torch.testing.assert_close(again.answer_logits(media, QUESTIONS), backbone.answer_logits(media, QUESTIONS))
+
+
+def test_training_gradients_reach_the_vision_tower_through_the_cache(tmp_path):
+    bb = build_backbone(backbone_config(tmp_path, "tiny_qwen2_vl"))
+    prefix = bb.encode_prefix(media_batch("image", 2))
+    item = torch.tensor([0, 0, 1])
+    logits = bb.suffix_logits(prefix, item, [bb.question_text(q) for q in QUESTIONS[:3]])
+    logits.sum().backward()
+    grad = bb.model.model.visual.patch_embed.proj.weight.grad
+    assert grad is not None and grad.abs().sum() > 0
+
+
+def test_lora_trains_only_adapters_and_saves_merged_weights(tmp_path):
+    bb = build_backbone(backbone_config(tmp_path, "tiny_qwen2_vl", "backbone.lora.enabled=true"))
+    trainable = [n for n, p in bb.named_parameters() if p.requires_grad]
+    assert trainable and all("lora_" in n for n in trainable)
+    with torch.no_grad():
+        for name, p in bb.named_parameters():
+            if "lora_B" in name:
+                p.add_(0.05)
+    media = media_batch("image", 2)
+    bb.eval()
+    with torch.inference_mode():
+        before = bb.answer_logits(media, QUESTIONS)
+    bb.save_pretrained(tmp_path / "merged")
+    merged = load_backbone(tmp_path / "merged").eval()
+    assert not hasattr(merged.model, "peft_config")
+    with torch.inference_mode():
+        torch.testing.assert_close(merged.answer_logits(media, QUESTIONS), before, atol=1e-4, rtol=0)
+
+
+@pytest.mark.parametrize("name", ["qwen2_vl_2b", "qwen2_5_vl_7b", "llava_1_5_7b"])
+def test_real_size_configs_fail_fast_and_say_how_to_provide_weights(name, tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))  # an empty cache: nothing downloaded
+    cfg = backbone_config(tmp_path, name)
+    assert cfg.local_files_only and not cfg.trust_remote_code
+    with pytest.raises(BackboneError, match=r"backbone.name_or_path=DIR"):
+        build_backbone(cfg)
+
+
+def test_unknown_answer_token_is_rejected(tmp_path):
+    with pytest.raises(BackboneError, match="single token"):
+        build_backbone(backbone_config(tmp_path, "tiny_qwen2_vl", "backbone.yes_tokens=[' definitely yes']"))
+
+
+def test_frame_sampling_by_count_and_by_fps():
+    assert frame_indices(16, FrameSampling(num_frames=4)).tolist() == [0, 5, 10, 15]
+    assert frame_indices(16, FrameSampling(num_frames=24, fps=2.0, source_fps=8.0)).tolist() == [0, 4, 8, 12]
+    assert frame_indices(100, FrameSampling(num_frames=3, fps=1.0, source_fps=8.0)).tolist() == [0, 8, 16]
+    video = np.zeros((16, 64, 64, 3), dtype=np.uint8)
+    frames = to_frames(video, 32, FrameSampling(num_frames=4))
+    assert len(frames) == 4 and frames[0].shape == (32, 32, 3)

@@ -1,0 +1,204 @@
+"""Checklist SFT data, the per-question metric, ChecklistModule, and the train/annotate stages."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+import pytorch_lightning as pl
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from omegaconf import OmegaConf
+
+from tests.conftest import compose_config, run_cli
+from vrexp.backbones import build_backbone, load_backbone
+from vrexp.checklist import Checklist
+from vrexp.data.checklist_data import (
+    ChecklistDataModule,
+    balanced_selection,
+    load_examples,
+    split_by_prompt,
+)
+from vrexp.data.items import ItemsError, folder_items
+from vrexp.data.media import save_media
+from vrexp.data.synthworld import make_split
+from vrexp.metrics import PerQuestionAccuracy
+from vrexp.modules import ChecklistModule
+from vrexp.tasks.annotate import AnnotateError, annotate_items, read_annotations
+
+
+@pytest.fixture(scope="module")
+def small_split(tmp_path_factory):
+    root = tmp_path_factory.mktemp("split")
+    cfg = compose_config(root, "dataset.num_prompts=30", "dataset.chunk_size=8")
+    checklist = Checklist.from_config(cfg.dimensions)
+    dataset = OmegaConf.to_object(cfg.dataset)
+    make_split(dataset, checklist)
+    backbone = build_backbone(OmegaConf.to_object(cfg.backbone))
+    return dataset.out_dir, checklist, backbone
+
+
+@settings(max_examples=50, deadline=None)
+@given(
+    labels=st.lists(st.lists(st.integers(0, 1), min_size=3, max_size=3), min_size=1, max_size=40),
+    seed=st.integers(0, 1000),
+)
+def test_balanced_selection_takes_equal_yes_and_no_per_question(labels, seed):
+    labels = np.array(labels)
+    applicable = np.random.default_rng(seed).random(labels.shape) > 0.2
+    chosen = balanced_selection(labels, applicable, np.random.default_rng(seed))
+    assert not (chosen & ~applicable).any()
+    for q in range(labels.shape[1]):
+        yes = (chosen[:, q] & (labels[:, q] == 1)).sum()
+        no = (chosen[:, q] & (labels[:, q] == 0)).sum()
+        has_yes = (applicable[:, q] & (labels[:, q] == 1)).sum()
+        has_no = (applicable[:, q] & (labels[:, q] == 0)).sum()
+        if has_yes and has_no:
+            assert yes == no == min(has_yes, has_no)
+        else:  # a question with one class only keeps what it has
+            assert yes + no == has_yes + has_no
+
+
+def test_split_by_prompt_keeps_prompts_together():
+    prompts = [f"p{i // 2}" for i in range(40)]
+    parts = split_by_prompt(prompts, 0.2, 0.2, seed=0)
+    assert sorted(np.concatenate(list(parts.values())).tolist()) == list(range(40))
+    seen = {part: {prompts[i] for i in rows} for part, rows in parts.items()}
+    assert not (seen["train"] & seen["val"]) and not (seen["train"] & seen["test"])
+    assert len(seen["val"]) == len(seen["test"]) == 4
+
+
+def test_per_question_accuracy_counts_and_groups():
+    metric = PerQuestionAccuracy(3)
+    metric.update(torch.tensor([0.9, 0.2, 0.6, 0.4]), torch.tensor([1.0, 0.0, 0.0, 1.0]), torch.tensor([0, 0, 1, 1]))
+    metric.update(torch.tensor([0.7]), torch.tensor([1.0]), torch.tensor([1]))
+    acc = metric.compute()
+    assert acc[0] == 1.0 and acc[1] == pytest.approx(1 / 3) and torch.isnan(acc[2])
+    per_dim = metric.per_group(torch.tensor([0, 0, 1]), 2)
+    assert per_dim[0] == pytest.approx((1 + 1 / 3) / 2) and torch.isnan(per_dim[1])
+
+
+def test_packed_batches_carry_all_questions_of_an_item(small_split):
+    split_dir, checklist, _ = small_split
+    data = ChecklistDataModule(split_dir, checklist, batch_size=4)
+    data.setup()
+    examples = load_examples(split_dir, checklist)
+    assert examples.labels.shape == (60, len(checklist.questions))
+    batch = next(iter(data.val_dataloader()))
+    assert len(batch["media"]) == 4
+    assert batch["item"].tolist() == sorted(batch["item"].tolist())
+    assert len(batch["labels"]) == len(batch["question_index"]) == sum(len(q) for q in batch["questions"])
+    # validation answers every applicable question
+    rows = batch["rows"].tolist()
+    assert len(batch["labels"]) == int(data.parts["val"].applicable[rows].sum())
+    assert any("[[prompt]]" not in q and "show" in q for qs in batch["questions"] for q in qs)
+
+
+def test_checklist_module_trains_and_reports_per_dimension_accuracy(small_split, tmp_path):
+    split_dir, checklist, backbone = small_split
+    data = ChecklistDataModule(split_dir, checklist, batch_size=8)
+    module = ChecklistModule(backbone, checklist, lr=1e-3, warmup_steps=2)
+    before = {n: p.detach().clone() for n, p in backbone.named_parameters()}
+    trainer = pl.Trainer(
+        accelerator="cpu", max_steps=3, limit_val_batches=1, logger=False, enable_checkpointing=False,
+        enable_progress_bar=False, enable_model_summary=False, default_root_dir=tmp_path,
+    )
+    trainer.fit(module, datamodule=data)
+    trainer.test(module, datamodule=data)
+    changed = [n for n, p in backbone.named_parameters() if not torch.equal(p, before[n])]
+    assert any("visual" in n for n in changed) and any("language_model" in n for n in changed)
+    results = module.results["test"]
+    assert 0.0 <= results["mean"] <= 1.0
+    assert set(checklist.dimension_names) == {k.split("/", 1)[1] for k in results if k.startswith("dimension/")}
+
+
+@pytest.mark.slow
+def test_train_checklist_then_annotate_from_the_cli(tmp_path):
+    common = [f"paths.root_dir={tmp_path}", "dataset.num_prompts=24", "logger=csv"]
+    result = run_cli("task=train_checklist", "task.max_epochs=1", "task.batch_size=8", f"paths.output_dir={tmp_path}/train", *common)
+    assert result.returncode == 0, result.stderr[-3000:]
+    model_dir = tmp_path / "train" / "checklist_model"
+    assert (model_dir / "model.safetensors").exists() and (model_dir / "checklist.yaml").exists()
+    accuracy = json.loads((model_dir / "checklist_accuracy.json").read_text())
+    assert 0 <= accuracy["test"]["mean"] <= 1
+    assert "Held-out checklist accuracy" in result.stdout
+    result = run_cli("task=annotate", f"task.model_dir={model_dir}", f"paths.output_dir={tmp_path}/ann", *common)
+    assert result.returncode == 0, result.stderr[-3000:]
+    table = read_annotations(tmp_path / "ann" / "annotations")
+    assert table.num_rows == 48 * 18
+    assert table.column("p_yes").to_numpy().min() >= 0
+
+
+def annotate_small(backbone, checklist, items, out_dir, **kwargs):
+    return annotate_items(backbone, checklist, items, out_dir, batch_size=4, chunk_size=5, **kwargs)
+
+
+def test_annotate_resumes_after_a_kill_without_duplicates(small_split, tmp_path):
+    split_dir, checklist, backbone = small_split
+    from vrexp.data.items import split_items
+
+    items = split_items(split_dir)[:12]
+    out = tmp_path / "ann"
+    annotate_small(backbone, checklist, items, out)
+    complete = read_annotations(out)
+    assert complete.num_rows == 12 * len(checklist.vlm_questions)
+    assert sorted(p.name for p in out.glob("part-*.parquet")) == ["part-00000.parquet", "part-00001.parquet", "part-00002.parquet"]
+    # A kill during part 1: its file was never renamed into place, part 2 never started.
+    (out / "part-00001.parquet").unlink()
+    (out / "part-00002.parquet").unlink()
+    (out / ".part-00001.parquet.tmp").write_bytes(b"half")
+    done = []
+    annotate_small(backbone, checklist, items, out, progress=done.append)
+    again = read_annotations(out)
+    assert again.num_rows == complete.num_rows
+    keys = list(zip(again.column("item_id").to_pylist(), again.column("question_id").to_pylist(), strict=True))
+    assert len(set(keys)) == len(keys)
+    np.testing.assert_allclose(again.column("p_yes").to_numpy(), complete.column("p_yes").to_numpy(), atol=1e-6)
+    # Another model's annotations are never mixed in.
+    with pytest.raises(AnnotateError, match="another model"):
+        annotate_small(backbone, checklist, items, out, manifest={"model_dir": "elsewhere"})
+
+
+def test_annotate_names_bad_media_or_skips_and_records_it(small_split, tmp_path):
+    split_dir, checklist, backbone = small_split
+    root = tmp_path / "folder"
+    save_media(root / "good.png", np.zeros((64, 64, 3), dtype=np.uint8))
+    (root / "broken.png").write_bytes(b"not an image")
+    (root / "prompts.csv").write_text(
+        'media,prompt\ngood.png,"one red circle on a sky background"\nbroken.png,a cat\nmissing.png,a dog\n'
+    )
+    items = folder_items(root, "prompts.csv")
+    with pytest.raises(AnnotateError, match=r"item 1: cannot read media file .*broken\.png"):
+        annotate_small(backbone, checklist, items, tmp_path / "a")
+    result = annotate_small(backbone, checklist, items, tmp_path / "b", skip_bad_media=True)
+    assert [s["item_id"] for s in result["skipped"]] == [1, 2]
+    assert "missing.png" in result["skipped"][1]["error"]
+    assert json.loads((tmp_path / "b" / "skipped.json").read_text()) == result["skipped"]
+    assert set(read_annotations(tmp_path / "b").column("item_id").to_pylist()) == {0}
+
+
+def test_prompts_file_errors_name_the_row(tmp_path):
+    (tmp_path / "prompts.jsonl").write_text('{"media": "a.png", "prompt": "x"}\n{"media": "b.png"}\n')
+    with pytest.raises(ItemsError, match="row 1"):
+        folder_items(tmp_path, "prompts.jsonl")
+    with pytest.raises(ItemsError, match="not found"):
+        folder_items(tmp_path, "nope.csv")
+
+
+def test_saved_model_is_an_hf_folder_that_annotate_loads(small_split, tmp_path):
+    split_dir, checklist, backbone = small_split
+    backbone.save_pretrained(tmp_path / "m")
+    files = {p.name for p in (tmp_path / "m").iterdir()}
+    assert {"config.json", "model.safetensors", "tokenizer.json", "vrexp_backbone.json"} <= files
+    reloaded = load_backbone(tmp_path / "m")
+    from vrexp.data.items import split_items
+
+    items = split_items(split_dir)[:3]
+    a = annotate_small(reloaded, checklist, items, tmp_path / "x")
+    assert a["rows"] == 3 * len(checklist.vlm_questions)
+    assert pq.read_table(tmp_path / "x" / "part-00000.parquet").column_names == [
+        "item_id", "media_path", "prompt", "question_id", "question", "p_yes"
+    ]

@@ -1,0 +1,259 @@
+"""Backbone families on real transformers classes: Qwen2-VL, Qwen2.5-VL and LLaVA.
+
+Each family knows its media placeholder, how to build a tiny randomly initialised model with a
+locally trained tokenizer, how to load real weights (offline unless allowed, with an error that says
+how to provide them), and what position ids a suffix needs after a cached prefix.
+
+Qwen processors carry a video sub-processor that cannot be built without torchvision (absent on CPU
+machines; STACK_NOTES.md), so Qwen families use an image-only processor subclass and receive videos
+as frame sequences.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import torch
+import transformers
+from omegaconf import OmegaConf
+from transformers.processing_utils import ProcessorMixin
+
+from vrexp.backbones.base import BACKBONE_FILE, BackboneError, ChecklistBackbone, Prefix
+from vrexp.backbones.tokenizer import train_tokenizer, training_corpus
+from vrexp.configs.schema import BackboneConfig
+
+CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
+QWEN_SPECIAL = ["<|vision_start|>", "<|vision_end|>", "<|image_pad|>", "<|video_pad|>"]
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+
+
+def _image_only(base: type) -> type:
+    """A Qwen processor without the video sub-processor (which needs torchvision)."""
+
+    def __init__(self, image_processor=None, tokenizer=None, chat_template=None, **kwargs):  # noqa: N807
+        self.image_token, self.video_token = "<|image_pad|>", "<|video_pad|>"
+        self.image_token_id = tokenizer.convert_tokens_to_ids(self.image_token)
+        self.video_token_id = tokenizer.convert_tokens_to_ids(self.video_token)
+        ProcessorMixin.__init__(self, image_processor, tokenizer, chat_template=chat_template)
+
+    return type(f"ImageOnly{base.__name__}", (base,), {"__init__": __init__})
+
+
+ImageOnlyQwen2VLProcessor = _image_only(transformers.Qwen2VLProcessor)
+ImageOnlyQwen2_5_VLProcessor = _image_only(transformers.Qwen2_5_VLProcessor)
+
+
+def _tiny_tokenizer(special: list[str], vocab_size: int) -> Any:
+    return train_tokenizer(training_corpus(CONF_DIR / "dimensions"), special, vocab_size)
+
+
+def _token_ids(tokenizer: Any, names: dict[str, str]) -> dict[str, int]:
+    return {key: tokenizer.convert_tokens_to_ids(token) for key, token in names.items()}
+
+
+def _text_config(cfg: BackboneConfig, tokenizer: Any) -> dict[str, Any]:
+    t = cfg.tiny
+    special = _token_ids(tokenizer, {"bos_token_id": "<s>", "eos_token_id": "</s>", "pad_token_id": "<pad>"})
+    return {
+        "vocab_size": len(tokenizer),
+        "hidden_size": t.hidden_size,
+        "intermediate_size": t.intermediate_size,
+        "num_hidden_layers": t.num_layers,
+        "num_attention_heads": t.num_heads,
+        "num_key_value_heads": t.num_kv_heads,
+        "max_position_embeddings": 4096,
+        **special,
+    }
+
+
+class QwenVLBackbone(ChecklistBackbone):
+    family = "qwen2_vl"
+    media_token = "<|vision_start|><|image_pad|><|vision_end|>"
+    model_class: Any = transformers.Qwen2VLForConditionalGeneration
+    config_class: Any = transformers.Qwen2VLConfig
+    processor_class: Any = ImageOnlyQwen2VLProcessor
+
+    def after_prefix(self) -> torch.Tensor | None:
+        # Qwen keeps the M-RoPE offset of the last full forward as mutable model state.
+        return self.base_model.model.rope_deltas.clone()
+
+    def suffix_position_ids(self, prefix: Prefix, item: torch.Tensor, offsets: torch.Tensor) -> torch.Tensor:
+        # M-RoPE: text positions continue after the prefix, shifted by the item's rope delta,
+        # identical on the temporal, height and width axes.
+        positions = prefix.length + offsets + prefix.rope_deltas[item].view(-1, 1)
+        return positions.unsqueeze(0).expand(3, -1, -1)
+
+    @classmethod
+    def vision_config(cls, cfg: BackboneConfig) -> dict[str, Any]:
+        t = cfg.tiny
+        return {
+            "depth": t.vision_layers,
+            "embed_dim": t.vision_hidden_size,
+            "hidden_size": t.hidden_size,
+            "num_heads": t.vision_heads,
+            "mlp_ratio": 2,
+            "patch_size": t.patch_size,
+            "spatial_merge_size": 2,
+            "temporal_patch_size": 2,
+        }
+
+    @classmethod
+    def image_processor(cls, cfg: BackboneConfig) -> Any:
+        pixels = cfg.image_size**2
+        return transformers.Qwen2VLImageProcessorPil(
+            min_pixels=pixels, max_pixels=pixels, patch_size=cfg.tiny.patch_size
+        )
+
+    @classmethod
+    def build_tiny(cls, cfg: BackboneConfig) -> tuple[Any, Any]:
+        tokenizer = _tiny_tokenizer(QWEN_SPECIAL, cfg.tiny.vocab_size)
+        text = _text_config(cfg, tokenizer)
+        head_dim = cfg.tiny.hidden_size // cfg.tiny.num_heads
+        third = head_dim // 2 // 4
+        text["rope_scaling"] = {"type": "mrope", "mrope_section": [head_dim // 2 - 2 * third, third, third]}
+        ids = _token_ids(
+            tokenizer,
+            {
+                "image_token_id": "<|image_pad|>",
+                "video_token_id": "<|video_pad|>",
+                "vision_start_token_id": "<|vision_start|>",
+                "vision_end_token_id": "<|vision_end|>",
+            },
+        )
+        config = cls.config_class(text_config=text, vision_config=cls.vision_config(cfg), **ids)
+        torch.manual_seed(cfg.tiny.seed)
+        model = cls.model_class(config)
+        return model, cls.processor_class(cls.image_processor(cfg), tokenizer)
+
+
+class Qwen2_5_VLBackbone(QwenVLBackbone):
+    family = "qwen2_5_vl"
+    model_class = transformers.Qwen2_5_VLForConditionalGeneration
+    config_class = transformers.Qwen2_5_VLConfig
+    processor_class = ImageOnlyQwen2_5_VLProcessor
+
+    @classmethod
+    def vision_config(cls, cfg: BackboneConfig) -> dict[str, Any]:
+        t = cfg.tiny
+        return {
+            "depth": t.vision_layers,
+            "hidden_size": t.vision_hidden_size,
+            "out_hidden_size": t.hidden_size,
+            "intermediate_size": 2 * t.vision_hidden_size,
+            "num_heads": t.vision_heads,
+            "patch_size": t.patch_size,
+            "spatial_merge_size": 2,
+            "temporal_patch_size": 2,
+            "window_size": 4 * t.patch_size,
+            "fullatt_block_indexes": [t.vision_layers - 1],
+        }
+
+
+class LlavaBackbone(ChecklistBackbone):
+    family = "llava"
+    media_token = "<image>"
+    model_class: Any = transformers.LlavaForConditionalGeneration
+    processor_class: Any = transformers.LlavaProcessor
+
+    @classmethod
+    def build_tiny(cls, cfg: BackboneConfig) -> tuple[Any, Any]:
+        t = cfg.tiny
+        tokenizer = _tiny_tokenizer(["<image>"], t.vocab_size)
+        vision = transformers.CLIPVisionConfig(
+            hidden_size=t.vision_hidden_size,
+            intermediate_size=2 * t.vision_hidden_size,
+            num_hidden_layers=t.vision_layers,
+            num_attention_heads=t.vision_heads,
+            image_size=cfg.image_size,
+            patch_size=t.patch_size,
+        )
+        config = transformers.LlavaConfig(
+            vision_config=vision,
+            text_config=transformers.LlamaConfig(**_text_config(cfg, tokenizer)),
+            image_token_index=tokenizer.convert_tokens_to_ids("<image>"),
+            vision_feature_select_strategy="default",
+            vision_feature_layer=-1,
+        )
+        torch.manual_seed(t.seed)
+        model = cls.model_class(config)
+        size = {"height": cfg.image_size, "width": cfg.image_size}
+        image_processor = transformers.CLIPImageProcessorPil(
+            size=size, crop_size=size, do_center_crop=False
+        )
+        processor = cls.processor_class(
+            image_processor=image_processor,
+            tokenizer=tokenizer,
+            patch_size=t.patch_size,
+            vision_feature_select_strategy="default",
+            num_additional_image_tokens=1,
+        )
+        return model, processor
+
+
+FAMILIES: dict[str, type[ChecklistBackbone]] = {
+    "qwen2_vl": QwenVLBackbone,
+    "qwen2_5_vl": Qwen2_5_VLBackbone,
+    "llava": LlavaBackbone,
+}
+
+
+def _load_pretrained(family: type[ChecklistBackbone], cfg: BackboneConfig) -> tuple[Any, Any]:
+    source = cfg.name_or_path
+    kwargs = {
+        "local_files_only": cfg.local_files_only,
+        "trust_remote_code": cfg.trust_remote_code,
+    }
+    try:
+        model = family.model_class.from_pretrained(source, dtype=DTYPES[cfg.dtype], **kwargs)
+        processor = family.processor_class.from_pretrained(source, **kwargs)
+    except (OSError, ValueError) as err:
+        if Path(source).exists():
+            raise BackboneError(f"cannot load backbone {cfg.name!r} from {source}: {err}") from err
+        raise BackboneError(
+            f"backbone {cfg.name!r}: weights for {source!r} are not on this machine and downloading is "
+            f"off (backbone.local_files_only=true). Fetch them where there is network, e.g. "
+            f"`huggingface-cli download {source} --local-dir DIR`, then run with "
+            f"backbone.name_or_path=DIR, or set backbone.local_files_only=false to let transformers "
+            f"download them."
+        ) from err
+    return model, processor
+
+
+def build_backbone(cfg: BackboneConfig) -> ChecklistBackbone:
+    """The backbone a config describes: tiny from config, or real weights from a hub id or folder."""
+    family = FAMILIES[cfg.family]
+    if cfg.name_or_path is None:
+        model, processor = family.build_tiny(cfg)
+        model = model.to(DTYPES[cfg.dtype])
+    else:
+        model, processor = _load_pretrained(family, cfg)
+    if cfg.lora.enabled:
+        from peft import LoraConfig, get_peft_model
+
+        lora = LoraConfig(
+            r=cfg.lora.r,
+            lora_alpha=cfg.lora.alpha,
+            lora_dropout=cfg.lora.dropout,
+            target_modules=list(cfg.lora.target_modules),
+        )
+        model = get_peft_model(model, lora)
+    return family(model, processor, cfg)
+
+
+def load_backbone(directory: str | Path, **overrides: Any) -> ChecklistBackbone:
+    """Reload a folder written by :meth:`ChecklistBackbone.save_pretrained`."""
+    directory = Path(directory)
+    settings_file = directory / BACKBONE_FILE
+    if not settings_file.is_file():
+        raise BackboneError(
+            f"{directory} is not a vrexp checklist model folder (no {BACKBONE_FILE}); train one with "
+            "`python run.py task=train_checklist`"
+        )
+    settings = OmegaConf.merge(
+        OmegaConf.structured(BackboneConfig), json.loads(settings_file.read_text()), overrides
+    )
+    settings.name_or_path = str(directory)
+    settings.local_files_only = True
+    return build_backbone(OmegaConf.to_object(settings))

@@ -1,0 +1,207 @@
+"""Checklist SFT data: (media, question, yes/no) examples from a SynthWorld split, packed per item.
+
+Labels are the pixel oracle's levels turned into answers for the *configured* checklist, so an
+ablated or reworded SynthWorld checklist trains on the same split. Items are split by prompt into
+train / val / test. Each training epoch draws a balanced subset per question (as many yes as no,
+PAPER.md §3.2) and yields each item once with all of its drawn questions, so one media forward
+serves all of them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytorch_lightning as pl
+import torch
+from torch.utils.data import DataLoader, IterableDataset
+
+from vrexp.checklist import Checklist
+from vrexp.data.media import load_media
+from vrexp.data.synthworld.split import checklist_levels, read_items
+
+
+@dataclass
+class ChecklistExamples:
+    """Items of one split part with their prompts, media and per-question labels."""
+
+    item_ids: np.ndarray  # [N]
+    prompts: list[str]
+    media_paths: list[Path]
+    labels: np.ndarray  # [N, Q] in {0, 1}
+    applicable: np.ndarray  # [N, Q] bool; False where a presence answer masks the question
+    _media: dict[int, np.ndarray]
+
+    def __len__(self) -> int:
+        return len(self.item_ids)
+
+    def media(self, index: int) -> np.ndarray:
+        if index not in self._media:
+            self._media[index] = load_media(self.media_paths[index])
+        return self._media[index]
+
+    def subset(self, index: np.ndarray) -> ChecklistExamples:
+        return ChecklistExamples(
+            self.item_ids[index],
+            [self.prompts[i] for i in index],
+            [self.media_paths[i] for i in index],
+            self.labels[index],
+            self.applicable[index],
+            {},
+        )
+
+
+def load_examples(split_dir: str | Path, checklist: Checklist) -> ChecklistExamples:
+    split_dir = Path(split_dir)
+    items = read_items(split_dir)
+    keys = [sub.key for sub in checklist.sub_dimensions]
+    levels = [
+        dict(zip(keys, row, strict=True))
+        for row in zip(*(items.column(f"oracle.{k}").to_pylist() for k in keys), strict=True)
+    ]
+    labels = checklist.answers_from_levels(checklist_levels(checklist, levels))
+    return ChecklistExamples(
+        item_ids=items.column("item_id").to_numpy(),
+        prompts=items.column("prompt").to_pylist(),
+        media_paths=[split_dir / p for p in items.column("media_path").to_pylist()],
+        labels=labels,
+        applicable=checklist.applicable(labels),
+        _media={},
+    )
+
+
+def split_by_prompt(
+    prompts: list[str], val_fraction: float, test_fraction: float, seed: int
+) -> dict[str, np.ndarray]:
+    """Row indices of train / val / test; all items of one prompt text land in the same part."""
+    groups: dict[str, list[int]] = {}
+    for row, prompt in enumerate(prompts):
+        groups.setdefault(prompt, []).append(row)
+    order = np.random.default_rng(seed).permutation(len(groups))
+    names = list(groups)
+    n_val = round(val_fraction * len(names))
+    n_test = round(test_fraction * len(names))
+    parts = {"val": order[:n_val], "test": order[n_val : n_val + n_test], "train": order[n_val + n_test :]}
+    return {
+        part: np.array(sorted(r for g in chosen for r in groups[names[g]]), dtype=np.int64)
+        for part, chosen in parts.items()
+    }
+
+
+def balanced_selection(labels: np.ndarray, applicable: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """[N, Q] bool: per question, equally many yes and no examples (all of a class that is alone)."""
+    chosen = np.zeros(labels.shape, dtype=bool)
+    for q in range(labels.shape[1]):
+        yes = np.flatnonzero(applicable[:, q] & (labels[:, q] == 1))
+        no = np.flatnonzero(applicable[:, q] & (labels[:, q] == 0))
+        k = min(len(yes), len(no))
+        for rows in (yes, no):
+            take = rows if k == 0 else rng.choice(rows, size=k, replace=False)
+            chosen[take, q] = True
+    return chosen
+
+
+class PackedChecklistDataset(IterableDataset):
+    """Yields one example per item: its media and the questions drawn for it this epoch."""
+
+    def __init__(
+        self,
+        examples: ChecklistExamples,
+        checklist: Checklist,
+        *,
+        balanced: bool,
+        shuffle: bool,
+        seed: int,
+        questions_per_item: int | None = None,
+    ) -> None:
+        self.examples, self.checklist = examples, checklist
+        self.balanced, self.shuffle, self.seed = balanced, shuffle, seed
+        self.questions_per_item = questions_per_item
+        self.epoch = 0
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        rng = np.random.default_rng([self.seed, self.epoch])
+        self.epoch += 1
+        ex = self.examples
+        chosen = balanced_selection(ex.labels, ex.applicable, rng) if self.balanced else ex.applicable
+        rows = np.flatnonzero(chosen.any(axis=1))
+        if self.shuffle:
+            rows = rng.permutation(rows)
+        for row in rows:
+            questions = np.flatnonzero(chosen[row])
+            if self.questions_per_item and len(questions) > self.questions_per_item:
+                # More items per step for the same suffix compute: the vision tower sees more media.
+                questions = np.sort(rng.choice(questions, self.questions_per_item, replace=False))
+            yield {
+                "row": int(row),
+                "media": ex.media(row),
+                "questions": [self.checklist.questions[q].render(ex.prompts[row], item=int(ex.item_ids[row])) for q in questions],
+                "question_index": questions,
+                "labels": ex.labels[row, questions],
+            }
+
+    def __len__(self) -> int:
+        return int(self.examples.applicable.any(axis=1).sum())
+
+
+def collate_packed(examples: list[dict[str, Any]]) -> dict[str, Any]:
+    counts = [len(e["questions"]) for e in examples]
+    return {
+        "rows": torch.tensor([e["row"] for e in examples]),
+        "media": [e["media"] for e in examples],
+        "questions": [e["questions"] for e in examples],
+        "item": torch.arange(len(examples)).repeat_interleave(torch.tensor(counts)),
+        "question_index": torch.from_numpy(np.concatenate([e["question_index"] for e in examples])),
+        "labels": torch.from_numpy(np.concatenate([e["labels"] for e in examples]).astype(np.float32)),
+    }
+
+
+class ChecklistDataModule(pl.LightningDataModule):
+    def __init__(
+        self,
+        split_dir: str | Path,
+        checklist: Checklist,
+        *,
+        batch_size: int = 16,
+        val_fraction: float = 0.1,
+        test_fraction: float = 0.1,
+        balanced: bool = True,
+        questions_per_item: int | None = None,
+        seed: int = 0,
+    ) -> None:
+        super().__init__()
+        self.questions_per_item = questions_per_item
+        self.split_dir, self.checklist = Path(split_dir), checklist
+        self.batch_size, self.balanced, self.seed = batch_size, balanced, seed
+        self.fractions = (val_fraction, test_fraction)
+        self.parts: dict[str, ChecklistExamples] = {}
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.parts:
+            return
+        examples = load_examples(self.split_dir, self.checklist)
+        rows = split_by_prompt(examples.prompts, *self.fractions, seed=self.seed)
+        self.parts = {name: examples.subset(index) for name, index in rows.items()}
+
+    def _loader(self, part: str, train: bool) -> DataLoader:
+        dataset = PackedChecklistDataset(
+            self.parts[part],
+            self.checklist,
+            balanced=train and self.balanced,
+            shuffle=train,
+            seed=self.seed,
+            questions_per_item=self.questions_per_item if train else None,
+        )
+        return DataLoader(dataset, batch_size=self.batch_size, collate_fn=collate_packed)
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader("train", train=True)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader("val", train=False)
+
+    def test_dataloader(self) -> DataLoader:
+        return self._loader("test", train=False)

@@ -1,0 +1,71 @@
+"""Item listings for stages that read media: a SynthWorld split, or a user's folder of media.
+
+A media folder has a prompts file (CSV, JSON lines or parquet) with a ``media`` column (paths
+relative to the folder) and a ``prompt`` column. Malformed rows are reported with their row number.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+
+from vrexp.data.synthworld.split import read_items
+
+
+class ItemsError(ValueError):
+    """A prompts file or split that cannot be listed, naming the file and row."""
+
+
+@dataclass(frozen=True)
+class Item:
+    item_id: int
+    media_path: Path
+    prompt: str
+
+
+def _read_table(path: Path) -> list[dict[str, Any]]:
+    if not path.is_file():
+        raise ItemsError(f"prompts file not found: {path}")
+    try:
+        if path.suffix == ".parquet":
+            return pq.read_table(path).to_pylist()
+        if path.suffix in (".jsonl", ".json"):
+            return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+        if path.suffix == ".csv":
+            return pacsv.read_csv(path).to_pylist()
+    except Exception as err:
+        raise ItemsError(f"cannot read prompts file {path}: {err}") from err
+    raise ItemsError(f"prompts file {path} must be .csv, .jsonl or .parquet")
+
+
+def folder_items(root: str | Path, prompts_file: str | Path) -> list[Item]:
+    root, prompts_file = Path(root), Path(prompts_file)
+    rows = _read_table(prompts_file if prompts_file.is_absolute() else root / prompts_file)
+    items = []
+    for number, row in enumerate(rows):
+        media, prompt = row.get("media"), row.get("prompt")
+        if not isinstance(media, str) or not media:
+            raise ItemsError(f"{prompts_file} row {number}: 'media' must be a path, got {media!r}")
+        if not isinstance(prompt, str):
+            raise ItemsError(f"{prompts_file} row {number}: 'prompt' must be text, got {prompt!r}")
+        items.append(Item(number, root / media, prompt))
+    return items
+
+
+def split_items(split_dir: str | Path) -> list[Item]:
+    split_dir = Path(split_dir)
+    table = read_items(split_dir)
+    return [
+        Item(int(i), split_dir / p, prompt)
+        for i, p, prompt in zip(
+            table.column("item_id").to_pylist(),
+            table.column("media_path").to_pylist(),
+            table.column("prompt").to_pylist(),
+            strict=True,
+        )
+    ]

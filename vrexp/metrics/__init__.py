@@ -1,0 +1,5 @@
+"""Metrics as torchmetrics ``Metric`` subclasses."""
+
+from vrexp.metrics.checklist import PerQuestionAccuracy
+
+__all__ = ["PerQuestionAccuracy"]

@@ -1,0 +1,103 @@
+"""``ChecklistModule``: supervised fine-tuning of a checklist VLM on yes/no answers.
+
+A training batch is packed: each item's media is encoded once and all of its drawn questions are
+read against that prefix (:meth:`ChecklistBackbone.suffix_logits`), so the cost of a step grows with
+the number of items far more than with the number of questions. The loss is binary cross-entropy on
+the yes/no log-odds. Validation and test answer every applicable question of every item and report
+per-question and per-dimension accuracy.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import pytorch_lightning as pl
+import torch
+import torch.nn.functional as F
+
+from vrexp.backbones import ChecklistBackbone
+from vrexp.checklist import Checklist
+from vrexp.metrics import PerQuestionAccuracy
+
+
+class ChecklistModule(pl.LightningModule):
+    def __init__(
+        self,
+        backbone: ChecklistBackbone,
+        checklist: Checklist,
+        *,
+        lr: float = 1e-3,
+        weight_decay: float = 0.01,
+        warmup_steps: int = 50,
+    ) -> None:
+        super().__init__()
+        self.save_hyperparameters(ignore=["backbone", "checklist"])
+        self.backbone = backbone
+        self.checklist = checklist
+        self.question_dimension = torch.from_numpy(checklist.question_dimension())
+        self.val_accuracy = PerQuestionAccuracy(len(checklist.questions))
+        self.test_accuracy = PerQuestionAccuracy(len(checklist.questions))
+        self.results: dict[str, dict[str, float]] = {}
+
+    def forward(self, batch: dict[str, Any]) -> torch.Tensor:
+        prefix = self.backbone.encode_prefix(batch["media"])
+        suffixes = [self.backbone.question_text(q) for qs in batch["questions"] for q in qs]
+        return self.backbone.suffix_logits(prefix, batch["item"].to(self.device), suffixes)
+
+    def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
+        logits = self(batch)
+        labels = batch["labels"].to(logits.device)
+        loss = F.binary_cross_entropy_with_logits(logits, labels)
+        accuracy = ((logits > 0).float() == labels).float().mean()
+        size = len(batch["media"])
+        self.log("train/loss", loss, prog_bar=True, batch_size=size)
+        self.log("train/acc", accuracy, prog_bar=True, batch_size=size)
+        self.log("train/questions_per_step", float(len(labels)), batch_size=size)
+        return loss
+
+    def _evaluate(self, batch: dict[str, Any], metric: PerQuestionAccuracy) -> None:
+        p_yes = torch.sigmoid(self(batch)).cpu()
+        metric.update(p_yes, batch["labels"], batch["question_index"])
+
+    def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
+        self._evaluate(batch, self.val_accuracy)
+
+    def test_step(self, batch: dict[str, Any], batch_idx: int) -> None:
+        self._evaluate(batch, self.test_accuracy)
+
+    def _report(self, stage: str, metric: PerQuestionAccuracy) -> None:
+        per_question = metric.compute()
+        per_dimension = metric.per_group(self.question_dimension, len(self.checklist.dimensions))
+        mean = torch.nanmean(per_question)
+        self.log(f"{stage}/acc", mean, prog_bar=True)
+        for name, value in zip(self.checklist.dimension_names, per_dimension, strict=True):
+            if not torch.isnan(value):
+                self.log(f"{stage}/acc/{name}", value)
+        self.results[stage] = {
+            "mean": float(mean),
+            **{f"dimension/{n}": float(v) for n, v in zip(self.checklist.dimension_names, per_dimension, strict=True)},
+            **{f"question/{q.text}": float(v) for q, v in zip(self.checklist.questions, per_question, strict=True)},
+        }
+        metric.reset()
+
+    def on_validation_epoch_end(self) -> None:
+        self._report("val", self.val_accuracy)
+
+    def on_test_epoch_end(self) -> None:
+        self._report("test", self.test_accuracy)
+
+    def configure_optimizers(self) -> dict[str, Any]:
+        params = [p for p in self.backbone.parameters() if p.requires_grad]
+        optimizer = torch.optim.AdamW(params, lr=self.hparams.lr, weight_decay=self.hparams.weight_decay)
+        total = max(int(self.trainer.estimated_stepping_batches), 1)
+        warmup = min(self.hparams.warmup_steps, total // 10 + 1)
+
+        def schedule(step: int) -> float:  # linear warmup, then cosine to 10%
+            if step < warmup:
+                return (step + 1) / warmup
+            progress = min((step - warmup) / max(total - warmup, 1), 1.0)
+            return 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress))
+
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}

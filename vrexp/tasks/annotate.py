@@ -1,0 +1,195 @@
+"""Stage ``annotate``: P(yes) for every (item, question), written resumably as parquet parts.
+
+Output folder::
+
+    manifest.json            model, checklist and dataset the answers belong to
+    part-00000.parquet       item_id, media_path, prompt, question_id, question, p_yes
+    skipped-00000.json       unreadable media of that part (only with task.skip_bad_media=true)
+    skipped.json             all skipped files, gathered at the end
+
+A part is written to a temporary name and renamed, so after a kill every part present is complete;
+a re-run skips them and continues, with no duplicate or lost row.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import torch
+from omegaconf import DictConfig, OmegaConf
+from rich.console import Console
+from rich.progress import Progress
+
+from vrexp.backbones import ChecklistBackbone, load_backbone
+from vrexp.checklist import Checklist
+from vrexp.data.items import Item, folder_items, split_items
+from vrexp.data.media import MediaError, load_media
+from vrexp.tasks.train_checklist import ensure_split
+from vrexp.tracking import build_logger, close_logger
+
+
+class AnnotateError(RuntimeError):
+    """An output folder that belongs to another run, or media that cannot be read."""
+
+
+def list_items(cfg: DictConfig, checklist: Checklist) -> list[Item]:
+    if cfg.dataset.kind == "folder":
+        return folder_items(cfg.dataset.root, cfg.dataset.prompts_file)
+    return split_items(ensure_split(cfg, checklist))
+
+
+def annotate_items(
+    backbone: ChecklistBackbone,
+    checklist: Checklist,
+    items: list[Item],
+    out_dir: str | Path,
+    *,
+    batch_size: int = 32,
+    chunk_size: int = 512,
+    skip_bad_media: bool = False,
+    manifest: dict[str, Any] | None = None,
+    overwrite: bool = False,
+    progress: Callable[[int], None] | None = None,
+) -> dict[str, Any]:
+    """Answer ``checklist`` for ``items`` into ``out_dir``; returns counts and skipped files."""
+    out_dir = Path(out_dir)
+    manifest = {"checklist": checklist.to_config(), **(manifest or {})}
+    _claim(out_dir, manifest, overwrite)
+    backbone.eval()
+    for start in range(0, len(items), chunk_size):
+        part = out_dir / f"part-{start // chunk_size:05d}.parquet"
+        chunk = items[start : start + chunk_size]
+        if not part.exists():
+            table, skipped = _annotate_chunk(backbone, checklist, chunk, batch_size, skip_bad_media)
+            _atomic(out_dir / f"skipped-{start // chunk_size:05d}.json", lambda p, s=skipped: p.write_text(json.dumps(s, indent=2)))
+            _atomic(part, lambda p, t=table: pq.write_table(t, p))
+        if progress is not None:
+            progress(len(chunk))
+    skipped = [
+        entry for path in sorted(out_dir.glob("skipped-*.json")) for entry in json.loads(path.read_text())
+    ]
+    _atomic(out_dir / "skipped.json", lambda p: p.write_text(json.dumps(skipped, indent=2)))
+    rows = sum(pq.read_metadata(p).num_rows for p in out_dir.glob("part-*.parquet"))
+    return {"items": len(items) - len(skipped), "rows": rows, "skipped": skipped}
+
+
+def _claim(out_dir: Path, manifest: dict[str, Any], overwrite: bool) -> None:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = out_dir / "manifest.json"
+    payload = json.loads(json.dumps(manifest))
+    if path.exists() and json.loads(path.read_text()) != payload:
+        if not overwrite:
+            raise AnnotateError(
+                f"{out_dir} holds annotations from another model, checklist or dataset; choose another "
+                "task.out_dir or set task.overwrite=true"
+            )
+        for stale in [*out_dir.glob("part-*.parquet"), *out_dir.glob("skipped*.json")]:
+            stale.unlink()
+    _atomic(path, lambda p: p.write_text(json.dumps(payload, indent=2, sort_keys=True) + "\n"))
+
+
+def _atomic(path: Path, write: Callable[[Path], None]) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    write(tmp)
+    os.replace(tmp, path)
+
+
+def _annotate_chunk(
+    backbone: ChecklistBackbone,
+    checklist: Checklist,
+    items: list[Item],
+    batch_size: int,
+    skip_bad_media: bool,
+) -> tuple[pa.Table, list[dict[str, Any]]]:
+    loaded, skipped = [], []
+    for item in items:
+        try:
+            loaded.append((item, load_media(item.media_path)))
+        except MediaError as err:
+            if not skip_bad_media:
+                raise AnnotateError(
+                    f"item {item.item_id}: {err} (set task.skip_bad_media=true to skip and record such files)"
+                ) from err
+            skipped.append({"item_id": item.item_id, "media_path": str(item.media_path), "error": str(err)})
+    questions = checklist.vlm_questions
+    columns: dict[str, list] = {k: [] for k in ("item_id", "media_path", "prompt", "question_id", "question", "p_yes")}
+    # Media of one shape share a prefix batch (videos may differ in length).
+    by_shape: dict[tuple, list] = {}
+    for entry in loaded:
+        by_shape.setdefault(entry[1].shape, []).append(entry)
+    for group in by_shape.values():
+        for start in range(0, len(group), batch_size):
+            batch = group[start : start + batch_size]
+            texts = [[q.render(item.prompt, item=item.item_id) for q in questions] for item, _ in batch]
+            with torch.inference_mode():
+                p_yes = torch.sigmoid(backbone.answer_logits([m for _, m in batch], texts)).cpu().numpy()
+            for (item, _), row_texts, row_p in zip(batch, texts, p_yes, strict=True):
+                columns["item_id"] += [item.item_id] * len(questions)
+                columns["media_path"] += [str(item.media_path)] * len(questions)
+                columns["prompt"] += [item.prompt] * len(questions)
+                columns["question_id"] += [q.id for q in questions]
+                columns["question"] += row_texts
+                columns["p_yes"] += row_p.tolist()
+    order = np.lexsort((columns["question_id"], columns["item_id"])) if columns["item_id"] else np.zeros(0, int)
+    table = pa.table(
+        {
+            "item_id": pa.array(np.asarray(columns["item_id"], dtype=np.int64)[order]),
+            "media_path": pa.array([columns["media_path"][i] for i in order], pa.string()),
+            "prompt": pa.array([columns["prompt"][i] for i in order], pa.string()),
+            "question_id": pa.array(np.asarray(columns["question_id"], dtype=np.int32)[order]),
+            "question": pa.array([columns["question"][i] for i in order], pa.string()),
+            "p_yes": pa.array(np.asarray(columns["p_yes"], dtype=np.float32)[order]),
+        }
+    )
+    return table, skipped
+
+
+def read_annotations(out_dir: str | Path) -> pa.Table:
+    parts = sorted(Path(out_dir).glob("part-*.parquet"))
+    if not parts:
+        raise AnnotateError(f"{out_dir} has no annotation parts; run `python run.py task=annotate` first")
+    return pa.concat_tables([pq.read_table(p) for p in parts])
+
+
+def annotate(cfg: DictConfig) -> dict[str, Any]:
+    task = cfg.task
+    checklist = Checklist.from_config(cfg.dimensions)
+    items = list_items(cfg, checklist)
+    backbone = load_backbone(task.model_dir)
+    manifest = {
+        "model_dir": str(Path(task.model_dir).resolve()),
+        "dataset": OmegaConf.to_container(cfg.dataset, resolve=True, enum_to_str=True),
+    }
+    logger = build_logger(cfg)
+    console = Console()
+    try:
+        with Progress(console=console, transient=True) as bar:
+            job = bar.add_task("annotating", total=len(items))
+            result = annotate_items(
+                backbone,
+                checklist,
+                items,
+                task.out_dir,
+                batch_size=task.batch_size,
+                chunk_size=task.chunk_size,
+                skip_bad_media=task.skip_bad_media,
+                manifest=manifest,
+                overwrite=task.overwrite,
+                progress=lambda n: bar.advance(job, n),
+            )
+        if logger is not None:
+            logger.log_metrics({"annotate/items": result["items"], "annotate/skipped": len(result["skipped"])})
+        console.print(
+            f"{result['rows']} answers for {result['items']} items written to {task.out_dir}"
+            + (f"; {len(result['skipped'])} unreadable files recorded in skipped.json" if result["skipped"] else "")
+        )
+    finally:
+        close_logger(logger)
+    return result

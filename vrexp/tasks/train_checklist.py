@@ -1,0 +1,80 @@
+"""Stage ``train_checklist``: fine-tune the checklist VLM and save it as an HF folder."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytorch_lightning as pl
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+from pytorch_lightning.callbacks import ModelCheckpoint
+from rich.console import Console
+from rich.table import Table
+
+from vrexp.backbones import build_backbone
+from vrexp.checklist import Checklist
+from vrexp.data.checklist_data import ChecklistDataModule
+from vrexp.data.synthworld import make_split
+from vrexp.modules import ChecklistModule
+from vrexp.tracking import build_logger, close_logger
+
+
+def ensure_split(cfg: DictConfig, checklist: Checklist) -> Path:
+    """The dataset's split folder, rendered first if it is not complete."""
+    dataset = OmegaConf.to_object(cfg.dataset)
+    split_dir = Path(dataset.out_dir)
+    if not (split_dir / "summary.json").exists():
+        make_split(dataset, checklist)
+    return split_dir
+
+
+def train_checklist(cfg: DictConfig) -> dict[str, Any]:
+    task = cfg.task
+    pl.seed_everything(cfg.seed, workers=True)
+    checklist = Checklist.from_config(cfg.dimensions)
+    split_dir = ensure_split(cfg, checklist)
+    backbone = build_backbone(OmegaConf.to_object(cfg.backbone))
+    data = ChecklistDataModule(
+        split_dir,
+        checklist,
+        batch_size=task.batch_size,
+        val_fraction=task.val_fraction,
+        test_fraction=task.test_fraction,
+        balanced=task.balanced,
+        questions_per_item=task.questions_per_item,
+        seed=cfg.seed,
+    )
+    module = ChecklistModule(backbone, checklist, lr=task.lr, weight_decay=task.weight_decay, warmup_steps=task.warmup_steps)
+    logger = build_logger(cfg)
+    checkpoint = ModelCheckpoint(
+        dirpath=Path(cfg.paths.output_dir) / "checkpoints", monitor="val/acc", mode="max", save_last=True
+    )
+    limits = {k: task[k] for k in ("max_epochs", "max_time") if task[k] is not None}
+    trainer = instantiate(cfg.trainer, logger=logger if logger is not None else False, callbacks=[checkpoint], **limits)
+    try:
+        trainer.fit(module, datamodule=data)
+        trainer.test(module, datamodule=data, ckpt_path="best" if checkpoint.best_model_path else None)
+        save_dir = Path(task.save_dir)
+        backbone.save_pretrained(save_dir)
+        checklist.to_yaml(save_dir / "checklist.yaml")
+        results = {"test": module.results.get("test", {}), "best_val_acc": float(checkpoint.best_model_score or 0)}
+        (save_dir / "checklist_accuracy.json").write_text(json.dumps(results, indent=2) + "\n")
+        print_accuracy(Console(), checklist, module.results.get("test", {}), save_dir)
+    finally:
+        close_logger(logger)
+    return results
+
+
+def print_accuracy(console: Console, checklist: Checklist, results: dict[str, float], save_dir: Path) -> None:
+    table = Table(title="Held-out checklist accuracy against the oracle")
+    table.add_column("dimension")
+    table.add_column("questions", justify="right")
+    table.add_column("accuracy", justify="right")
+    for name in checklist.dimension_names:
+        count = sum(q.dimension == name for q in checklist.questions)
+        table.add_row(name, str(count), f"{results.get(f'dimension/{name}', float('nan')):.1%}")
+    table.add_row("mean over questions", str(len(checklist.questions)), f"{results.get('mean', float('nan')):.1%}")
+    console.print(table)
+    console.print(f"checklist model saved to {save_dir}")
