@@ -43,18 +43,29 @@ def best_of(repeats: int, fn: Callable[[], object]) -> float:
     return min(times)
 
 
-def official_style(backbone: ChecklistBackbone, media: np.ndarray, questions: list[str]) -> list[int]:
+def official_style(
+    backbone: ChecklistBackbone, media: np.ndarray, questions: list[str]
+) -> list[int]:
     """One generate call per question with the media re-encoded, then a string match."""
     answers = []
     for question in questions:
         inputs = backbone.full_inputs(media, question)
-        out = backbone.model.generate(**inputs, max_new_tokens=2, do_sample=False, pad_token_id=backbone.tokenizer.pad_token_id)
-        text = backbone.tokenizer.decode(out[0, inputs["input_ids"].shape[1] :], skip_special_tokens=True)
+        out = backbone.model.generate(
+            **inputs,
+            max_new_tokens=2,
+            do_sample=False,
+            pad_token_id=backbone.tokenizer.pad_token_id,
+        )
+        text = backbone.tokenizer.decode(
+            out[0, inputs["input_ids"].shape[1] :], skip_special_tokens=True
+        )
         answers.append(1 if text.strip().startswith("yes") else -1)
     return answers
 
 
-def train_step(backbone: ChecklistBackbone, optimizer: torch.optim.Optimizer, loss: torch.Tensor) -> None:
+def train_step(
+    backbone: ChecklistBackbone, optimizer: torch.optim.Optimizer, loss: torch.Tensor
+) -> None:
     optimizer.zero_grad()
     loss.backward()
     optimizer.step()
@@ -63,7 +74,9 @@ def train_step(backbone: ChecklistBackbone, optimizer: torch.optim.Optimizer, lo
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--image-size", type=int, default=224)
-    parser.add_argument("--frames", type=int, default=None, help="video frames (default: the backbone's)")
+    parser.add_argument(
+        "--frames", type=int, default=None, help="video frames (default: the backbone's)"
+    )
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--train-items", type=int, default=4)
     args = parser.parse_args()
@@ -79,7 +92,9 @@ def main() -> None:
     image = rng.integers(0, 256, (64, 64, 3), dtype=np.uint8)
     video = rng.integers(0, 256, (frames, 64, 64, 3), dtype=np.uint8)
     console = Console()
-    table = Table(title=f"Checklist answering, {cfg.backbone.name} at {args.image_size} px ({frames} video frames), CPU threads={torch.get_num_threads()}")
+    table = Table(
+        title=f"Checklist answering, {cfg.backbone.name} at {args.image_size} px ({frames} video frames), CPU threads={torch.get_num_threads()}"
+    )
     for column in ("measurement", "naive", "ours", "ratio", "target"):
         table.add_column(column, justify="left" if column == "measurement" else "right")
 
@@ -88,11 +103,27 @@ def main() -> None:
         questions = [q.render(PROMPT) for q in checklist.vlm_questions]
         with torch.inference_mode():
             naive = best_of(1, lambda m=media, q=questions: official_style(backbone, m, q))
-            ours = best_of(args.repeats, lambda m=media, q=questions: backbone.answer_logits([m], q))
-            single = best_of(args.repeats, lambda m=media, q=questions: backbone.full_log_odds(m, q[0]))
+            ours = best_of(
+                args.repeats, lambda m=media, q=questions: backbone.answer_logits([m], q)
+            )
+            single = best_of(
+                args.repeats, lambda m=media, q=questions: backbone.full_log_odds(m, q[0])
+            )
         n = len(questions)
-        table.add_row(f"{name} ({n} q): official-style generate vs ours, s/item", f"{naive:.3f}", f"{ours:.3f}", f"{naive / ours:.1f}x faster", ">= 25x")
-        table.add_row(f"{name}: whole checklist vs one single forward, s/item", f"{single:.3f}", f"{ours:.3f}", f"{ours / single:.2f}x the cost", "<= 2x")
+        table.add_row(
+            f"{name} ({n} q): official-style generate vs ours, s/item",
+            f"{naive:.3f}",
+            f"{ours:.3f}",
+            f"{naive / ours:.1f}x faster",
+            ">= 25x",
+        )
+        table.add_row(
+            f"{name}: whole checklist vs one single forward, s/item",
+            f"{single:.3f}",
+            f"{ours:.3f}",
+            f"{ours / single:.2f}x the cost",
+            "<= 2x",
+        )
 
     # Training throughput on the video checklist's image twin: B items x Q questions.
     checklist = Checklist.from_yaml(ROOT / "conf" / "dimensions" / "visionreward_image.yaml")
@@ -105,12 +136,18 @@ def main() -> None:
     def packed() -> None:
         prefix = backbone.encode_prefix(items)
         item = torch.arange(len(items)).repeat_interleave(len(questions))
-        logits = backbone.suffix_logits(prefix, item, [backbone.question_text(q) for q in questions] * len(items))
+        logits = backbone.suffix_logits(
+            prefix, item, [backbone.question_text(q) for q in questions] * len(items)
+        )
         train_step(backbone, optimizer, F.binary_cross_entropy_with_logits(logits, labels))
 
     def unpacked() -> None:  # the same number of items, one (media, question) sequence each
-        logits = torch.stack([backbone.full_log_odds(m, questions[i % len(questions)]) for i, m in enumerate(items)])
-        train_step(backbone, optimizer, F.binary_cross_entropy_with_logits(logits, labels[: len(items)]))
+        logits = torch.stack(
+            [backbone.full_log_odds(m, questions[i % len(questions)]) for i, m in enumerate(items)]
+        )
+        train_step(
+            backbone, optimizer, F.binary_cross_entropy_with_logits(logits, labels[: len(items)])
+        )
 
     packed_rate = len(labels) / best_of(args.repeats, packed)
     unpacked_rate = len(items) / best_of(args.repeats, unpacked)

@@ -39,11 +39,16 @@ def media_batch(kind: str, n: int = 3) -> list[np.ndarray]:
 @pytest.mark.parametrize("kind", ["image", "video"])
 def test_cached_answers_equal_a_full_forward(backbone, kind):
     media = media_batch(kind)
-    per_item = [[q.replace("two red", f"{i + 1} red") for q in QUESTIONS] for i in range(len(media))]
+    per_item = [
+        [q.replace("two red", f"{i + 1} red") for q in QUESTIONS] for i in range(len(media))
+    ]
     with torch.inference_mode():
         cached = backbone.answer(media, per_item)
         full = torch.stack(
-            [torch.stack([torch.sigmoid(backbone.full_log_odds(m, q)) for q in qs]) for m, qs in zip(media, per_item, strict=True)]
+            [
+                torch.stack([torch.sigmoid(backbone.full_log_odds(m, q)) for q in qs])
+                for m, qs in zip(media, per_item, strict=True)
+            ]
         )
     assert cached.shape == (3, len(QUESTIONS))
     torch.testing.assert_close(cached, full, atol=1e-4, rtol=0)
@@ -79,7 +84,9 @@ def test_save_and_reload_give_identical_answers(backbone, tmp_path):
     again = load_backbone(tmp_path / "model").eval()
     media = media_batch("image")
     with torch.inference_mode():
-        torch.testing.assert_close(again.answer_logits(media, QUESTIONS), backbone.answer_logits(media, QUESTIONS))
+        torch.testing.assert_close(
+            again.answer_logits(media, QUESTIONS), backbone.answer_logits(media, QUESTIONS)
+        )
 
 
 def test_training_gradients_reach_the_vision_tower_through_the_cache(tmp_path):
@@ -108,7 +115,9 @@ def test_lora_trains_only_adapters_and_saves_merged_weights(tmp_path):
     merged = load_backbone(tmp_path / "merged").eval()
     assert not hasattr(merged.model, "peft_config")
     with torch.inference_mode():
-        torch.testing.assert_close(merged.answer_logits(media, QUESTIONS), before, atol=1e-4, rtol=0)
+        torch.testing.assert_close(
+            merged.answer_logits(media, QUESTIONS), before, atol=1e-4, rtol=0
+        )
 
 
 @pytest.mark.parametrize("name", ["qwen2_vl_2b", "qwen2_5_vl_7b", "llava_1_5_7b"])
@@ -122,13 +131,24 @@ def test_real_size_configs_fail_fast_and_say_how_to_provide_weights(name, tmp_pa
 
 def test_unknown_answer_token_is_rejected(tmp_path):
     with pytest.raises(BackboneError, match="single token"):
-        build_backbone(backbone_config(tmp_path, "tiny_qwen2_vl", "backbone.yes_tokens=[' definitely yes']"))
+        build_backbone(
+            backbone_config(tmp_path, "tiny_qwen2_vl", "backbone.yes_tokens=[' definitely yes']")
+        )
 
 
 def test_frame_sampling_by_count_and_by_fps():
     assert frame_indices(16, FrameSampling(num_frames=4)).tolist() == [0, 5, 10, 15]
-    assert frame_indices(16, FrameSampling(num_frames=24, fps=2.0, source_fps=8.0)).tolist() == [0, 4, 8, 12]
-    assert frame_indices(100, FrameSampling(num_frames=3, fps=1.0, source_fps=8.0)).tolist() == [0, 8, 16]
+    assert frame_indices(16, FrameSampling(num_frames=24, fps=2.0, source_fps=8.0)).tolist() == [
+        0,
+        4,
+        8,
+        12,
+    ]
+    assert frame_indices(100, FrameSampling(num_frames=3, fps=1.0, source_fps=8.0)).tolist() == [
+        0,
+        8,
+        16,
+    ]
     video = np.zeros((16, 64, 64, 3), dtype=np.uint8)
     frames = to_frames(video, 32, FrameSampling(num_frames=4))
     assert len(frames) == 4 and frames[0].shape == (32, 32, 3)

@@ -73,7 +73,11 @@ def test_split_by_prompt_keeps_prompts_together():
 
 def test_per_question_accuracy_counts_and_groups():
     metric = PerQuestionAccuracy(3)
-    metric.update(torch.tensor([0.9, 0.2, 0.6, 0.4]), torch.tensor([1.0, 0.0, 0.0, 1.0]), torch.tensor([0, 0, 1, 1]))
+    metric.update(
+        torch.tensor([0.9, 0.2, 0.6, 0.4]),
+        torch.tensor([1.0, 0.0, 0.0, 1.0]),
+        torch.tensor([0, 0, 1, 1]),
+    )
     metric.update(torch.tensor([0.7]), torch.tensor([1.0]), torch.tensor([1]))
     acc = metric.compute()
     assert acc[0] == 1.0 and acc[1] == pytest.approx(1 / 3) and torch.isnan(acc[2])
@@ -90,7 +94,11 @@ def test_packed_batches_carry_all_questions_of_an_item(small_split):
     batch = next(iter(data.val_dataloader()))
     assert len(batch["media"]) == 4
     assert batch["item"].tolist() == sorted(batch["item"].tolist())
-    assert len(batch["labels"]) == len(batch["question_index"]) == sum(len(q) for q in batch["questions"])
+    assert (
+        len(batch["labels"])
+        == len(batch["question_index"])
+        == sum(len(q) for q in batch["questions"])
+    )
     # validation answers every applicable question
     rows = batch["rows"].tolist()
     assert len(batch["labels"]) == int(data.parts["val"].applicable[rows].sum())
@@ -103,8 +111,14 @@ def test_checklist_module_trains_and_reports_per_dimension_accuracy(small_split,
     module = ChecklistModule(backbone, checklist, lr=1e-3, warmup_steps=2)
     before = {n: p.detach().clone() for n, p in backbone.named_parameters()}
     trainer = pl.Trainer(
-        accelerator="cpu", max_steps=3, limit_val_batches=1, logger=False, enable_checkpointing=False,
-        enable_progress_bar=False, enable_model_summary=False, default_root_dir=tmp_path,
+        accelerator="cpu",
+        max_steps=3,
+        limit_val_batches=1,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        default_root_dir=tmp_path,
     )
     trainer.fit(module, datamodule=data)
     trainer.test(module, datamodule=data)
@@ -112,20 +126,30 @@ def test_checklist_module_trains_and_reports_per_dimension_accuracy(small_split,
     assert any("visual" in n for n in changed) and any("language_model" in n for n in changed)
     results = module.results["test"]
     assert 0.0 <= results["mean"] <= 1.0
-    assert set(checklist.dimension_names) == {k.split("/", 1)[1] for k in results if k.startswith("dimension/")}
+    assert set(checklist.dimension_names) == {
+        k.split("/", 1)[1] for k in results if k.startswith("dimension/")
+    }
 
 
 @pytest.mark.slow
 def test_train_checklist_then_annotate_from_the_cli(tmp_path):
     common = [f"paths.root_dir={tmp_path}", "dataset.num_prompts=24", "logger=csv"]
-    result = run_cli("task=train_checklist", "task.max_epochs=1", "task.batch_size=8", f"paths.output_dir={tmp_path}/train", *common)
+    result = run_cli(
+        "task=train_checklist",
+        "task.max_epochs=1",
+        "task.batch_size=8",
+        f"paths.output_dir={tmp_path}/train",
+        *common,
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     model_dir = tmp_path / "train" / "checklist_model"
     assert (model_dir / "model.safetensors").exists() and (model_dir / "checklist.yaml").exists()
     accuracy = json.loads((model_dir / "checklist_accuracy.json").read_text())
     assert 0 <= accuracy["test"]["mean"] <= 1
     assert "Held-out checklist accuracy" in result.stdout
-    result = run_cli("task=annotate", f"task.model_dir={model_dir}", f"paths.output_dir={tmp_path}/ann", *common)
+    result = run_cli(
+        "task=annotate", f"task.model_dir={model_dir}", f"paths.output_dir={tmp_path}/ann", *common
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     table = read_annotations(tmp_path / "ann" / "annotations")
     assert table.num_rows == 48 * 18
@@ -145,7 +169,11 @@ def test_annotate_resumes_after_a_kill_without_duplicates(small_split, tmp_path)
     annotate_small(backbone, checklist, items, out)
     complete = read_annotations(out)
     assert complete.num_rows == 12 * len(checklist.vlm_questions)
-    assert sorted(p.name for p in out.glob("part-*.parquet")) == ["part-00000.parquet", "part-00001.parquet", "part-00002.parquet"]
+    assert sorted(p.name for p in out.glob("part-*.parquet")) == [
+        "part-00000.parquet",
+        "part-00001.parquet",
+        "part-00002.parquet",
+    ]
     # A kill during part 1: its file was never renamed into place, part 2 never started.
     (out / "part-00001.parquet").unlink()
     (out / "part-00002.parquet").unlink()
@@ -154,16 +182,24 @@ def test_annotate_resumes_after_a_kill_without_duplicates(small_split, tmp_path)
     annotate_small(backbone, checklist, items, out, progress=done.append)
     again = read_annotations(out)
     assert again.num_rows == complete.num_rows
-    keys = list(zip(again.column("item_id").to_pylist(), again.column("question_id").to_pylist(), strict=True))
+    keys = list(
+        zip(
+            again.column("item_id").to_pylist(),
+            again.column("question_id").to_pylist(),
+            strict=True,
+        )
+    )
     assert len(set(keys)) == len(keys)
-    np.testing.assert_allclose(again.column("p_yes").to_numpy(), complete.column("p_yes").to_numpy(), atol=1e-6)
+    np.testing.assert_allclose(
+        again.column("p_yes").to_numpy(), complete.column("p_yes").to_numpy(), atol=1e-6
+    )
     # Another model's annotations are never mixed in.
     with pytest.raises(AnnotateError, match="another model"):
         annotate_small(backbone, checklist, items, out, manifest={"model_dir": "elsewhere"})
 
 
 def test_annotate_names_bad_media_or_skips_and_records_it(small_split, tmp_path):
-    split_dir, checklist, backbone = small_split
+    _, checklist, backbone = small_split
     root = tmp_path / "folder"
     save_media(root / "good.png", np.zeros((64, 64, 3), dtype=np.uint8))
     (root / "broken.png").write_bytes(b"not an image")
@@ -181,7 +217,9 @@ def test_annotate_names_bad_media_or_skips_and_records_it(small_split, tmp_path)
 
 
 def test_prompts_file_errors_name_the_row(tmp_path):
-    (tmp_path / "prompts.jsonl").write_text('{"media": "a.png", "prompt": "x"}\n{"media": "b.png"}\n')
+    (tmp_path / "prompts.jsonl").write_text(
+        '{"media": "a.png", "prompt": "x"}\n{"media": "b.png"}\n'
+    )
     with pytest.raises(ItemsError, match="row 1"):
         folder_items(tmp_path, "prompts.jsonl")
     with pytest.raises(ItemsError, match="not found"):
@@ -200,5 +238,10 @@ def test_saved_model_is_an_hf_folder_that_annotate_loads(small_split, tmp_path):
     a = annotate_small(reloaded, checklist, items, tmp_path / "x")
     assert a["rows"] == 3 * len(checklist.vlm_questions)
     assert pq.read_table(tmp_path / "x" / "part-00000.parquet").column_names == [
-        "item_id", "media_path", "prompt", "question_id", "question", "p_yes"
+        "item_id",
+        "media_path",
+        "prompt",
+        "question_id",
+        "question",
+        "p_yes",
     ]

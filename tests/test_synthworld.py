@@ -263,3 +263,14 @@ def test_media_errors_name_the_file(tmp_path):
         save_media(tmp_path / "x.png", np.zeros((4, 4, 3), dtype=np.float32))
     with pytest.raises(ValueError, match="uint8 RGB"):
         measure(np.zeros((4, 4), dtype=np.uint8), "one red circle on a sky background")
+
+
+def test_videos_with_identical_frames_keep_every_frame(tmp_path):
+    # Pillow merges identical consecutive APNG frames; a static video must still read back whole.
+    video = np.zeros((8, 16, 16, 3), dtype=np.uint8)
+    video[5:] = 200
+    save_media(tmp_path / "static.png", video)
+    np.testing.assert_array_equal(load_media(tmp_path / "static.png"), video)
+    still = np.repeat(video[:1], 6, axis=0)
+    save_media(tmp_path / "still.png", still)
+    np.testing.assert_array_equal(load_media(tmp_path / "still.png"), still)

@@ -62,7 +62,9 @@ class ChecklistBackbone(nn.Module):
     def media_text(self, num_frames: int) -> str:
         return self.media_token * num_frames
 
-    def suffix_position_ids(self, prefix: Prefix, item: torch.Tensor, offsets: torch.Tensor) -> torch.Tensor:
+    def suffix_position_ids(
+        self, prefix: Prefix, item: torch.Tensor, offsets: torch.Tensor
+    ) -> torch.Tensor:
         """Positions of suffix tokens [R, L] at ``offsets`` after the prefix of ``item`` [R]."""
         return prefix.length + offsets
 
@@ -117,7 +119,9 @@ class ChecklistBackbone(nn.Module):
         inputs = self.processor(text=text, images=images, return_tensors="pt").to(self.device)
         if "pixel_values" in inputs:
             inputs["pixel_values"] = inputs["pixel_values"].to(self.model.dtype)
-        out = self.model(**inputs, use_cache=True)
+        out = self.base_model.model(
+            **inputs, use_cache=True
+        )  # no LM head: only the cache is needed
         return Prefix(out.cache, inputs["input_ids"].shape[1], self.after_prefix())
 
     def answer_logits(
@@ -130,14 +134,18 @@ class ChecklistBackbone(nn.Module):
         """
         per_item = [list(questions)] * len(media) if isinstance(questions[0], str) else questions
         if len(per_item) != len(media) or len({len(q) for q in per_item}) != 1:
-            raise BackboneError("give one question list for all items, or one of equal length per item")
+            raise BackboneError(
+                "give one question list for all items, or one of equal length per item"
+            )
         prefix = self.encode_prefix(media)
         flat = [self.question_text(q) for qs in per_item for q in qs]
         item = torch.arange(len(media), device=self.device).repeat_interleave(len(per_item[0]))
         logits = self.suffix_logits(prefix, item, flat)
         return logits.view(len(media), -1)
 
-    def suffix_logits(self, prefix: Prefix, item: torch.Tensor, suffixes: list[str]) -> torch.Tensor:
+    def suffix_logits(
+        self, prefix: Prefix, item: torch.Tensor, suffixes: list[str]
+    ) -> torch.Tensor:
         """[M] yes/no log-odds of suffix ``m`` read against the prefix of item ``item[m]``.
 
         The suffixes of one item are packed into one row, one after another, under a block mask:
@@ -148,11 +156,13 @@ class ChecklistBackbone(nn.Module):
         """
         encoded = self.encode_suffixes(suffixes)
         cap = self.config.question_batch_size
-        rows: list[tuple[int, list[int]]] = []
-        for b in dict.fromkeys(item.tolist()):
-            members = [m for m, owner in enumerate(item.tolist()) if owner == b]
-            rows += [(b, members[i : i + cap]) for i in range(0, len(members), cap)]
-        per_forward = len(rows) if torch.is_grad_enabled() else max(cap // max(len(r[1]) for r in rows), 1)
+        by_item: dict[int, list[int]] = {}
+        for m, owner in enumerate(item.tolist()):
+            by_item.setdefault(owner, []).append(m)
+        rows = [(b, ms[i : i + cap]) for b, ms in by_item.items() for i in range(0, len(ms), cap)]
+        per_forward = (
+            len(rows) if torch.is_grad_enabled() else max(cap // max(len(r[1]) for r in rows), 1)
+        )
         out = torch.empty(len(suffixes), device=self.device)
         for start in range(0, len(rows), per_forward):
             chunk = rows[start : start + per_forward]
@@ -244,8 +254,12 @@ class ChecklistBackbone(nn.Module):
     def full_inputs(self, media: np.ndarray, question: str) -> dict[str, torch.Tensor]:
         """Processor inputs of one (media, question) sequence, tokenised exactly as the cached path."""
         frames = self.frames(media)
-        inputs = self.processor(text=[self.prefix_text(len(frames))], images=frames, return_tensors="pt")
-        suffix = self.tokenizer([self.question_text(question)], add_special_tokens=False, return_tensors="pt")
+        inputs = self.processor(
+            text=[self.prefix_text(len(frames))], images=frames, return_tensors="pt"
+        )
+        suffix = self.tokenizer(
+            [self.question_text(question)], add_special_tokens=False, return_tensors="pt"
+        )
         inputs["input_ids"] = torch.cat([inputs["input_ids"], suffix.input_ids], dim=1)
         inputs["attention_mask"] = torch.ones_like(inputs["input_ids"])
         if "mm_token_type_ids" in inputs:

@@ -32,7 +32,7 @@ DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch
 def _image_only(base: type) -> type:
     """A Qwen processor without the video sub-processor (which needs torchvision)."""
 
-    def __init__(self, image_processor=None, tokenizer=None, chat_template=None, **kwargs):  # noqa: N807
+    def __init__(self, image_processor=None, tokenizer=None, chat_template=None, **kwargs):
         self.image_token, self.video_token = "<|image_pad|>", "<|video_pad|>"
         self.image_token_id = tokenizer.convert_tokens_to_ids(self.image_token)
         self.video_token_id = tokenizer.convert_tokens_to_ids(self.video_token)
@@ -55,7 +55,9 @@ def _token_ids(tokenizer: Any, names: dict[str, str]) -> dict[str, int]:
 
 def _text_config(cfg: BackboneConfig, tokenizer: Any) -> dict[str, Any]:
     t = cfg.tiny
-    special = _token_ids(tokenizer, {"bos_token_id": "<s>", "eos_token_id": "</s>", "pad_token_id": "<pad>"})
+    special = _token_ids(
+        tokenizer, {"bos_token_id": "<s>", "eos_token_id": "</s>", "pad_token_id": "<pad>"}
+    )
     return {
         "vocab_size": len(tokenizer),
         "hidden_size": t.hidden_size,
@@ -79,7 +81,9 @@ class QwenVLBackbone(ChecklistBackbone):
         # Qwen keeps the M-RoPE offset of the last full forward as mutable model state.
         return self.base_model.model.rope_deltas.clone()
 
-    def suffix_position_ids(self, prefix: Prefix, item: torch.Tensor, offsets: torch.Tensor) -> torch.Tensor:
+    def suffix_position_ids(
+        self, prefix: Prefix, item: torch.Tensor, offsets: torch.Tensor
+    ) -> torch.Tensor:
         # M-RoPE: text positions continue after the prefix, shifted by the item's rope delta,
         # identical on the temporal, height and width axes.
         positions = prefix.length + offsets + prefix.rope_deltas[item].view(-1, 1)
@@ -112,7 +116,10 @@ class QwenVLBackbone(ChecklistBackbone):
         text = _text_config(cfg, tokenizer)
         head_dim = cfg.tiny.hidden_size // cfg.tiny.num_heads
         third = head_dim // 2 // 4
-        text["rope_scaling"] = {"type": "mrope", "mrope_section": [head_dim // 2 - 2 * third, third, third]}
+        text["rope_scaling"] = {
+            "type": "mrope",
+            "mrope_section": [head_dim // 2 - 2 * third, third, third],
+        }
         ids = _token_ids(
             tokenizer,
             {

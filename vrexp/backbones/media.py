@@ -21,8 +21,13 @@ def frame_indices(num_available: int, sampling: FrameSampling) -> np.ndarray:
 def to_frames(media: np.ndarray, size: int, sampling: FrameSampling) -> list[np.ndarray]:
     """An image [H, W, 3] -> [frame]; a video [T, H, W, 3] -> sampled frames; all size x size."""
     if media.dtype != np.uint8 or media.ndim not in (3, 4) or media.shape[-1] != 3:
-        raise ValueError(f"media must be uint8 [H, W, 3] or [T, H, W, 3], got {media.dtype} {media.shape}")
+        raise ValueError(
+            f"media must be uint8 [H, W, 3] or [T, H, W, 3], got {media.dtype} {media.shape}"
+        )
     frames = [media] if media.ndim == 3 else [media[i] for i in frame_indices(len(media), sampling)]
     if frames[0].shape[:2] == (size, size):
         return frames
-    return [np.asarray(Image.fromarray(f).resize((size, size), Image.Resampling.BILINEAR)) for f in frames]
+    return [
+        np.asarray(Image.fromarray(f).resize((size, size), Image.Resampling.BILINEAR))
+        for f in frames
+    ]

@@ -131,7 +131,9 @@ class LoraSettings:
     r: int = 8
     alpha: int = 16
     dropout: float = 0.0
-    target_modules: list[str] = field(default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj"])
+    target_modules: list[str] = field(
+        default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj"]
+    )
 
 
 @dataclass
@@ -163,11 +165,17 @@ class BackboneConfig:
 
     def __post_init__(self) -> None:
         if self.family not in ("qwen2_vl", "qwen2_5_vl", "llava"):
-            raise ValueError(f"backbone.family={self.family!r}; expected qwen2_vl, qwen2_5_vl or llava")
+            raise ValueError(
+                f"backbone.family={self.family!r}; expected qwen2_vl, qwen2_5_vl or llava"
+            )
         if self.dtype not in ("float32", "bfloat16", "float16"):
-            raise ValueError(f"backbone.dtype={self.dtype!r}; expected float32, bfloat16 or float16")
+            raise ValueError(
+                f"backbone.dtype={self.dtype!r}; expected float32, bfloat16 or float16"
+            )
         if "{media}" not in self.prompt_template or "{question}" not in self.question_template:
-            raise ValueError("backbone.prompt_template needs {media}; question_template needs {question}")
+            raise ValueError(
+                "backbone.prompt_template needs {media}; question_template needs {question}"
+            )
 
 
 @dataclass

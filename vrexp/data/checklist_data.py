@@ -84,14 +84,20 @@ def split_by_prompt(
     names = list(groups)
     n_val = round(val_fraction * len(names))
     n_test = round(test_fraction * len(names))
-    parts = {"val": order[:n_val], "test": order[n_val : n_val + n_test], "train": order[n_val + n_test :]}
+    parts = {
+        "val": order[:n_val],
+        "test": order[n_val : n_val + n_test],
+        "train": order[n_val + n_test :],
+    }
     return {
         part: np.array(sorted(r for g in chosen for r in groups[names[g]]), dtype=np.int64)
         for part, chosen in parts.items()
     }
 
 
-def balanced_selection(labels: np.ndarray, applicable: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+def balanced_selection(
+    labels: np.ndarray, applicable: np.ndarray, rng: np.random.Generator
+) -> np.ndarray:
     """[N, Q] bool: per question, equally many yes and no examples (all of a class that is alone)."""
     chosen = np.zeros(labels.shape, dtype=bool)
     for q in range(labels.shape[1]):
@@ -126,7 +132,9 @@ class PackedChecklistDataset(IterableDataset):
         rng = np.random.default_rng([self.seed, self.epoch])
         self.epoch += 1
         ex = self.examples
-        chosen = balanced_selection(ex.labels, ex.applicable, rng) if self.balanced else ex.applicable
+        chosen = (
+            balanced_selection(ex.labels, ex.applicable, rng) if self.balanced else ex.applicable
+        )
         rows = np.flatnonzero(chosen.any(axis=1))
         if self.shuffle:
             rows = rng.permutation(rows)
@@ -138,7 +146,10 @@ class PackedChecklistDataset(IterableDataset):
             yield {
                 "row": int(row),
                 "media": ex.media(row),
-                "questions": [self.checklist.questions[q].render(ex.prompts[row], item=int(ex.item_ids[row])) for q in questions],
+                "questions": [
+                    self.checklist.questions[q].render(ex.prompts[row], item=int(ex.item_ids[row]))
+                    for q in questions
+                ],
                 "question_index": questions,
                 "labels": ex.labels[row, questions],
             }
@@ -155,7 +166,9 @@ def collate_packed(examples: list[dict[str, Any]]) -> dict[str, Any]:
         "questions": [e["questions"] for e in examples],
         "item": torch.arange(len(examples)).repeat_interleave(torch.tensor(counts)),
         "question_index": torch.from_numpy(np.concatenate([e["question_index"] for e in examples])),
-        "labels": torch.from_numpy(np.concatenate([e["labels"] for e in examples]).astype(np.float32)),
+        "labels": torch.from_numpy(
+            np.concatenate([e["labels"] for e in examples]).astype(np.float32)
+        ),
     }
 
 

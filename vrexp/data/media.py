@@ -12,6 +12,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageSequence, UnidentifiedImageError
 
+FRAME_MS = 125
+
 
 class MediaError(OSError):
     """A media file that is missing, unreadable or of the wrong shape."""
@@ -36,10 +38,19 @@ def save_media(path: str | Path, pixels: np.ndarray) -> None:
         _atomic_save(path, lambda f: Image.fromarray(pixels).save(f, format="PNG"))
         return
     frames = [Image.fromarray(frame) for frame in pixels]
+    # Pillow merges identical consecutive frames unless their blend ops differ; for opaque RGB
+    # frames "source" and "over" give the same pixels, so alternating them keeps every frame.
+    blend = [i % 2 for i in range(len(frames))]
     _atomic_save(
         path,
         lambda f: frames[0].save(
-            f, format="PNG", save_all=True, append_images=frames[1:], duration=125, loop=0
+            f,
+            format="PNG",
+            save_all=True,
+            append_images=frames[1:],
+            duration=125,
+            loop=0,
+            blend=blend,
         ),
     )
 

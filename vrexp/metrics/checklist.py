@@ -24,7 +24,9 @@ class PerQuestionAccuracy(Metric):
 
     def update(self, p_yes: torch.Tensor, target: torch.Tensor, question: torch.Tensor) -> None:
         if not (p_yes.shape == target.shape == question.shape):
-            raise ValueError(f"p_yes, target and question must share a shape, got {p_yes.shape}, {target.shape}, {question.shape}")
+            raise ValueError(
+                f"p_yes, target and question must share a shape, got {p_yes.shape}, {target.shape}, {question.shape}"
+            )
         hits = ((p_yes > 0.5) == (target > 0.5)).float()
         self.correct += torch.zeros_like(self.correct).index_add_(0, question, hits)
         self.total += torch.zeros_like(self.total).index_add_(0, question, torch.ones_like(hits))

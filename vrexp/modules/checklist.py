@@ -74,10 +74,19 @@ class ChecklistModule(pl.LightningModule):
         for name, value in zip(self.checklist.dimension_names, per_dimension, strict=True):
             if not torch.isnan(value):
                 self.log(f"{stage}/acc/{name}", value)
+        for question, value in zip(self.checklist.questions, per_question, strict=True):
+            if not torch.isnan(value):
+                self.log(f"{stage}/acc_question/{question.id:03d}", value)
         self.results[stage] = {
             "mean": float(mean),
-            **{f"dimension/{n}": float(v) for n, v in zip(self.checklist.dimension_names, per_dimension, strict=True)},
-            **{f"question/{q.text}": float(v) for q, v in zip(self.checklist.questions, per_question, strict=True)},
+            **{
+                f"dimension/{n}": float(v)
+                for n, v in zip(self.checklist.dimension_names, per_dimension, strict=True)
+            },
+            **{
+                f"question/{q.text}": float(v)
+                for q, v in zip(self.checklist.questions, per_question, strict=True)
+            },
         }
         metric.reset()
 
@@ -89,7 +98,9 @@ class ChecklistModule(pl.LightningModule):
 
     def configure_optimizers(self) -> dict[str, Any]:
         params = [p for p in self.backbone.parameters() if p.requires_grad]
-        optimizer = torch.optim.AdamW(params, lr=self.hparams.lr, weight_decay=self.hparams.weight_decay)
+        optimizer = torch.optim.AdamW(
+            params, lr=self.hparams.lr, weight_decay=self.hparams.weight_decay
+        )
         total = max(int(self.trainer.estimated_stepping_batches), 1)
         warmup = min(self.hparams.warmup_steps, total // 10 + 1)
 
@@ -100,4 +111,7 @@ class ChecklistModule(pl.LightningModule):
             return 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress))
 
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+        return {
+            "optimizer": optimizer,
+            "lr_scheduler": {"scheduler": scheduler, "interval": "step"},
+        }

@@ -68,12 +68,17 @@ def annotate_items(
         chunk = items[start : start + chunk_size]
         if not part.exists():
             table, skipped = _annotate_chunk(backbone, checklist, chunk, batch_size, skip_bad_media)
-            _atomic(out_dir / f"skipped-{start // chunk_size:05d}.json", lambda p, s=skipped: p.write_text(json.dumps(s, indent=2)))
+            _atomic(
+                out_dir / f"skipped-{start // chunk_size:05d}.json",
+                lambda p, s=skipped: p.write_text(json.dumps(s, indent=2)),
+            )
             _atomic(part, lambda p, t=table: pq.write_table(t, p))
         if progress is not None:
             progress(len(chunk))
     skipped = [
-        entry for path in sorted(out_dir.glob("skipped-*.json")) for entry in json.loads(path.read_text())
+        entry
+        for path in sorted(out_dir.glob("skipped-*.json"))
+        for entry in json.loads(path.read_text())
     ]
     _atomic(out_dir / "skipped.json", lambda p: p.write_text(json.dumps(skipped, indent=2)))
     rows = sum(pq.read_metadata(p).num_rows for p in out_dir.glob("part-*.parquet"))
@@ -117,9 +122,13 @@ def _annotate_chunk(
                 raise AnnotateError(
                     f"item {item.item_id}: {err} (set task.skip_bad_media=true to skip and record such files)"
                 ) from err
-            skipped.append({"item_id": item.item_id, "media_path": str(item.media_path), "error": str(err)})
+            skipped.append(
+                {"item_id": item.item_id, "media_path": str(item.media_path), "error": str(err)}
+            )
     questions = checklist.vlm_questions
-    columns: dict[str, list] = {k: [] for k in ("item_id", "media_path", "prompt", "question_id", "question", "p_yes")}
+    columns: dict[str, list] = {
+        k: [] for k in ("item_id", "media_path", "prompt", "question_id", "question", "p_yes")
+    }
     # Media of one shape share a prefix batch (videos may differ in length).
     by_shape: dict[tuple, list] = {}
     for entry in loaded:
@@ -127,9 +136,15 @@ def _annotate_chunk(
     for group in by_shape.values():
         for start in range(0, len(group), batch_size):
             batch = group[start : start + batch_size]
-            texts = [[q.render(item.prompt, item=item.item_id) for q in questions] for item, _ in batch]
+            texts = [
+                [q.render(item.prompt, item=item.item_id) for q in questions] for item, _ in batch
+            ]
             with torch.inference_mode():
-                p_yes = torch.sigmoid(backbone.answer_logits([m for _, m in batch], texts)).cpu().numpy()
+                p_yes = (
+                    torch.sigmoid(backbone.answer_logits([m for _, m in batch], texts))
+                    .cpu()
+                    .numpy()
+                )
             for (item, _), row_texts, row_p in zip(batch, texts, p_yes, strict=True):
                 columns["item_id"] += [item.item_id] * len(questions)
                 columns["media_path"] += [str(item.media_path)] * len(questions)
@@ -137,7 +152,11 @@ def _annotate_chunk(
                 columns["question_id"] += [q.id for q in questions]
                 columns["question"] += row_texts
                 columns["p_yes"] += row_p.tolist()
-    order = np.lexsort((columns["question_id"], columns["item_id"])) if columns["item_id"] else np.zeros(0, int)
+    order = (
+        np.lexsort((columns["question_id"], columns["item_id"]))
+        if columns["item_id"]
+        else np.zeros(0, int)
+    )
     table = pa.table(
         {
             "item_id": pa.array(np.asarray(columns["item_id"], dtype=np.int64)[order]),
@@ -154,7 +173,9 @@ def _annotate_chunk(
 def read_annotations(out_dir: str | Path) -> pa.Table:
     parts = sorted(Path(out_dir).glob("part-*.parquet"))
     if not parts:
-        raise AnnotateError(f"{out_dir} has no annotation parts; run `python run.py task=annotate` first")
+        raise AnnotateError(
+            f"{out_dir} has no annotation parts; run `python run.py task=annotate` first"
+        )
     return pa.concat_tables([pq.read_table(p) for p in parts])
 
 
@@ -185,10 +206,16 @@ def annotate(cfg: DictConfig) -> dict[str, Any]:
                 progress=lambda n: bar.advance(job, n),
             )
         if logger is not None:
-            logger.log_metrics({"annotate/items": result["items"], "annotate/skipped": len(result["skipped"])})
+            logger.log_metrics(
+                {"annotate/items": result["items"], "annotate/skipped": len(result["skipped"])}
+            )
         console.print(
             f"{result['rows']} answers for {result['items']} items written to {task.out_dir}"
-            + (f"; {len(result['skipped'])} unreadable files recorded in skipped.json" if result["skipped"] else "")
+            + (
+                f"; {len(result['skipped'])} unreadable files recorded in skipped.json"
+                if result["skipped"]
+                else ""
+            )
         )
     finally:
         close_logger(logger)

@@ -18,7 +18,7 @@ from vrexp.checklist import Checklist
 from vrexp.data.checklist_data import ChecklistDataModule
 from vrexp.data.synthworld import make_split
 from vrexp.modules import ChecklistModule
-from vrexp.tracking import build_logger, close_logger
+from vrexp.tracking import build_logger, close_logger, log_table
 
 
 def ensure_split(cfg: DictConfig, checklist: Checklist) -> Path:
@@ -46,28 +46,58 @@ def train_checklist(cfg: DictConfig) -> dict[str, Any]:
         questions_per_item=task.questions_per_item,
         seed=cfg.seed,
     )
-    module = ChecklistModule(backbone, checklist, lr=task.lr, weight_decay=task.weight_decay, warmup_steps=task.warmup_steps)
+    module = ChecklistModule(
+        backbone,
+        checklist,
+        lr=task.lr,
+        weight_decay=task.weight_decay,
+        warmup_steps=task.warmup_steps,
+    )
     logger = build_logger(cfg)
     checkpoint = ModelCheckpoint(
-        dirpath=Path(cfg.paths.output_dir) / "checkpoints", monitor="val/acc", mode="max", save_last=True
+        dirpath=Path(cfg.paths.output_dir) / "checkpoints",
+        monitor="val/acc",
+        mode="max",
+        save_last=True,
     )
     limits = {k: task[k] for k in ("max_epochs", "max_time") if task[k] is not None}
-    trainer = instantiate(cfg.trainer, logger=logger if logger is not None else False, callbacks=[checkpoint], **limits)
+    trainer = instantiate(
+        cfg.trainer,
+        logger=logger if logger is not None else False,
+        callbacks=[checkpoint],
+        **limits,
+    )
     try:
         trainer.fit(module, datamodule=data)
-        trainer.test(module, datamodule=data, ckpt_path="best" if checkpoint.best_model_path else None)
+        trainer.test(
+            module, datamodule=data, ckpt_path="best" if checkpoint.best_model_path else None
+        )
         save_dir = Path(task.save_dir)
         backbone.save_pretrained(save_dir)
         checklist.to_yaml(save_dir / "checklist.yaml")
-        results = {"test": module.results.get("test", {}), "best_val_acc": float(checkpoint.best_model_score or 0)}
+        results = {
+            "test": module.results.get("test", {}),
+            "best_val_acc": float(checkpoint.best_model_score or 0),
+        }
         (save_dir / "checklist_accuracy.json").write_text(json.dumps(results, indent=2) + "\n")
+        log_table(
+            logger,
+            "checklist/test_accuracy",
+            ["id", "dimension", "question", "accuracy"],
+            [
+                [q.id, q.dimension, q.text, results["test"].get(f"question/{q.text}")]
+                for q in checklist.questions
+            ],
+        )
         print_accuracy(Console(), checklist, module.results.get("test", {}), save_dir)
     finally:
         close_logger(logger)
     return results
 
 
-def print_accuracy(console: Console, checklist: Checklist, results: dict[str, float], save_dir: Path) -> None:
+def print_accuracy(
+    console: Console, checklist: Checklist, results: dict[str, float], save_dir: Path
+) -> None:
     table = Table(title="Held-out checklist accuracy against the oracle")
     table.add_column("dimension")
     table.add_column("questions", justify="right")
@@ -75,6 +105,10 @@ def print_accuracy(console: Console, checklist: Checklist, results: dict[str, fl
     for name in checklist.dimension_names:
         count = sum(q.dimension == name for q in checklist.questions)
         table.add_row(name, str(count), f"{results.get(f'dimension/{name}', float('nan')):.1%}")
-    table.add_row("mean over questions", str(len(checklist.questions)), f"{results.get('mean', float('nan')):.1%}")
+    table.add_row(
+        "mean over questions",
+        str(len(checklist.questions)),
+        f"{results.get('mean', float('nan')):.1%}",
+    )
     console.print(table)
     console.print(f"checklist model saved to {save_dir}")
