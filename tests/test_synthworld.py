@@ -59,7 +59,7 @@ def video_split(tmp_path_factory) -> tuple[Path, Checklist]:
 def test_oracle_recovers_the_plan_on_every_question(split, request):
     out_dir, checklist = request.getfixturevalue(split)
     items = read_items(out_dir)
-    agreement = oracle_agreement(items, checklist, checklist.media)
+    agreement = oracle_agreement(items, checklist)
     worst = int(agreement.argmin())
     assert agreement.min() >= 0.97, (checklist.questions[worst].text, agreement.min())
     assert agreement.mean() >= 0.99

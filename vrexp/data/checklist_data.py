@@ -21,7 +21,7 @@ from torch.utils.data import DataLoader, IterableDataset
 
 from vrexp.checklist import Checklist
 from vrexp.data.media import load_media
-from vrexp.data.synthworld.split import checklist_levels, read_items
+from vrexp.data.synthworld.split import column_levels, read_items
 
 
 @dataclass
@@ -57,12 +57,7 @@ class ChecklistExamples:
 def load_examples(split_dir: str | Path, checklist: Checklist) -> ChecklistExamples:
     split_dir = Path(split_dir)
     items = read_items(split_dir)
-    keys = [sub.key for sub in checklist.sub_dimensions]
-    levels = [
-        dict(zip(keys, row, strict=True))
-        for row in zip(*(items.column(f"oracle.{k}").to_pylist() for k in keys), strict=True)
-    ]
-    labels = checklist.answers_from_levels(checklist_levels(checklist, levels))
+    labels = checklist.answers_from_levels(column_levels(items, checklist, "oracle"))
     return ChecklistExamples(
         item_ids=items.column("item_id").to_numpy(),
         prompts=items.column("prompt").to_pylist(),

@@ -82,6 +82,17 @@ def checklist_levels(checklist: Checklist, levels: list[dict[str, int]]) -> np.n
     )
 
 
+def column_levels(items: pa.Table, checklist: Checklist, source: str) -> np.ndarray:
+    """[N, S] levels of the checklist's sub-dimensions from the ``plan.*`` or ``oracle.*`` columns."""
+    return np.stack(
+        [
+            items.column(f"{source}.{sub.key}").to_numpy().astype(np.int64)
+            for sub in checklist.sub_dimensions
+        ],
+        axis=1,
+    )
+
+
 def _atomic_write(path: Path, write: Callable[[Path], None]) -> None:
     tmp = path.with_name(f".{path.name}.tmp")
     write(tmp)
@@ -215,7 +226,7 @@ def make_split(
     items = read_items(out_dir)
     pairs = _pairs(items, config)
     _atomic_write(out_dir / "pairs.parquet", lambda p: pq.write_table(pairs, p))
-    summary = summarize(items, pairs, checklist, media)
+    summary = summarize(items, pairs, checklist)
     _write_json(out_dir / "summary.json", summary)
     return summary
 
@@ -263,19 +274,14 @@ def read_pairs(split_dir: str | Path) -> pa.Table:
     return pq.read_table(path)
 
 
-def oracle_agreement(items: pa.Table, checklist: Checklist, media: str) -> np.ndarray:
+def oracle_agreement(items: pa.Table, checklist: Checklist) -> np.ndarray:
     """[Q] fraction of items whose oracle answer equals the answer implied by the rendered plan."""
-    keys = [f.key for f in FACTORS[media]]
-    plans = [
-        dict(zip(keys, row, strict=True))
-        for row in zip(*(items.column(f"plan.{k}").to_pylist() for k in keys), strict=True)
-    ]
-    truth = checklist.answers_from_levels(checklist_levels(checklist, plans))
-    oracle = np.array(items.column("oracle_answers").to_pylist(), dtype=np.float32)
+    truth = checklist.answers_from_levels(column_levels(items, checklist, "plan"))
+    oracle = checklist.answers_from_levels(column_levels(items, checklist, "oracle"))
     return (truth == oracle).mean(axis=0)
 
 
-def summarize(items: pa.Table, pairs: pa.Table, checklist: Checklist, media: str) -> dict[str, Any]:
+def summarize(items: pa.Table, pairs: pa.Table, checklist: Checklist) -> dict[str, Any]:
     histograms = {}
     for sub in checklist.sub_dimensions:
         levels = items.column(f"plan.{sub.key}").to_numpy()
@@ -283,7 +289,7 @@ def summarize(items: pa.Table, pairs: pa.Table, checklist: Checklist, media: str
         if sub.presence is not None:
             counts[sub.absent or "absent"] = int((levels == ABSENT).sum())
         histograms[f"{sub.dimension}/{sub.name}"] = counts
-    agreement = oracle_agreement(items, checklist, media)
+    agreement = oracle_agreement(items, checklist)
     dims = checklist.question_dimension()
     preference = pairs.column("preference").to_numpy()
     return {
