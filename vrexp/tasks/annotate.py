@@ -31,7 +31,7 @@ from vrexp.backbones import ChecklistBackbone, load_backbone
 from vrexp.checklist import Checklist
 from vrexp.data.items import Item, folder_items, split_items
 from vrexp.data.media import MediaError, load_media
-from vrexp.tasks.train_checklist import ensure_split
+from vrexp.data.synthworld import ensure_split
 from vrexp.tracking import build_logger, close_logger
 
 
@@ -42,7 +42,7 @@ class AnnotateError(RuntimeError):
 def list_items(cfg: DictConfig, checklist: Checklist) -> list[Item]:
     if cfg.dataset.kind == "folder":
         return folder_items(cfg.dataset.root, cfg.dataset.prompts_file)
-    return split_items(ensure_split(cfg, checklist))
+    return split_items(ensure_split(OmegaConf.to_object(cfg.dataset), checklist))
 
 
 def annotate_items(

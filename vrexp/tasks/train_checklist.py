@@ -16,25 +16,16 @@ from rich.table import Table
 from vrexp.backbones import build_backbone
 from vrexp.checklist import Checklist
 from vrexp.data.checklist_data import ChecklistDataModule
-from vrexp.data.synthworld import make_split
+from vrexp.data.synthworld import ensure_split
 from vrexp.modules import ChecklistModule
 from vrexp.tracking import build_logger, close_logger, log_table
-
-
-def ensure_split(cfg: DictConfig, checklist: Checklist) -> Path:
-    """The dataset's split folder, rendered first if it is not complete."""
-    dataset = OmegaConf.to_object(cfg.dataset)
-    split_dir = Path(dataset.out_dir)
-    if not (split_dir / "summary.json").exists():
-        make_split(dataset, checklist)
-    return split_dir
 
 
 def train_checklist(cfg: DictConfig) -> dict[str, Any]:
     task = cfg.task
     pl.seed_everything(cfg.seed, workers=True)
     checklist = Checklist.from_config(cfg.dimensions)
-    split_dir = ensure_split(cfg, checklist)
+    split_dir = ensure_split(OmegaConf.to_object(cfg.dataset), checklist)
     backbone = build_backbone(OmegaConf.to_object(cfg.backbone))
     data = ChecklistDataModule(
         split_dir,

@@ -3,7 +3,13 @@
 from vrexp.data.synthworld.grammar import GrammarError, PromptSpec, parse_prompt
 from vrexp.data.synthworld.oracle import measure
 from vrexp.data.synthworld.render import render
-from vrexp.data.synthworld.split import SplitError, make_split, read_items, read_pairs
+from vrexp.data.synthworld.split import (
+    SplitError,
+    ensure_split,
+    make_split,
+    read_items,
+    read_pairs,
+)
 from vrexp.data.synthworld.world import FACTORS, Plan, sample_plan
 
 __all__ = [
@@ -12,6 +18,7 @@ __all__ = [
     "Plan",
     "PromptSpec",
     "SplitError",
+    "ensure_split",
     "make_split",
     "measure",
     "parse_prompt",

@@ -231,6 +231,14 @@ def make_split(
     return summary
 
 
+def ensure_split(config: Any, checklist: Checklist) -> Path:
+    """The split folder of ``config``, rendered first if it is not complete."""
+    split_dir = Path(config.out_dir)
+    if not (split_dir / "summary.json").exists():
+        make_split(config, checklist)
+    return split_dir
+
+
 def _pairs(items: pa.Table, config: Any) -> pa.Table:
     prompt_ids = items.column("prompt_id").to_numpy()
     item_ids = items.column("item_id").to_numpy()
