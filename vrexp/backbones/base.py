@@ -108,8 +108,8 @@ class ChecklistBackbone(nn.Module):
         return self.config.question_template.format(question=question)
 
     # ------------------------------------------------------------------ the cached path
-    def encode_prefix(self, media: Sequence[np.ndarray]) -> Prefix:
-        """Encode media (all of the same shape) once; the returned cache serves every question."""
+    def prefix_inputs(self, media: Sequence[np.ndarray]) -> Any:
+        """Processor inputs of the prefixes of ``media`` (equal frame counts), on the model's device."""
         frames = [self.frames(m) for m in media]
         counts = {len(f) for f in frames}
         if len(counts) != 1:
@@ -119,9 +119,13 @@ class ChecklistBackbone(nn.Module):
         inputs = self.processor(text=text, images=images, return_tensors="pt").to(self.device)
         if "pixel_values" in inputs:
             inputs["pixel_values"] = inputs["pixel_values"].to(self.model.dtype)
-        out = self.base_model.model(
-            **inputs, use_cache=True
-        )  # no LM head: only the cache is needed
+        return inputs
+
+    def encode_prefix(self, media: Sequence[np.ndarray]) -> Prefix:
+        """Encode media (all of the same shape) once; the returned cache serves every question."""
+        inputs = self.prefix_inputs(media)
+        # The decoder without its LM head: only the cache is needed.
+        out = self.base_model.model(**inputs, use_cache=True)
         return Prefix(out.cache, inputs["input_ids"].shape[1], self.after_prefix())
 
     def answer_logits(
@@ -235,12 +239,9 @@ class ChecklistBackbone(nn.Module):
         return logits
 
     def yes_no_log_odds(self, logits: torch.Tensor) -> torch.Tensor:
-        """Pooled log-odds from [N, A] answer logits (yes spellings first) or [N, vocab] logits."""
+        """Pooled log-odds from [N, A] answer logits in ``yes_ids + no_ids`` order."""
         logits = logits.float()
-        if logits.shape[-1] == len(self.yes_ids) + len(self.no_ids):
-            yes, no = logits[:, : len(self.yes_ids)], logits[:, len(self.yes_ids) :]
-        else:
-            yes, no = logits[:, self.yes_ids], logits[:, self.no_ids]
+        yes, no = logits[:, : len(self.yes_ids)], logits[:, len(self.yes_ids) :]
         return torch.logsumexp(yes, -1) - torch.logsumexp(no, -1)
 
     def answer(
@@ -253,28 +254,22 @@ class ChecklistBackbone(nn.Module):
     # ------------------------------------------------------------------ the reference path
     def full_inputs(self, media: np.ndarray, question: str) -> dict[str, torch.Tensor]:
         """Processor inputs of one (media, question) sequence, tokenised exactly as the cached path."""
-        frames = self.frames(media)
-        inputs = self.processor(
-            text=[self.prefix_text(len(frames))], images=frames, return_tensors="pt"
+        inputs = self.prefix_inputs([media])
+        suffix = torch.tensor(
+            self.encode_suffixes([self.question_text(question)]), device=self.device
         )
-        suffix = self.tokenizer(
-            [self.question_text(question)], add_special_tokens=False, return_tensors="pt"
-        )
-        inputs["input_ids"] = torch.cat([inputs["input_ids"], suffix.input_ids], dim=1)
+        inputs["input_ids"] = torch.cat([inputs["input_ids"], suffix], dim=1)
         inputs["attention_mask"] = torch.ones_like(inputs["input_ids"])
         if "mm_token_type_ids" in inputs:
             inputs["mm_token_type_ids"] = torch.cat(
-                [inputs["mm_token_type_ids"], torch.zeros_like(suffix.input_ids)], dim=1
+                [inputs["mm_token_type_ids"], torch.zeros_like(suffix)], dim=1
             )
-        inputs = inputs.to(self.device)
-        if "pixel_values" in inputs:
-            inputs["pixel_values"] = inputs["pixel_values"].to(self.model.dtype)
         return dict(inputs)
 
     def full_log_odds(self, media: np.ndarray, question: str) -> torch.Tensor:
         """Yes/no log-odds from one full forward of (media, prompt, question): no cache."""
         out = self.model(**self.full_inputs(media, question), use_cache=False)
-        return self.yes_no_log_odds(out.logits[:, -1])[0]
+        return self.yes_no_log_odds(out.logits[:, -1, self.yes_ids + self.no_ids])[0]
 
     # ------------------------------------------------------------------ persistence
     def save_pretrained(self, directory: str | Path) -> None:
