@@ -16,6 +16,7 @@ from omegaconf import OmegaConf
 from tests.conftest import compose_config, run_cli
 from vrexp.backbones import build_backbone, load_backbone
 from vrexp.checklist import Checklist
+from vrexp.data.annotations import read_annotations
 from vrexp.data.checklist_data import (
     ChecklistDataModule,
     balanced_selection,
@@ -27,7 +28,7 @@ from vrexp.data.media import save_media
 from vrexp.data.synthworld import make_split
 from vrexp.metrics import PerQuestionAccuracy
 from vrexp.modules import ChecklistModule
-from vrexp.tasks.annotate import AnnotateError, annotate_items, read_annotations
+from vrexp.tasks.annotate import AnnotateError, annotate_items
 
 
 @pytest.fixture(scope="module")

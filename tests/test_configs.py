@@ -50,6 +50,11 @@ def test_every_option_composes_and_instantiates(group, option, compose_cfg, tmp_
     required = {  # options with a mandatory value (???) get one here
         ("dataset", "media_folder"): [f"dataset.root={tmp_path}"],
         ("task", "annotate"): [f"task.model_dir={tmp_path}/model"],
+        ("task", "fit_weights"): [f"task.annotations={tmp_path}/annotations"],
+        ("task", "evaluate"): [
+            f"task.annotations={tmp_path}/annotations",
+            f"task.reward_dir={tmp_path}/reward",
+        ],
     }
     cfg = compose_cfg(f"{group}={option}", *required.get((group, option), []))
     node = cfg.get(group)
@@ -90,6 +95,11 @@ def test_every_option_composes_and_instantiates(group, option, compose_cfg, tmp_
         assert isinstance(trainer, pl.Trainer)
         if option == "ddp":
             assert type(trainer.strategy).__name__ == "DDPStrategy"
+    elif group == "experiment":
+        # An experiment is a pipeline sweep whose jobs share one artifacts folder per split.
+        assert cfg.task.name == "pipeline"
+        artifacts = OmegaConf.to_container(cfg.task, resolve=True)["artifacts_dir"]
+        assert artifacts.startswith(f"{tmp_path}/data/{cfg.dataset.name}/")
     elif group == "paths":
         assert OmegaConf.to_container(node, resolve=True)["data_dir"] == f"{tmp_path}/data"
     else:  # a new group must be added to this test
@@ -154,3 +164,21 @@ def test_cli_rejects_a_misspelt_key_with_its_name(tmp_path):
     result = run_cli("dataset.num_prompts=abc", f"paths.root_dir={tmp_path}")
     assert result.returncode != 0
     assert "num_prompts" in result.stderr and "abc" in result.stderr
+
+
+@pytest.mark.parametrize("experiment", GROUPS.get("experiment", []))
+def test_experiments_are_sweeps_that_end_in_a_table(experiment, tmp_path):
+    from hydra import compose, initialize_config_dir
+
+    from vrexp.reports import SweepTable
+
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        cfg = compose(
+            config_name="config",
+            overrides=[f"paths.root_dir={tmp_path}", f"experiment={experiment}"],
+            return_hydra_config=True,
+        )
+    assert str(cfg.hydra.mode) == "RunMode.MULTIRUN"
+    assert cfg.hydra.sweeper.params, "an experiment sweeps something"
+    callback = instantiate(cfg.hydra.callbacks.table)
+    assert isinstance(callback, SweepTable) and callback.name == experiment

@@ -6,12 +6,12 @@ from tests.conftest import run_cli
 from vrexp.data.synthworld import read_items
 
 
-def test_default_run_prints_the_summary(tmp_path):
-    result = run_cli(f"paths.root_dir={tmp_path}", "dataset.num_prompts=20")
+def test_make_data_prints_the_summary(tmp_path):
+    result = run_cli("task=make_data", f"paths.root_dir={tmp_path}", "dataset.num_prompts=20")
     assert result.returncode == 0, result.stderr[-3000:]
     assert "tie fraction 0.200" in result.stdout
     assert "Plan levels per sub-dimension" in result.stdout
-    assert read_items(tmp_path / "data" / "synthworld_image" / "seed0-n20x2").num_rows == 40
+    assert read_items(tmp_path / "data" / "synthworld_image" / "seed0-n20x4").num_rows == 80
 
 
 def test_make_data_for_video(tmp_path):

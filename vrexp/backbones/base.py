@@ -158,6 +158,12 @@ class ChecklistBackbone(nn.Module):
         but the row ends. A row holds at most ``question_batch_size`` questions; at inference, a
         forward holds at most that many questions too, to bound memory.
         """
+        return self.yes_no_log_odds(self.answer_head(self.suffix_hidden(prefix, item, suffixes)))
+
+    def suffix_hidden(
+        self, prefix: Prefix, item: torch.Tensor, suffixes: list[str]
+    ) -> torch.Tensor:
+        """[M, H] last hidden state at the final token of suffix ``m`` (see :meth:`suffix_logits`)."""
         encoded = self.encode_suffixes(suffixes)
         cap = self.config.question_batch_size
         by_item: dict[int, list[int]] = {}
@@ -167,11 +173,14 @@ class ChecklistBackbone(nn.Module):
         per_forward = (
             len(rows) if torch.is_grad_enabled() else max(cap // max(len(r[1]) for r in rows), 1)
         )
-        out = torch.empty(len(suffixes), device=self.device)
+        out = None
         for start in range(0, len(rows), per_forward):
             chunk = rows[start : start + per_forward]
             members = torch.tensor([m for _, ms in chunk for m in ms], device=self.device)
-            out = out.index_put((members,), self._packed_rows(prefix, chunk, encoded))
+            hidden = self._packed_rows(prefix, chunk, encoded)
+            if out is None:
+                out = hidden.new_empty(len(suffixes), hidden.shape[-1])
+            out = out.index_put((members,), hidden)
         return out
 
     def encode_suffixes(self, suffixes: list[str]) -> list[list[int]]:
@@ -187,7 +196,7 @@ class ChecklistBackbone(nn.Module):
     def _packed_rows(
         self, prefix: Prefix, rows: list[tuple[int, list[int]]], encoded: list[list[int]]
     ) -> torch.Tensor:
-        """Log-odds of the suffixes packed in ``rows`` (item, suffix indices), in row order."""
+        """Final-token hidden states of the suffixes packed in ``rows`` (item, suffix indices)."""
         device = self.device
         width = max(sum(len(encoded[m]) for m in members) for _, members in rows)
         pad = self.tokenizer.pad_token_id or 0
@@ -226,8 +235,7 @@ class ChecklistBackbone(nn.Module):
             position_ids=self.suffix_position_ids(prefix, row_item, offsets.to(device)),
             use_cache=False,
         ).last_hidden_state
-        last = hidden[torch.tensor(last_r, device=device), torch.tensor(last_c, device=device)]
-        return self.yes_no_log_odds(self.answer_head(last))
+        return hidden[torch.tensor(last_r, device=device), torch.tensor(last_c, device=device)]
 
     def answer_head(self, hidden: torch.Tensor) -> torch.Tensor:
         """[N, A] logits of the yes and no answer tokens (in ``yes_ids + no_ids`` order)."""
@@ -250,6 +258,31 @@ class ChecklistBackbone(nn.Module):
         """[B, Q] P(yes) = softmax over the yes/no answer logits; the hard answer is P > 0.5."""
         with torch.inference_mode():
             return torch.sigmoid(self.answer_logits(media, questions))
+
+    def answer_batched(
+        self, media: Sequence[np.ndarray], questions: Sequence[Sequence[str]], batch_size: int = 32
+    ) -> np.ndarray:
+        """[N, Q] P(yes) for any number of items, ``batch_size`` prefixes per forward.
+
+        Items are grouped by media shape (videos may differ in length), and every item has its own
+        question list (prompts filled in), all of length Q.
+        """
+        if len(media) != len(questions):
+            raise BackboneError(f"got {len(media)} media but {len(questions)} question lists")
+        width = len(questions[0]) if len(questions) else 0
+        out = np.zeros((len(media), width), dtype=np.float64)
+        by_shape: dict[tuple, list[int]] = {}
+        for index, m in enumerate(media):
+            by_shape.setdefault(np.shape(m), []).append(index)
+        for indices in by_shape.values():
+            for start in range(0, len(indices), batch_size):
+                chunk = indices[start : start + batch_size]
+                out[chunk] = (
+                    self.answer([media[i] for i in chunk], [questions[i] for i in chunk])
+                    .cpu()
+                    .numpy()
+                )
+        return out
 
     # ------------------------------------------------------------------ the reference path
     def full_inputs(self, media: np.ndarray, question: str) -> dict[str, torch.Tensor]:

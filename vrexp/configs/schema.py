@@ -224,6 +224,112 @@ class AnnotateTaskConfig:
     overwrite: bool = False
 
 
+@dataclass
+class SGDSettings:
+    """The paper's Algorithm 1: SGD epochs on the pair log-loss, negatives zeroed after each."""
+
+    lr: float = 0.05
+    batch_size: int = 64  # 1 is the paper's per-sample SGD
+    max_epochs: int = 300
+    tol: float = 1e-5  # stop when ||w - w_prev|| between epochs falls to this
+
+
+@dataclass
+class QuestionSubset:
+    """Fit on a subset of the questions (Fig. 5): ``num_questions`` of them, chosen at random or
+    as the largest weights of a fit on all questions ("after weight masking")."""
+
+    num_questions: int | None = None
+    selection: str = "random"  # random | top_weight
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.selection not in ("random", "top_weight"):
+            raise ValueError(f"selection must be 'random' or 'top_weight', got {self.selection!r}")
+
+
+@dataclass
+class FitWeightsTaskConfig:
+    name: str = "fit_weights"
+    annotations: str = MISSING  # an annotate output folder (P(yes) per item and question)
+    model_dir: str | None = None  # the checklist model; when set, out_dir is a whole VisionReward
+    out_dir: str = MISSING
+    encoding: str = "pm1"  # pm1: answers as +-1 (official code); binary: {0, 1} (paper)
+    hard_answers: bool = False  # threshold P(yes) at 0.5 before weighting (official code)
+    solver: str = "exact"  # exact: bounded L-BFGS (scipy); sgd: Algorithm 1 as a WeightModule
+    l2: float = 0.0
+    num_pairs: int | None = None  # regression pairs drawn from the train part (null: all)
+    val_fraction: float = 0.1  # the prompt partition; must match train_checklist's
+    test_fraction: float = 0.1
+    select_threshold: float = 0.0  # the select checklist keeps weights above this
+    sgd: SGDSettings = field(default_factory=SGDSettings)
+    questions: QuestionSubset = field(default_factory=QuestionSubset)
+
+    def __post_init__(self) -> None:
+        if self.encoding not in ("pm1", "binary"):
+            raise ValueError(f"encoding must be 'pm1' or 'binary', got {self.encoding!r}")
+        if self.solver not in ("exact", "sgd"):
+            raise ValueError(f"solver must be 'exact' or 'sgd', got {self.solver!r}")
+
+
+@dataclass
+class BaselineTraining:
+    """Training of the pairwise baselines: the same backbone and pairs as the weighting."""
+
+    lr: float = 3e-4
+    weight_decay: float = 0.01
+    warmup_steps: int = 20
+    batch_size: int = 16  # pairs per step
+    max_epochs: int = 20
+    max_time: str | None = "00:00:01:00"
+    question: str = 'Is this a high-quality image that matches the prompt "[[prompt]]"?'
+
+
+@dataclass
+class EvaluateTaskConfig:
+    name: str = "evaluate"
+    annotations: str = MISSING
+    reward_dir: str = MISSING  # fit_weights output (weights.json, checklist.yaml)
+    out_dir: str = MISSING
+    part: str = "test"  # which prompt part's pairs to evaluate on
+    val_fraction: float = 0.1
+    test_fraction: float = 0.1
+    num_resamples: int = 1000  # bootstrap resamples for the 95% intervals
+    # bt_head: scalar Bradley-Terry head; generic_question: one generic yes/no question trained
+    # on the pairs; alignment: the alignment questions alone, weighted on the same pairs
+    baselines: list[str] = field(
+        default_factory=lambda: ["bt_head", "generic_question", "alignment"]
+    )
+    baseline: BaselineTraining = field(default_factory=BaselineTraining)
+
+    def __post_init__(self) -> None:
+        known = {"bt_head", "generic_question", "alignment"}
+        unknown = set(self.baselines) - known
+        if unknown:
+            raise ValueError(f"unknown baselines {sorted(unknown)}; known: {sorted(known)}")
+        if self.part not in ("train", "val", "test"):
+            raise ValueError(f"part must be train, val or test, got {self.part!r}")
+
+
+@dataclass
+class PipelineStages:
+    train_checklist: TrainChecklistTaskConfig = field(default_factory=TrainChecklistTaskConfig)
+    annotate: AnnotateTaskConfig = field(default_factory=AnnotateTaskConfig)
+    fit_weights: FitWeightsTaskConfig = field(default_factory=FitWeightsTaskConfig)
+    evaluate: EvaluateTaskConfig = field(default_factory=EvaluateTaskConfig)
+
+
+@dataclass
+class PipelineTaskConfig:
+    """make_data -> train_checklist -> annotate -> fit_weights -> evaluate, in one run."""
+
+    name: str = "pipeline"
+    # The checklist model and its annotations; a sweep points this at one shared folder so its
+    # jobs train and annotate once (a finished stage with the same config is reused).
+    artifacts_dir: str = MISSING
+    stages: PipelineStages = field(default_factory=PipelineStages)
+
+
 # --------------------------------------------------------------------------- logger/
 @dataclass
 class WandbLoggerConfig:
@@ -310,6 +416,9 @@ def register_configs() -> None:
     cs.store(group="task", name="base_make_data", node=MakeDataTaskConfig)
     cs.store(group="task", name="base_train_checklist", node=TrainChecklistTaskConfig)
     cs.store(group="task", name="base_annotate", node=AnnotateTaskConfig)
+    cs.store(group="task", name="base_fit_weights", node=FitWeightsTaskConfig)
+    cs.store(group="task", name="base_evaluate", node=EvaluateTaskConfig)
+    cs.store(group="task", name="base_pipeline", node=PipelineTaskConfig)
     cs.store(group="logger", name="base_wandb", node=WandbLoggerConfig)
     cs.store(group="logger", name="base_csv", node=CSVLoggerConfig)
     cs.store(group="trainer", name="base_trainer", node=TrainerConfig)

@@ -1,5 +1,6 @@
 """LightningModules: one per trained component."""
 
 from vrexp.modules.checklist import ChecklistModule
+from vrexp.modules.weights import WeightModule
 
-__all__ = ["ChecklistModule"]
+__all__ = ["ChecklistModule", "WeightModule"]

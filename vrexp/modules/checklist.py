@@ -9,7 +9,6 @@ per-question and per-dimension accuracy.
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import pytorch_lightning as pl
@@ -19,6 +18,7 @@ import torch.nn.functional as F
 from vrexp.backbones import ChecklistBackbone
 from vrexp.checklist import Checklist
 from vrexp.metrics import PerQuestionAccuracy
+from vrexp.modules.optim import adamw_warmup_cosine
 
 
 class ChecklistModule(pl.LightningModule):
@@ -97,21 +97,10 @@ class ChecklistModule(pl.LightningModule):
         self._report("test", self.test_accuracy)
 
     def configure_optimizers(self) -> dict[str, Any]:
-        params = [p for p in self.backbone.parameters() if p.requires_grad]
-        optimizer = torch.optim.AdamW(
-            params, lr=self.hparams.lr, weight_decay=self.hparams.weight_decay
+        return adamw_warmup_cosine(
+            (p for p in self.backbone.parameters() if p.requires_grad),
+            lr=self.hparams.lr,
+            weight_decay=self.hparams.weight_decay,
+            warmup_steps=self.hparams.warmup_steps,
+            total_steps=self.trainer.estimated_stepping_batches,
         )
-        total = max(int(self.trainer.estimated_stepping_batches), 1)
-        warmup = min(self.hparams.warmup_steps, total // 10 + 1)
-
-        def schedule(step: int) -> float:  # linear warmup, then cosine to 10%
-            if step < warmup:
-                return (step + 1) / warmup
-            progress = min((step - warmup) / max(total - warmup, 1), 1.0)
-            return 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress))
-
-        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
-        return {
-            "optimizer": optimizer,
-            "lr_scheduler": {"scheduler": scheduler, "interval": "step"},
-        }

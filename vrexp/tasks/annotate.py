@@ -22,8 +22,8 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
-import torch
 from omegaconf import DictConfig, OmegaConf
+from pytorch_lightning.loggers import Logger
 from rich.console import Console
 from rich.progress import Progress
 
@@ -32,7 +32,7 @@ from vrexp.checklist import Checklist
 from vrexp.data.items import Item, folder_items, split_items
 from vrexp.data.media import MediaError, load_media
 from vrexp.data.synthworld import ensure_split
-from vrexp.tracking import build_logger, close_logger
+from vrexp.tracking import stage_logger
 
 
 class AnnotateError(RuntimeError):
@@ -129,29 +129,15 @@ def _annotate_chunk(
     columns: dict[str, list] = {
         k: [] for k in ("item_id", "media_path", "prompt", "question_id", "question", "p_yes")
     }
-    # Media of one shape share a prefix batch (videos may differ in length).
-    by_shape: dict[tuple, list] = {}
-    for entry in loaded:
-        by_shape.setdefault(entry[1].shape, []).append(entry)
-    for group in by_shape.values():
-        for start in range(0, len(group), batch_size):
-            batch = group[start : start + batch_size]
-            texts = [
-                [q.render(item.prompt, item=item.item_id) for q in questions] for item, _ in batch
-            ]
-            with torch.inference_mode():
-                p_yes = (
-                    torch.sigmoid(backbone.answer_logits([m for _, m in batch], texts))
-                    .cpu()
-                    .numpy()
-                )
-            for (item, _), row_texts, row_p in zip(batch, texts, p_yes, strict=True):
-                columns["item_id"] += [item.item_id] * len(questions)
-                columns["media_path"] += [str(item.media_path)] * len(questions)
-                columns["prompt"] += [item.prompt] * len(questions)
-                columns["question_id"] += [q.id for q in questions]
-                columns["question"] += row_texts
-                columns["p_yes"] += row_p.tolist()
+    texts = [[q.render(item.prompt, item=item.item_id) for q in questions] for item, _ in loaded]
+    p_yes = backbone.answer_batched([m for _, m in loaded], texts, batch_size)
+    for (item, _), row_texts, row_p in zip(loaded, texts, p_yes, strict=True):
+        columns["item_id"] += [item.item_id] * len(questions)
+        columns["media_path"] += [str(item.media_path)] * len(questions)
+        columns["prompt"] += [item.prompt] * len(questions)
+        columns["question_id"] += [q.id for q in questions]
+        columns["question"] += row_texts
+        columns["p_yes"] += row_p.tolist()
     order = (
         np.lexsort((columns["question_id"], columns["item_id"]))
         if columns["item_id"]
@@ -170,16 +156,7 @@ def _annotate_chunk(
     return table, skipped
 
 
-def read_annotations(out_dir: str | Path) -> pa.Table:
-    parts = sorted(Path(out_dir).glob("part-*.parquet"))
-    if not parts:
-        raise AnnotateError(
-            f"{out_dir} has no annotation parts; run `python run.py task=annotate` first"
-        )
-    return pa.concat_tables([pq.read_table(p) for p in parts])
-
-
-def annotate(cfg: DictConfig) -> dict[str, Any]:
+def annotate(cfg: DictConfig, logger: Logger | None = None) -> dict[str, Any]:
     task = cfg.task
     checklist = Checklist.from_config(cfg.dimensions)
     items = list_items(cfg, checklist)
@@ -188,9 +165,8 @@ def annotate(cfg: DictConfig) -> dict[str, Any]:
         "model_dir": str(Path(task.model_dir).resolve()),
         "dataset": OmegaConf.to_container(cfg.dataset, resolve=True, enum_to_str=True),
     }
-    logger = build_logger(cfg)
     console = Console()
-    try:
+    with stage_logger(cfg, logger) as logger:
         with Progress(console=console, transient=True) as bar:
             job = bar.add_task("annotating", total=len(items))
             result = annotate_items(
@@ -217,6 +193,4 @@ def annotate(cfg: DictConfig) -> dict[str, Any]:
                 else ""
             )
         )
-    finally:
-        close_logger(logger)
     return result

@@ -10,18 +10,19 @@ import pytorch_lightning as pl
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.callbacks import ModelCheckpoint
+from pytorch_lightning.loggers import Logger
 from rich.console import Console
 from rich.table import Table
 
-from vrexp.backbones import build_backbone
+from vrexp.backbones import ChecklistBackbone, build_backbone
 from vrexp.checklist import Checklist
 from vrexp.data.checklist_data import ChecklistDataModule
 from vrexp.data.synthworld import ensure_split
 from vrexp.modules import ChecklistModule
-from vrexp.tracking import build_logger, close_logger, log_table
+from vrexp.tracking import log_table, stage_logger
 
 
-def train_checklist(cfg: DictConfig) -> dict[str, Any]:
+def train_checklist(cfg: DictConfig, logger: Logger | None = None) -> dict[str, Any]:
     task = cfg.task
     pl.seed_everything(cfg.seed, workers=True)
     checklist = Checklist.from_config(cfg.dimensions)
@@ -44,7 +45,19 @@ def train_checklist(cfg: DictConfig) -> dict[str, Any]:
         weight_decay=task.weight_decay,
         warmup_steps=task.warmup_steps,
     )
-    logger = build_logger(cfg)
+    with stage_logger(cfg, logger) as logger:
+        return _fit(cfg, task, checklist, backbone, data, module, logger)
+
+
+def _fit(
+    cfg: DictConfig,
+    task: DictConfig,
+    checklist: Checklist,
+    backbone: ChecklistBackbone,
+    data: ChecklistDataModule,
+    module: ChecklistModule,
+    logger: Logger | None,
+) -> dict[str, Any]:
     checkpoint = ModelCheckpoint(
         dirpath=Path(cfg.paths.output_dir) / "checkpoints",
         monitor="val/acc",
@@ -58,31 +71,26 @@ def train_checklist(cfg: DictConfig) -> dict[str, Any]:
         callbacks=[checkpoint],
         **limits,
     )
-    try:
-        trainer.fit(module, datamodule=data)
-        trainer.test(
-            module, datamodule=data, ckpt_path="best" if checkpoint.best_model_path else None
-        )
-        save_dir = Path(task.save_dir)
-        backbone.save_pretrained(save_dir)
-        checklist.to_yaml(save_dir / "checklist.yaml")
-        results = {
-            "test": module.results.get("test", {}),
-            "best_val_acc": float(checkpoint.best_model_score or 0),
-        }
-        (save_dir / "checklist_accuracy.json").write_text(json.dumps(results, indent=2) + "\n")
-        log_table(
-            logger,
-            "checklist/test_accuracy",
-            ["id", "dimension", "question", "accuracy"],
-            [
-                [q.id, q.dimension, q.text, results["test"].get(f"question/{q.text}")]
-                for q in checklist.questions
-            ],
-        )
-        print_accuracy(Console(), checklist, module.results.get("test", {}), save_dir)
-    finally:
-        close_logger(logger)
+    trainer.fit(module, datamodule=data)
+    trainer.test(module, datamodule=data, ckpt_path="best" if checkpoint.best_model_path else None)
+    save_dir = Path(task.save_dir)
+    backbone.save_pretrained(save_dir)
+    checklist.to_yaml(save_dir / "checklist.yaml")
+    results = {
+        "test": module.results.get("test", {}),
+        "best_val_acc": float(checkpoint.best_model_score or 0),
+    }
+    (save_dir / "checklist_accuracy.json").write_text(json.dumps(results, indent=2) + "\n")
+    log_table(
+        logger,
+        "checklist/test_accuracy",
+        ["id", "dimension", "question", "accuracy"],
+        [
+            [q.id, q.dimension, q.text, results["test"].get(f"question/{q.text}")]
+            for q in checklist.questions
+        ],
+    )
+    print_accuracy(Console(), checklist, module.results.get("test", {}), save_dir)
     return results
 
 

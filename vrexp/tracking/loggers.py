@@ -8,6 +8,8 @@ joins one W&B group named after the sweep folder; each run is named after its ta
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -80,3 +82,17 @@ def close_logger(logger: Logger | None) -> None:
     logger.finalize("success")
     if isinstance(logger, WandbLogger):
         logger.experiment.finish()
+
+
+@contextmanager
+def stage_logger(cfg: DictConfig, logger: Logger | None = None) -> Iterator[Logger | None]:
+    """The logger a stage writes to: the caller's (a pipeline shares one run across its stages),
+    or a fresh one from ``cfg`` that is closed when the stage ends."""
+    if logger is not None:
+        yield logger
+        return
+    own = build_logger(cfg)
+    try:
+        yield own
+    finally:
+        close_logger(own)

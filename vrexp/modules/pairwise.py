@@ -1,0 +1,92 @@
+"""``PairwiseRewardModule``: scalar rewards trained with the Bradley-Terry loss on preference pairs.
+
+These are the "black-box" baselines of the evaluation (PAPER.md §5.3): the same backbone and the
+same pairs as VisionReward's weighting, but one opaque number per item instead of a checklist.
+
+- ``head="scalar"``: a linear head on the final hidden state of the item's prompt read after its
+  media (ImageReward / VideoScore style).
+- ``head="question"``: the backbone's own yes/no log-odds for one generic question ("Is this a
+  high-quality image that matches the prompt?"), fine-tuned on the same pairs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, Literal
+
+import numpy as np
+import pytorch_lightning as pl
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from vrexp.backbones import ChecklistBackbone
+from vrexp.checklist.prompting import fill_prompt, sanitize_prompt
+from vrexp.modules.optim import adamw_warmup_cosine
+
+RewardHead = Literal["scalar", "question"]
+
+
+class PairwiseRewardModule(pl.LightningModule):
+    def __init__(
+        self,
+        backbone: ChecklistBackbone,
+        *,
+        head: RewardHead = "scalar",
+        question: str = "Is this a high-quality image that matches [[prompt]]?",
+        lr: float = 3e-4,
+        weight_decay: float = 0.01,
+        warmup_steps: int = 20,
+        log_prefix: str = "pairwise",
+    ) -> None:
+        super().__init__()
+        if head not in ("scalar", "question"):
+            raise ValueError(f"head must be 'scalar' or 'question', got {head!r}")
+        self.save_hyperparameters(ignore=["backbone"])
+        self.backbone = backbone
+        hidden = backbone.base_model.get_output_embeddings().weight.shape[1]
+        self.head = nn.Linear(hidden, 1) if head == "scalar" else None
+
+    def _suffix(self, prompt: str) -> str:
+        if self.head is not None:
+            return self.backbone.question_text(sanitize_prompt(prompt))
+        return self.backbone.question_text(fill_prompt(self.hparams.question, prompt))
+
+    def reward(self, media: Sequence[np.ndarray], prompts: Sequence[str]) -> torch.Tensor:
+        """[B] reward of each (media, prompt)."""
+        prefix = self.backbone.encode_prefix(media)
+        item = torch.arange(len(media), device=self.device)
+        hidden = self.backbone.suffix_hidden(prefix, item, [self._suffix(p) for p in prompts])
+        if self.head is not None:
+            return self.head(hidden.to(self.head.weight.dtype)).squeeze(-1).float()
+        return self.backbone.yes_no_log_odds(self.backbone.answer_head(hidden))
+
+    def _pair_loss(self, batch: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor]:
+        n = len(batch["media_a"])
+        rewards = self.reward(
+            batch["media_a"] + batch["media_b"], batch["prompt_a"] + batch["prompt_b"]
+        )
+        margin = (rewards[:n] - rewards[n:]) * batch["label"].to(rewards.device)
+        return -F.logsigmoid(margin).mean(), (margin > 0).float().mean()
+
+    def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
+        loss, accuracy = self._pair_loss(batch)
+        size = len(batch["media_a"])
+        self.log(f"{self.hparams.log_prefix}/train/loss", loss, prog_bar=True, batch_size=size)
+        self.log(f"{self.hparams.log_prefix}/train/acc", accuracy, prog_bar=True, batch_size=size)
+        return loss
+
+    def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
+        loss, accuracy = self._pair_loss(batch)
+        size = len(batch["media_a"])
+        self.log(f"{self.hparams.log_prefix}/val/loss", loss, batch_size=size)
+        self.log(f"{self.hparams.log_prefix}/val/acc", accuracy, prog_bar=True, batch_size=size)
+
+    def configure_optimizers(self) -> dict[str, Any]:
+        return adamw_warmup_cosine(
+            (p for p in self.parameters() if p.requires_grad),
+            lr=self.hparams.lr,
+            weight_decay=self.hparams.weight_decay,
+            warmup_steps=self.hparams.warmup_steps,
+            total_steps=self.trainer.estimated_stepping_batches,
+        )

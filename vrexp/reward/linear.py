@@ -1,0 +1,472 @@
+"""``LinearReward``: the linear weighting of checklist answers into a score (PAPER §4.1, §4.3, §4.4).
+
+This module owns the mapping from an answer array (one column per checklist question, flat order)
+to feature vectors, total scores and per-dimension scores, and the released VisionReward weights.
+
+- *Feature questions* are the checklist's questions minus its presence questions: presence
+  questions carry no weight, they only gate (mask) their dependants.
+- Encoding ``"pm1"`` maps an answer ``a`` in [0, 1] to ``2a - 1`` (the released code's ±1);
+  ``"binary"`` keeps ``a`` (the paper's ``1[A = yes]``). Either way a dependant whose gate answer is
+  "no" (P(yes) <= 0.5, as :meth:`Checklist.applicable`) gets feature 0, and an *external* question
+  (the image alignment item, VQAScore) enters as its raw probability, never re-encoded.
+- ``score = features @ weights`` with no intercept (divided by the number of features when
+  ``reduction="mean"``, the released video formula); ``dimension_scores`` are the per-dimension sums
+  of ``weight * feature`` (PAPER Eq. 6) and add up to the score.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import torch
+
+import vrexp
+from vrexp.checklist import Checklist, ChecklistError, Dimension, Question, SubDimension
+
+Encoding = Literal["pm1", "binary"]
+Reduction = Literal["sum", "mean"]
+OfficialName = Literal["image", "image_select", "video_select"]
+Masks = Mapping[int, Sequence[int]]
+
+ROOT = Path(vrexp.__file__).resolve().parents[1]
+OFFICIAL_DIR = ROOT / "conf" / "official" / "visionreward"
+DIMENSIONS_DIR = ROOT / "conf" / "dimensions"
+
+# The released image code's MASK_FEATURE_MAP (inference-image.py), in indices into the 30-line
+# image_questions_select.txt: body (0) gates 22, 23, 24, 28, 29; face (1) gates 25, 26; hands (2)
+# gates 27. It is translated to question ids through that file, so the ids are not hand-copied here.
+OFFICIAL_SELECT_MASK_INDICES: dict[int, tuple[int, ...]] = {
+    0: (22, 23, 24, 28, 29),
+    1: (25, 26),
+    2: (27,),
+}
+
+# file names per official reward: (checklist YAML, questions txt, weights json)
+_OFFICIAL_FILES: dict[str, tuple[str, str, str]] = {
+    "image": ("visionreward_image", "image_questions.txt", "image_weight.json"),
+    "image_select": (
+        "visionreward_image_select",
+        "image_questions_select.txt",
+        "image_weight_select.json",
+    ),
+    "video_select": (
+        "visionreward_video_select",
+        "video_questions_select.txt",
+        "video_weight.json",
+    ),
+}
+
+
+class RewardError(ChecklistError):
+    """Weights, answers or a saved reward that do not fit the checklist."""
+
+
+class LinearReward:
+    """Non-negative linear weights over a checklist's feature questions.
+
+    Args:
+        checklist: the checklist whose answers are scored (answers have one column per
+            ``checklist.questions``, flat order).
+        weights: one non-negative finite weight per :attr:`feature_questions`, in that order.
+        encoding: ``"pm1"`` (released code, answers -> 2a - 1) or ``"binary"`` (paper, a as is).
+        reduction: ``"sum"`` (paper) or ``"mean"`` (released video code, sum / number of features).
+        masks: presence question id -> ids of the feature questions it gates. ``None`` takes the
+            checklist's own structure (each sub-dimension's presence gates its questions); ``{}``
+            turns masking off (the released video formula).
+    """
+
+    def __init__(
+        self,
+        checklist: Checklist,
+        weights: Sequence[float] | np.ndarray | torch.Tensor,
+        *,
+        encoding: Encoding = "pm1",
+        reduction: Reduction = "sum",
+        masks: Masks | None = None,
+    ) -> None:
+        if encoding not in ("pm1", "binary"):
+            raise RewardError(f"encoding must be 'pm1' or 'binary', got {encoding!r}")
+        if reduction not in ("sum", "mean"):
+            raise RewardError(f"reduction must be 'sum' or 'mean', got {reduction!r}")
+        self.checklist = checklist
+        self.encoding: Encoding = encoding
+        self.reduction: Reduction = reduction
+        self._features = tuple(q for q in checklist.questions if q.kind != "presence")
+        if not self._features:
+            raise RewardError(
+                f"checklist {checklist.name!r} has no feature (non-presence) questions"
+            )
+        self.weights = self._check_weights(weights)
+        self.masks = self._check_masks(_structure_masks(checklist) if masks is None else masks)
+        # Column plumbing, computed once: where each feature lives in the answer array.
+        self._feature_cols = torch.tensor([checklist.column(q.id) for q in self._features])
+        self._external = torch.tensor([q.external for q in self._features])
+        index = {q.id: i for i, q in enumerate(self._features)}
+        self._gates = [
+            (checklist.column(gate), torch.tensor([index[d] for d in deps]))
+            for gate, deps in self.masks.items()
+            if deps
+        ]
+        onehot = torch.zeros(len(self._features), len(checklist.dimensions), dtype=torch.float64)
+        names = checklist.dimension_names
+        for i, q in enumerate(self._features):
+            onehot[i, names.index(q.dimension)] = 1.0
+        self._dimension_onehot = onehot
+
+    # ----------------------------------------------------------------- structure
+    @property
+    def feature_questions(self) -> tuple[Question, ...]:
+        """The weighted questions, in weight order (the checklist's flat order, presence removed)."""
+        return self._features
+
+    @property
+    def num_features(self) -> int:
+        return len(self._features)
+
+    def weight_of(self, question_id: int) -> float:
+        """The weight of the feature question with this id."""
+        for q, w in zip(self._features, self.weights.tolist(), strict=True):
+            if q.id == question_id:
+                return w
+        raise KeyError(
+            f"checklist {self.checklist.name!r} has no feature question with id {question_id}"
+        )
+
+    def __repr__(self) -> str:
+        nonzero = int((self.weights > 0).sum())
+        return (
+            f"LinearReward(checklist={self.checklist.name!r}, features={self.num_features}, "
+            f"nonzero={nonzero}, encoding={self.encoding!r}, reduction={self.reduction!r})"
+        )
+
+    # ----------------------------------------------------------------- scoring
+    def features(
+        self, answers: torch.Tensor | np.ndarray, alignment: torch.Tensor | np.ndarray | None = None
+    ) -> torch.Tensor:
+        """[N, Q] answers (P(yes) or hard {0, 1}) -> [N, F] encoded, masked features.
+
+        ``alignment`` ([N], or [N, E] for E external questions) replaces the external questions'
+        columns; those columns are then not read (they may hold NaN). Output dtype follows a
+        floating input (float64 otherwise), on the answers' device.
+        """
+        x = self._check_answers(answers, skip_external=alignment is not None)
+        feats = x[:, self._feature_cols.to(x.device)]
+        external = self._external.to(x.device)
+        if self.encoding == "pm1":
+            # External items stay raw probabilities: that is how the released code feeds VQAScore.
+            feats = torch.where(external, feats, 2.0 * feats - 1.0)
+        if alignment is not None:
+            feats[:, external] = self._check_alignment(alignment, x)
+        for gate_col, deps in self._gates:
+            present = (x[:, gate_col] > 0.5).to(feats.dtype)
+            feats[:, deps.to(x.device)] *= present[:, None]
+        return feats
+
+    def contributions(
+        self, answers: torch.Tensor | np.ndarray, alignment: torch.Tensor | np.ndarray | None = None
+    ) -> torch.Tensor:
+        """[N, F] ``weight * feature`` (divided by F for ``reduction="mean"``); rows sum to the score."""
+        feats = self.features(answers, alignment)
+        out = feats * self.weights.to(feats.device, feats.dtype)
+        return out / self.num_features if self.reduction == "mean" else out
+
+    def score(
+        self, answers: torch.Tensor | np.ndarray, alignment: torch.Tensor | np.ndarray | None = None
+    ) -> torch.Tensor:
+        """[N] total reward."""
+        feats = self.features(answers, alignment)
+        out = feats @ self.weights.to(feats.device, feats.dtype)
+        return out / self.num_features if self.reduction == "mean" else out
+
+    def dimension_scores(
+        self, answers: torch.Tensor | np.ndarray, alignment: torch.Tensor | np.ndarray | None = None
+    ) -> torch.Tensor:
+        """[N, D] per-dimension scores over ``checklist.dimension_names`` (PAPER Eq. 6)."""
+        contrib = self.contributions(answers, alignment)
+        return contrib @ self._dimension_onehot.to(contrib.device, contrib.dtype)
+
+    # ----------------------------------------------------------------- validation
+    def _check_weights(self, weights: Sequence[float] | np.ndarray | torch.Tensor) -> torch.Tensor:
+        name = self.checklist.name
+        w = torch.as_tensor(
+            weights.detach().cpu() if isinstance(weights, torch.Tensor) else np.asarray(weights),
+            dtype=torch.float64,
+        ).flatten()
+        if w.numel() != len(self._features):
+            raise RewardError(
+                f"got {w.numel()} weights, but checklist {name!r} has {len(self._features)} feature "
+                f"questions ({len(self.checklist.questions)} questions minus "
+                f"{len(self.checklist.questions) - len(self._features)} presence questions)"
+            )
+        for q, value in zip(self._features, w.tolist(), strict=True):
+            if not np.isfinite(value) or value < 0:
+                raise RewardError(
+                    f"checklist {name!r}: weight of question {q.id} {q.text!r} is {value}; weights "
+                    f"must be finite and >= 0"
+                )
+        return w
+
+    def _check_masks(self, masks: Masks) -> dict[int, tuple[int, ...]]:
+        name = self.checklist.name
+        by_id = {q.id: q for q in self.checklist.questions}
+        feature_ids = {q.id for q in self._features}
+        out: dict[int, tuple[int, ...]] = {}
+        for gate, deps in masks.items():
+            gate = int(gate)
+            if gate not in by_id or by_id[gate].kind != "presence":
+                raise RewardError(
+                    f"checklist {name!r}: mask gate {gate} is not a presence question"
+                )
+            bad = [int(d) for d in deps if int(d) not in feature_ids]
+            if bad:
+                raise RewardError(
+                    f"checklist {name!r}: presence question {gate} gates {bad}, which are not "
+                    f"feature questions"
+                )
+            out[gate] = tuple(sorted(int(d) for d in deps))
+        return out
+
+    def _check_answers(
+        self, answers: torch.Tensor | np.ndarray, *, skip_external: bool
+    ) -> torch.Tensor:
+        c = self.checklist
+        x = answers if isinstance(answers, torch.Tensor) else torch.as_tensor(np.asarray(answers))
+        x = x if x.is_floating_point() else x.to(torch.float64)
+        if x.ndim != 2 or x.shape[1] != len(c.questions):
+            raise ChecklistError(
+                f"answers for checklist {c.name!r} must have shape [N, {len(c.questions)}], got "
+                f"{tuple(x.shape)}"
+            )
+        checked = x
+        if skip_external:
+            keep = torch.tensor([not q.external for q in c.questions], device=x.device)
+            checked = x[:, keep]
+        questions = [q for q in c.questions if not (skip_external and q.external)]
+        nan = torch.isnan(checked)
+        if nan.any():
+            row, col = (int(v) for v in torch.nonzero(nan)[0])
+            q = questions[col]
+            hint = " (an external question: pass its values as alignment=)" if q.external else ""
+            raise ChecklistError(
+                f"answers for checklist {c.name!r}: answer is NaN at row {row}, question {q.id} "
+                f"{q.text!r}{hint}"
+            )
+        if ((checked < 0) | (checked > 1)).any():
+            raise ChecklistError(
+                f"answers for checklist {c.name!r} must be hard {{0, 1}} answers or probabilities "
+                f"in [0, 1]"
+            )
+        return x
+
+    def _check_alignment(
+        self, alignment: torch.Tensor | np.ndarray, x: torch.Tensor
+    ) -> torch.Tensor:
+        n_ext = int(self._external.sum())
+        if n_ext == 0:
+            raise RewardError(
+                f"alignment was given, but checklist {self.checklist.name!r} has no external question"
+            )
+        a = (
+            alignment
+            if isinstance(alignment, torch.Tensor)
+            else torch.as_tensor(np.asarray(alignment))
+        )
+        a = a.to(x.device, x.dtype)
+        if a.ndim == 1:
+            a = a[:, None]
+        if a.shape != (x.shape[0], n_ext):
+            raise RewardError(
+                f"alignment must have shape [{x.shape[0]}] or [{x.shape[0]}, {n_ext}] for checklist "
+                f"{self.checklist.name!r}, got {tuple(alignment.shape)}"
+            )
+        if torch.isnan(a).any() or ((a < 0) | (a > 1)).any():
+            raise RewardError("alignment values must be probabilities in [0, 1] (no NaN)")
+        return a
+
+    # ----------------------------------------------------------------- pruning
+    def select_checklist(self, threshold: float = 0.0, *, name: str | None = None) -> Checklist:
+        """The checklist pruned to questions with weight > ``threshold`` (the paper's select sets).
+
+        Presence questions stay while a dependant of theirs stays; sub-dimensions and dimensions
+        left without questions are dropped. The result is a plain :class:`Checklist` (write it with
+        :meth:`Checklist.to_yaml`).
+        """
+        keep = {
+            q.id
+            for q, w in zip(self._features, self.weights.tolist(), strict=True)
+            if w > threshold
+        }
+        dimensions = []
+        for dim in self.checklist.dimensions:
+            subs = []
+            for sub in dim.sub_dimensions:
+                kept = tuple(q for q in sub.questions if q.id in keep)
+                if kept:
+                    subs.append(
+                        SubDimension(
+                            name=sub.name,
+                            dimension=sub.dimension,
+                            options=sub.options,
+                            questions=kept,
+                            presence=sub.presence,
+                            absent=sub.absent,
+                            key=sub.key,
+                        )
+                    )
+            if subs:
+                dimensions.append(Dimension(name=dim.name, sub_dimensions=tuple(subs)))
+        if not dimensions:
+            raise RewardError(
+                f"no weight of {self.checklist.name!r} exceeds {threshold}; nothing left to select"
+            )
+        return Checklist(
+            name=name or f"{self.checklist.name}_select",
+            media=self.checklist.media,
+            dimensions=tuple(dimensions),
+        )
+
+    # ----------------------------------------------------------------- (de)serialisation
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "checklist": self.checklist.name,
+            "encoding": self.encoding,
+            "reduction": self.reduction,
+            "masks": [{"presence": g, "dependants": list(d)} for g, d in self.masks.items()],
+            "questions": [
+                {"id": q.id, "text": q.text, "dimension": q.dimension, "weight": w}
+                for q, w in zip(self._features, self.weights.tolist(), strict=True)
+            ],
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], checklist: Checklist) -> LinearReward:
+        """Rebuild against ``checklist``; its feature questions must match the saved ones."""
+        saved = list(data["questions"])
+        features = [q for q in checklist.questions if q.kind != "presence"]
+        origin = f"reward saved for checklist {data.get('checklist')!r}"
+        for i, (s, q) in enumerate(zip(saved, features, strict=False)):
+            if (int(s["id"]), s["text"], s.get("dimension", q.dimension)) != (
+                q.id,
+                q.text,
+                q.dimension,
+            ):
+                raise RewardError(
+                    f"{origin} does not match checklist {checklist.name!r}: feature {i} is question "
+                    f"{s['id']} {s['text']!r} ({s.get('dimension')}) in the file but question "
+                    f"{q.id} {q.text!r} ({q.dimension}) in the checklist"
+                )
+        if len(saved) != len(features):
+            extra = saved[len(features)] if len(saved) > len(features) else None
+            missing = features[len(saved)] if len(features) > len(saved) else None
+            first = (
+                f"question {extra['id']} {extra['text']!r} is only in the file"
+                if extra
+                else f"question {missing.id} {missing.text!r} is only in the checklist"
+            )
+            raise RewardError(
+                f"{origin} has {len(saved)} feature questions, checklist {checklist.name!r} has "
+                f"{len(features)}: {first}"
+            )
+        masks = data.get("masks")
+        return cls(
+            checklist,
+            [float(s["weight"]) for s in saved],
+            encoding=data.get("encoding", "pm1"),
+            reduction=data.get("reduction", "sum"),
+            masks=None if masks is None else {int(m["presence"]): m["dependants"] for m in masks},
+        )
+
+    def save(self, path: str | Path) -> None:
+        Path(path).write_text(json.dumps(self.to_dict(), indent=2) + "\n")
+
+    @classmethod
+    def load(cls, path: str | Path, checklist: Checklist) -> LinearReward:
+        path = Path(path)
+        try:
+            data = json.loads(path.read_text())
+        except (OSError, json.JSONDecodeError) as err:
+            raise RewardError(f"cannot read reward file {path}: {err}") from err
+        return cls.from_dict(data, checklist)
+
+    # ----------------------------------------------------------------- released weights
+    @classmethod
+    def from_official(
+        cls,
+        name: OfficialName,
+        *,
+        checklist: Checklist | None = None,
+        official_dir: str | Path | None = None,
+    ) -> LinearReward:
+        """The released VisionReward weights, scoring exactly as the released code (PAPER §4.4).
+
+        - ``"image_select"``: ±1 answers of the 27 weighted select questions plus the raw alignment
+          (VQAScore) value, masks by the released ``MASK_FEATURE_MAP`` (body gates 44, 46, 47, 58,
+          59; face gates 50, 51; hands gate 52), score = features · coef.
+        - ``"image"``: the 55 = 1 + 54 weights of ``image_weight.json`` over the full 59-question
+          list, masks from the checklist structure (1, 2, 3, 16, 27) plus the released code's body
+          gating of safety 58 and 59 (so it scores like ``image_select``: the extra weights are 0).
+        - ``"video_select"``: ``mean(±1 answer * weight)`` over the 29 select questions, no masks.
+
+        The weights are matched to the checklist's questions by text through the official question
+        files, so the official order (alignment first for images) need not equal our flat order.
+        ``checklist`` defaults to ``conf/dimensions/visionreward_<name>.yaml``.
+        """
+        if name not in _OFFICIAL_FILES:
+            raise RewardError(
+                f"unknown official reward {name!r}; choose from {list(_OFFICIAL_FILES)}"
+            )
+        yaml_name, questions_file, weights_file = _OFFICIAL_FILES[name]
+        folder = Path(official_dir) if official_dir is not None else OFFICIAL_DIR
+        if checklist is None:
+            checklist = Checklist.from_yaml(DIMENSIONS_DIR / f"{yaml_name}.yaml")
+        lines = [line.rstrip() for line in (folder / questions_file).read_text().splitlines()]
+        raw = json.loads((folder / weights_file).read_text())
+        coef = [float(v) for v in (raw["coef"] if isinstance(raw, dict) else raw)]
+
+        by_text = {q.text: q for q in checklist.vlm_questions}
+        missing = [t for t in lines if t not in by_text]
+        if missing or len(lines) != len(by_text):
+            raise RewardError(
+                f"checklist {checklist.name!r} does not hold exactly the questions of "
+                f"{questions_file}; first missing: {missing[:1]}"
+            )
+        ordered = [by_text[t] for t in lines]  # official order
+        weighted = [q for q in ordered if q.kind != "presence"]
+        external = [q for q in checklist.questions if q.external]
+        # Images: coef = [alignment] + weighted questions in official order; video: no alignment.
+        official_features = external + weighted
+        if len(coef) != len(official_features):
+            raise RewardError(
+                f"{weights_file} has {len(coef)} weights, {questions_file} and checklist "
+                f"{checklist.name!r} give {len(official_features)} features"
+            )
+        by_id = {q.id: w for q, w in zip(official_features, coef, strict=True)}
+        features = [q for q in checklist.questions if q.kind != "presence"]
+        weights = [by_id[q.id] for q in features]
+
+        if name == "image_select":
+            masks: dict[int, list[int]] = {
+                ordered[g].id: [ordered[d].id for d in deps]
+                for g, deps in OFFICIAL_SELECT_MASK_INDICES.items()
+            }
+            return cls(checklist, weights, encoding="pm1", reduction="sum", masks=masks)
+        if name == "image":
+            masks = {g: list(d) for g, d in _structure_masks(checklist).items()}
+            select = cls.from_official("image_select", official_dir=folder)
+            for gate, deps in select.masks.items():  # add the code-only gating (body -> safety)
+                masks[gate] = sorted(set(masks.get(gate, [])) | set(deps))
+            return cls(checklist, weights, encoding="pm1", reduction="sum", masks=masks)
+        return cls(checklist, weights, encoding="pm1", reduction="mean", masks={})
+
+
+def _structure_masks(checklist: Checklist) -> dict[int, tuple[int, ...]]:
+    """Presence id -> the ids of the questions of every sub-dimension it gates."""
+    masks: dict[int, list[int]] = {}
+    for sub in checklist.sub_dimensions:
+        if sub.presence is not None:
+            masks.setdefault(sub.presence.id, []).extend(q.id for q in sub.questions)
+    return {g: tuple(sorted(d)) for g, d in masks.items()}
