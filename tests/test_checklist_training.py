@@ -34,7 +34,9 @@ from vrexp.tasks.annotate import AnnotateError, annotate_items
 @pytest.fixture(scope="module")
 def small_split(tmp_path_factory):
     root = tmp_path_factory.mktemp("split")
-    cfg = compose_config(root, "dataset.num_prompts=30", "dataset.chunk_size=8")
+    cfg = compose_config(
+        root, "dataset.num_prompts=30", "dataset.renders_per_prompt=2", "dataset.chunk_size=8"
+    )
     checklist = Checklist.from_config(cfg.dimensions)
     dataset = OmegaConf.to_object(cfg.dataset)
     make_split(dataset, checklist)

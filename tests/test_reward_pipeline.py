@@ -256,6 +256,7 @@ def test_sweep_table_gathers_jobs_into_md_csv_and_plot(tmp_path):
 
 TINY_PIPELINE = [
     "dataset.num_prompts=80",
+    "dataset.renders_per_prompt=4",
     "task.stages.train_checklist.max_time=00:00:00:20",
     "task.stages.evaluate.baseline.max_time=00:00:00:10",
     "task.stages.evaluate.num_resamples=200",

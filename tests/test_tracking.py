@@ -13,6 +13,7 @@ def test_multirun_logs_every_job_to_one_wandb_group(tmp_path):
         "--multirun",
         "dataset.seed=3,4",
         "dataset.num_prompts=4",
+        "task=make_data",
         "task.print_summary=false",
         f"paths.root_dir={tmp_path}",
     )
@@ -21,8 +22,8 @@ def test_multirun_logs_every_job_to_one_wandb_group(tmp_path):
     assert len(runs) == 2
     assert len({r.group for r in runs}) == 1 and runs[0].group.startswith("make_data-")
     assert sorted(r.name for r in runs) == [
-        "make_data[dataset.num_prompts=4,dataset.seed=3,task.print_summary=False]",
-        "make_data[dataset.num_prompts=4,dataset.seed=4,task.print_summary=False]",
+        "make_data[dataset.num_prompts=4,dataset.seed=3,task.print_summary=False,task=make_data]",
+        "make_data[dataset.num_prompts=4,dataset.seed=4,task.print_summary=False,task=make_data]",
     ]
     for run in runs:
         assert run.logged("data/num_items") == [8]
@@ -36,7 +37,9 @@ def test_multirun_logs_every_job_to_one_wandb_group(tmp_path):
 
 @pytest.mark.parametrize("logger", ["csv", "none"])
 def test_other_loggers(logger, tmp_path):
-    result = run_cli(f"logger={logger}", "dataset.num_prompts=3", f"paths.root_dir={tmp_path}")
+    result = run_cli(
+        "task=make_data", f"logger={logger}", "dataset.num_prompts=3", f"paths.root_dir={tmp_path}"
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     assert not list(tmp_path.rglob("offline-run-*"))
     metrics = list(tmp_path.rglob("metrics.csv"))
