@@ -6,25 +6,18 @@ file, so a corrupt or missing item in a large split is easy to find.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageSequence, UnidentifiedImageError
+
+from vrexp.data.atomic import atomic_write
 
 FRAME_MS = 125
 
 
 class MediaError(OSError):
     """A media file that is missing, unreadable or of the wrong shape."""
-
-
-def _atomic_save(path: Path, save) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "wb") as handle:
-        save(handle)
-    os.replace(tmp, path)
 
 
 def save_media(path: str | Path, pixels: np.ndarray) -> None:
@@ -35,13 +28,13 @@ def save_media(path: str | Path, pixels: np.ndarray) -> None:
             f"{path}: media must be uint8 [H, W, 3] or [T, H, W, 3], got {pixels.dtype} {pixels.shape}"
         )
     if pixels.ndim == 3:
-        _atomic_save(path, lambda f: Image.fromarray(pixels).save(f, format="PNG"))
+        atomic_write(path, lambda f: Image.fromarray(pixels).save(f, format="PNG"))
         return
     frames = [Image.fromarray(frame) for frame in pixels]
     # Pillow merges identical consecutive frames unless their blend ops differ; for opaque RGB
     # frames "source" and "over" give the same pixels, so alternating them keeps every frame.
     blend = [i % 2 for i in range(len(frames))]
-    _atomic_save(
+    atomic_write(
         path,
         lambda f: frames[0].save(
             f,

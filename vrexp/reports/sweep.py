@@ -17,6 +17,7 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 from rich.console import Console
 
+from vrexp.data.atomic import atomic_write
 from vrexp.reports.tables import PlotSpec, format_markdown, write_table
 
 RESULTS_FILE = "results.json"
@@ -24,12 +25,8 @@ RESULTS_FILE = "results.json"
 
 def write_results(out_dir: str | Path, rows: list[dict[str, Any]], overrides: list[str]) -> Path:
     """A job's rows, for :class:`SweepTable` (written atomically)."""
-    path = Path(out_dir) / RESULTS_FILE
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{RESULTS_FILE}.tmp")
-    tmp.write_text(json.dumps({"overrides": overrides, "rows": rows}, indent=2) + "\n")
-    os.replace(tmp, path)
-    return path
+    payload = json.dumps({"overrides": overrides, "rows": rows}, indent=2) + "\n"
+    return atomic_write(Path(out_dir) / RESULTS_FILE, lambda p: p.write_text(payload))
 
 
 def _short(key: str) -> str:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import csv
 import math
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,6 +18,8 @@ import matplotlib
 
 matplotlib.use("Agg")  # files only; never needs a display
 import matplotlib.pyplot as plt
+
+from vrexp.data.atomic import atomic_write
 
 
 @dataclass
@@ -47,12 +48,6 @@ def _columns(rows: Sequence[dict[str, Any]]) -> list[str]:
     return list(dict.fromkeys(k for r in rows for k in r))
 
 
-def _atomic_text(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-
-
 def write_table(
     rows: Sequence[dict[str, Any]],
     out_dir: str | Path,
@@ -63,17 +58,18 @@ def write_table(
 ) -> dict[str, Path]:
     """Write the table files; returns their paths by kind (md, csv, png)."""
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
     columns = _columns(rows)
     paths = {"md": out_dir / f"{name}.md", "csv": out_dir / f"{name}.csv"}
     heading = f"# {title}\n\n" if title else ""
-    _atomic_text(paths["md"], heading + format_markdown(rows, columns))
-    tmp = paths["csv"].with_name(f".{name}.csv.tmp")
-    with tmp.open("w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=columns)
-        writer.writeheader()
-        writer.writerows(rows)
-    os.replace(tmp, paths["csv"])
+    atomic_write(paths["md"], lambda p: p.write_text(heading + format_markdown(rows, columns)))
+
+    def write_csv(tmp: Path) -> None:
+        with tmp.open("w", newline="") as handle:
+            writer = csv.DictWriter(handle, fieldnames=columns)
+            writer.writeheader()
+            writer.writerows(rows)
+
+    atomic_write(paths["csv"], write_csv)
     if plot is not None and rows:
         paths["png"] = out_dir / f"{name}.png"
         _plot(rows, plot, title or name, paths["png"])
@@ -119,10 +115,8 @@ def _plot(rows: Sequence[dict[str, Any]], spec: PlotSpec, title: str, path: Path
             ax.legend(fontsize=8)
     fig.suptitle(title)
     fig.tight_layout()
-    tmp = path.with_name(f".{path.stem}.tmp.png")
-    fig.savefig(tmp, dpi=110)
+    atomic_write(path, lambda p: fig.savefig(p, format="png", dpi=110))
     plt.close(fig)
-    os.replace(tmp, path)
 
 
 def _float(value: Any) -> float:

@@ -3,7 +3,6 @@ dimension, zero weights marked (the questions a "select" checklist drops)."""
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import matplotlib
@@ -11,6 +10,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
+from vrexp.data.atomic import atomic_write
 from vrexp.reward.linear import LinearReward
 
 
@@ -33,8 +33,6 @@ def plot_weights(reward: LinearReward, path: str | Path, title: str = "") -> Pat
     ax.set_title(title or f"{reward.checklist.name}: weights by dimension")
     ax.grid(axis="y", alpha=0.3)
     fig.tight_layout()
-    tmp = path.with_name(f".{path.stem}.tmp.png")
-    fig.savefig(tmp, dpi=110)
+    atomic_write(path, lambda p: fig.savefig(p, format="png", dpi=110))
     plt.close(fig)
-    os.replace(tmp, path)
     return path

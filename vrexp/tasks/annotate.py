@@ -14,7 +14,6 @@ a re-run skips them and continues, with no duplicate or lost row.
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -29,6 +28,7 @@ from rich.progress import Progress
 
 from vrexp.backbones import ChecklistBackbone, load_backbone
 from vrexp.checklist import Checklist
+from vrexp.data.atomic import atomic_write
 from vrexp.data.items import Item, folder_items, split_items
 from vrexp.data.media import MediaError, load_media
 from vrexp.data.synthworld import ensure_split
@@ -68,11 +68,11 @@ def annotate_items(
         chunk = items[start : start + chunk_size]
         if not part.exists():
             table, skipped = _annotate_chunk(backbone, checklist, chunk, batch_size, skip_bad_media)
-            _atomic(
+            atomic_write(
                 out_dir / f"skipped-{start // chunk_size:05d}.json",
                 lambda p, s=skipped: p.write_text(json.dumps(s, indent=2)),
             )
-            _atomic(part, lambda p, t=table: pq.write_table(t, p))
+            atomic_write(part, lambda p, t=table: pq.write_table(t, p))
         if progress is not None:
             progress(len(chunk))
     skipped = [
@@ -80,7 +80,7 @@ def annotate_items(
         for path in sorted(out_dir.glob("skipped-*.json"))
         for entry in json.loads(path.read_text())
     ]
-    _atomic(out_dir / "skipped.json", lambda p: p.write_text(json.dumps(skipped, indent=2)))
+    atomic_write(out_dir / "skipped.json", lambda p: p.write_text(json.dumps(skipped, indent=2)))
     rows = sum(pq.read_metadata(p).num_rows for p in out_dir.glob("part-*.parquet"))
     return {"items": len(items) - len(skipped), "rows": rows, "skipped": skipped}
 
@@ -97,13 +97,7 @@ def _claim(out_dir: Path, manifest: dict[str, Any], overwrite: bool) -> None:
             )
         for stale in [*out_dir.glob("part-*.parquet"), *out_dir.glob("skipped*.json")]:
             stale.unlink()
-    _atomic(path, lambda p: p.write_text(json.dumps(payload, indent=2, sort_keys=True) + "\n"))
-
-
-def _atomic(path: Path, write: Callable[[Path], None]) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    write(tmp)
-    os.replace(tmp, path)
+    atomic_write(path, lambda p: p.write_text(json.dumps(payload, indent=2, sort_keys=True) + "\n"))
 
 
 def _annotate_chunk(

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 import shutil
 from collections.abc import Callable
 from pathlib import Path
@@ -31,6 +30,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from vrexp.checklist import Checklist, ChecklistError
+from vrexp.data.atomic import atomic_write
 from vrexp.data.media import save_media
 from vrexp.data.synthworld.grammar import sample_spec
 from vrexp.data.synthworld.oracle import measure
@@ -93,16 +93,8 @@ def column_levels(items: pa.Table, checklist: Checklist, source: str) -> np.ndar
     )
 
 
-def _atomic_write(path: Path, write: Callable[[Path], None]) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    write(tmp)
-    os.replace(tmp, path)
-
-
 def _write_json(path: Path, payload: Any) -> None:
-    _atomic_write(
-        path, lambda p: p.write_text(json.dumps(payload, indent=2, sort_keys=True) + "\n")
-    )
+    atomic_write(path, lambda p: p.write_text(json.dumps(payload, indent=2, sort_keys=True) + "\n"))
 
 
 def _manifest(config: Any, checklist: Checklist) -> dict[str, Any]:
@@ -219,13 +211,13 @@ def make_split(
                 range(start, min(start + config.chunk_size, config.num_prompts)),
                 out_dir,
             )
-            _atomic_write(part, lambda p, t=table: pq.write_table(t, p))
+            atomic_write(part, lambda p, t=table: pq.write_table(t, p))
         if progress is not None:
             progress(done, len(starts))
 
     items = read_items(out_dir)
     pairs = _pairs(items, config)
-    _atomic_write(out_dir / "pairs.parquet", lambda p: pq.write_table(pairs, p))
+    atomic_write(out_dir / "pairs.parquet", lambda p: pq.write_table(pairs, p))
     summary = summarize(items, pairs, checklist)
     _write_json(out_dir / "summary.json", summary)
     return summary
