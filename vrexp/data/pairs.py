@@ -7,7 +7,6 @@ the pairwise (Bradley-Terry) baselines; the linear weighting only needs the item
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -160,8 +159,3 @@ class PairDataModule(pl.LightningDataModule):
 
     def val_dataloader(self) -> DataLoader:
         return self._loader("val", shuffle=False)
-
-
-def batched(values: np.ndarray, size: int) -> Iterator[np.ndarray]:
-    for start in range(0, len(values), size):
-        yield values[start : start + size]

@@ -107,17 +107,8 @@ class VisionReward:
     @classmethod
     def from_pretrained(cls, directory: str | Path, **backbone_overrides: Any) -> VisionReward:
         directory = Path(directory)
-        missing = [n for n in (CHECKLIST, WEIGHTS, MODEL_DIR) if not (directory / n).exists()]
-        if missing:
-            raise FileNotFoundError(
-                f"{directory} is not a VisionReward folder: missing {missing} (write one with "
-                "VisionReward.save_pretrained or `python run.py task=fit_weights task.model_dir=...`)"
-            )
-        checklist = Checklist.from_yaml(directory / CHECKLIST)
-        reward = LinearReward.load(directory / WEIGHTS, checklist)
-        config = (
-            json.loads((directory / CONFIG).read_text()) if (directory / CONFIG).exists() else {}
-        )
+        _require(directory, CHECKLIST, WEIGHTS, MODEL_DIR)
+        reward, config = load_reward_files(directory)
         backbone = load_backbone(directory / MODEL_DIR, **backbone_overrides)
         return cls(backbone, reward, **config)
 
@@ -202,6 +193,24 @@ def save_reward_files(directory: Path, reward: LinearReward, *, hard_answers: bo
     reward.checklist.to_yaml(directory / CHECKLIST)
     reward.save(directory / WEIGHTS)
     (directory / CONFIG).write_text(json.dumps({"hard_answers": hard_answers}, indent=2) + "\n")
+
+
+def load_reward_files(directory: str | Path) -> tuple[LinearReward, dict[str, Any]]:
+    """The LinearReward and reward settings of a VisionReward (or fit_weights) folder."""
+    directory = Path(directory)
+    _require(directory, CHECKLIST, WEIGHTS)
+    reward = LinearReward.load(directory / WEIGHTS, Checklist.from_yaml(directory / CHECKLIST))
+    config = json.loads((directory / CONFIG).read_text()) if (directory / CONFIG).exists() else {}
+    return reward, config
+
+
+def _require(directory: Path, *names: str) -> None:
+    missing = [n for n in names if not (directory / n).exists()]
+    if missing:
+        raise FileNotFoundError(
+            f"{directory} is not a VisionReward folder: missing {missing} (write one with "
+            "VisionReward.save_pretrained or `python run.py task=fit_weights task.model_dir=...`)"
+        )
 
 
 def link_model(model_dir: str | Path, directory: Path) -> None:

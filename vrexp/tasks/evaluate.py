@@ -32,7 +32,6 @@ from rich.console import Console
 from rich.table import Table
 
 from vrexp.backbones import build_backbone
-from vrexp.checklist import Checklist
 from vrexp.data.annotations import read_annotations
 from vrexp.data.media import load_media
 from vrexp.data.pairs import PairDataModule, PreferencePairs, item_records, pair_parts
@@ -41,7 +40,7 @@ from vrexp.modules.pairwise import PairwiseRewardModule
 from vrexp.reports import PlotSpec, write_table
 from vrexp.reports.sweep import write_results
 from vrexp.reward import LinearReward, fit_linear_reward
-from vrexp.reward.scorer import CHECKLIST, CONFIG, WEIGHTS
+from vrexp.reward.scorer import load_reward_files
 from vrexp.tasks.fit_weights import pair_answers, require_synthworld
 from vrexp.tracking import log_table, stage_logger
 
@@ -51,9 +50,7 @@ ALIGNMENT = "Alignment"
 def load_linear_reward(reward_dir: str | Path) -> tuple[LinearReward, bool, dict[str, Any]]:
     """(reward, hard_answers, fit_info) of a fit_weights output folder."""
     reward_dir = Path(reward_dir)
-    checklist = Checklist.from_yaml(reward_dir / CHECKLIST)
-    reward = LinearReward.load(reward_dir / WEIGHTS, checklist)
-    config = json.loads((reward_dir / CONFIG).read_text())
+    reward, config = load_reward_files(reward_dir)
     info_path = reward_dir / "fit_info.json"
     info = json.loads(info_path.read_text()) if info_path.exists() else {}
     return reward, bool(config.get("hard_answers", False)), info

@@ -60,19 +60,21 @@ def pair_answers(
 
 
 def fit_on_pairs(
-    checklist: Checklist, table: Any, pairs: PreferencePairs, task: Any, logger: Any = False
+    checklist: Checklist,
+    answers: tuple[np.ndarray, np.ndarray],
+    label: np.ndarray,
+    task: Any,
+    logger: Any = False,
 ) -> LinearReward:
-    answers_a, answers_b = pair_answers(table, checklist, pairs, task.hard_answers)
-    options: dict[str, Any] = {}
+    """Fit with the task's encoding and solver on the A and B answers of labelled pairs."""
     if task.solver == "sgd":
         options = {**OmegaConf.to_container(task.sgd), "logger": logger or False}
     else:
         options = {"l2": task.l2}
     return fit_linear_reward(
         checklist,
-        answers_a,
-        answers_b,
-        pairs.label,
+        *answers,
+        label,
         encoding=task.encoding,
         solver=task.solver,
         **options,
@@ -94,7 +96,8 @@ def question_subset(
     if spec.selection == "random":
         chosen = np.random.default_rng([spec.seed, k]).choice(len(features), k, replace=False)
     else:
-        full = fit_on_pairs(checklist, table, pairs, task)
+        answers = pair_answers(table, checklist, pairs, task.hard_answers)
+        full = fit_on_pairs(checklist, answers, pairs.label, task)
         chosen = np.argsort(-full.weights.numpy(), kind="stable")[:k]
     indicator = np.zeros(len(features))
     indicator[chosen] = 1.0
@@ -136,10 +139,11 @@ def fit_weights(cfg: DictConfig, logger: Logger | None = None) -> dict[str, Any]
     pairs = parts["train"].sample(task.num_pairs, cfg.seed)
     table = read_annotations(task.annotations)
     checklist = question_subset(checklist, table, pairs, task)
+    answers = pair_answers(table, checklist, pairs, task.hard_answers)
     out_dir = Path(task.out_dir)
     with stage_logger(cfg, logger) as logger:
         start = time.perf_counter()
-        reward = fit_on_pairs(checklist, table, pairs, task, logger)
+        reward = fit_on_pairs(checklist, answers, pairs.label, task, logger)
         seconds = time.perf_counter() - start
         save_reward_files(out_dir, reward, hard_answers=task.hard_answers)
         if task.model_dir is not None:
@@ -148,7 +152,6 @@ def fit_weights(cfg: DictConfig, logger: Logger | None = None) -> dict[str, Any]
             reward, out_dir / "select_checklist.yaml", task.select_threshold
         )
         plot = plot_weights(reward, out_dir / "weights.png")
-        answers_a, answers_b = pair_answers(table, checklist, pairs, task.hard_answers)
         info = {
             "num_pairs": len(pairs),
             "num_untied_pairs": int((pairs.label != 0).sum()),
@@ -160,7 +163,7 @@ def fit_weights(cfg: DictConfig, logger: Logger | None = None) -> dict[str, Any]
             "num_zero_weights": int((reward.weights == 0).sum()),
             "select_questions": len(select.questions),
             "seconds": seconds,
-            "train": pair_accuracy(reward, answers_a, answers_b, pairs.label),
+            "train": pair_accuracy(reward, *answers, pairs.label),
         }
         (out_dir / "fit_info.json").write_text(json.dumps(info, indent=2) + "\n")
         if logger is not None:
