@@ -296,7 +296,7 @@ def test_an_experiment_sweeps_shares_artifacts_and_writes_its_table(tmp_path):
         f"paths.root_dir={tmp_path}",
         "experiment=table11_regression_size",
         "dataset.num_prompts=60",
-        *TINY_PIPELINE[1:],
+        *TINY_PIPELINE[2:],  # the experiment sets its own split size
         "task.stages.fit_weights.num_pairs=50,400",
         timeout=900,
     )
