@@ -77,6 +77,14 @@ def test_p_yes_is_the_softmax_over_yes_and_no_logits(backbone):
     torch.testing.assert_close(got, expected, atol=1e-6, rtol=0)
 
 
+def test_vision_parameters_are_exactly_the_vision_tower(backbone):
+    names = {id(p): n for n, p in backbone.named_parameters()}
+    vision = {names[id(p)] for p in backbone.vision_parameters()}
+    tower = "visual" if backbone.family == "qwen2_vl" else "vision_tower"
+    assert vision == {n for n in names.values() if f".{tower}." in n}
+    assert vision and not any("language_model" in n or "lm_head" in n for n in vision)
+
+
 def test_save_and_reload_give_identical_answers(backbone, tmp_path):
     backbone.save_pretrained(tmp_path / "model")
     assert (tmp_path / "model" / "model.safetensors").exists()

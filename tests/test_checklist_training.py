@@ -108,10 +108,15 @@ def test_packed_batches_carry_all_questions_of_an_item(small_split):
     assert any("[[prompt]]" not in q and "show" in q for qs in batch["questions"] for q in qs)
 
 
-def test_checklist_module_trains_and_reports_per_dimension_accuracy(small_split, tmp_path):
+@pytest.mark.parametrize("vision_lr_scale", [0.1, 0.0])
+def test_checklist_module_trains_and_reports_per_dimension_accuracy(
+    small_split, tmp_path, vision_lr_scale
+):
     split_dir, checklist, backbone = small_split
     data = ChecklistDataModule(split_dir, checklist, batch_size=8)
-    module = ChecklistModule(backbone, checklist, lr=1e-3, warmup_steps=2)
+    module = ChecklistModule(
+        backbone, checklist, lr=1e-3, warmup_steps=2, vision_lr_scale=vision_lr_scale
+    )
     before = {n: p.detach().clone() for n, p in backbone.named_parameters()}
     trainer = pl.Trainer(
         accelerator="cpu",
@@ -126,7 +131,11 @@ def test_checklist_module_trains_and_reports_per_dimension_accuracy(small_split,
     trainer.fit(module, datamodule=data)
     trainer.test(module, datamodule=data)
     changed = [n for n, p in backbone.named_parameters() if not torch.equal(p, before[n])]
-    assert any("visual" in n for n in changed) and any("language_model" in n for n in changed)
+    # A zero scale freezes the vision tower in effect (AdamW's decay is lr-scaled too).
+    assert any("visual" in n for n in changed) == (vision_lr_scale > 0)
+    assert any("language_model" in n for n in changed)
+    rates = [group["initial_lr"] for group in trainer.optimizers[0].param_groups]
+    assert rates == pytest.approx([1e-3, 1e-3 * vision_lr_scale])
     results = module.results["test"]
     assert 0.0 <= results["mean"] <= 1.0
     assert set(checklist.dimension_names) == {

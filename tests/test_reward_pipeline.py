@@ -13,6 +13,7 @@ import pytorch_lightning as pl
 import torch
 import yaml
 from omegaconf import OmegaConf
+from rich.console import Console
 
 from tests.conftest import compose_config, run_cli
 from vrexp.backbones import build_backbone
@@ -225,6 +226,12 @@ def test_vision_reward_scores_explains_and_round_trips(world, tmp_path):
     assert len(item["questions"]) == len(checklist.questions)
     table = again.explain(paths[0], prompts[0])
     assert table.row_count == len(checklist.questions) + len(checklist.dimensions)
+    console = Console(record=True, width=400)
+    console.print(table)
+    shown = console.export_text()
+    # "[[prompt]]" in a question is shown as text, never parsed as rich markup.
+    assert any("[[prompt]]" in q["question"] for q in item["questions"])
+    assert all(q["question"] in shown for q in item["questions"])
     with pytest.raises(FileNotFoundError, match="not a VisionReward folder"):
         VisionReward.from_pretrained(tmp_path)
 

@@ -11,7 +11,7 @@ def test_make_data_prints_the_summary(tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     assert "tie fraction 0.200" in result.stdout
     assert "Plan levels per sub-dimension" in result.stdout
-    assert read_items(tmp_path / "data" / "synthworld_image" / "seed0-n20x2").num_rows == 40
+    assert read_items(tmp_path / "data" / "synthworld_image" / "seed0-n20x3").num_rows == 60
 
 
 def test_make_data_for_video(tmp_path):

@@ -29,14 +29,17 @@ from vrexp.data.synthworld.grammar import BACKGROUNDS, OBJECT_COLORS, SHAPES
 from vrexp.data.synthworld.preference import label_pairs
 from vrexp.data.synthworld.split import oracle_agreement
 
+# The sizes asserted below count 2 renders (one pair) per prompt; a test may override it after.
+PIN = "dataset.renders_per_prompt=2"
+
 
 def dataset_and_checklist(compose_cfg: Callable, *overrides: str):
-    cfg = compose_cfg(*overrides)
+    cfg = compose_cfg(PIN, *overrides)
     return OmegaConf.to_object(cfg.dataset), Checklist.from_config(cfg.dimensions)
 
 
 def render_split(root: Path, *overrides: str) -> tuple[Path, Checklist]:
-    cfg = compose_config(root, *overrides)
+    cfg = compose_config(root, PIN, *overrides)
     dataset = OmegaConf.to_object(cfg.dataset)
     checklist = Checklist.from_config(cfg.dimensions)
     make_split(dataset, checklist)

@@ -26,8 +26,8 @@ def test_multirun_logs_every_job_to_one_wandb_group(tmp_path):
         "make_data[dataset.num_prompts=4,dataset.seed=4,task.print_summary=False,task=make_data]",
     ]
     for run in runs:
-        assert run.logged("data/num_items") == [8]
-        assert run.logged("data/num_pairs") == [4]
+        assert run.logged("data/num_items") == [12]  # 3 renders per prompt, 3 pairs among them
+        assert run.logged("data/num_pairs") == [12]
         assert 0.9 <= run.logged("oracle/mean_agreement")[0] <= 1.0
         assert run.config["dataset"]["num_prompts"] == 4
         assert run.job_type == "make_data"

@@ -48,6 +48,7 @@ class Prefix:
 class ChecklistBackbone(nn.Module):
     family: ClassVar[str]
     media_token: ClassVar[str]  # one media placeholder per frame in the prefix text
+    vision_module: ClassVar[str]  # attribute of the inner transformers model: the vision tower
 
     def __init__(self, model: nn.Module, processor: Any, config: BackboneConfig) -> None:
         super().__init__()
@@ -81,6 +82,10 @@ class ChecklistBackbone(nn.Module):
         """The transformers model itself, under any peft wrapper."""
         get_base = getattr(self.model, "get_base_model", None)
         return get_base() if get_base is not None else self.model
+
+    def vision_parameters(self) -> list[nn.Parameter]:
+        """The vision tower's parameters (with Qwen's patch merger), for a separate learning rate."""
+        return list(getattr(self.base_model.model, self.vision_module).parameters())
 
     @property
     def device(self) -> torch.device:

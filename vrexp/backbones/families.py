@@ -73,6 +73,7 @@ def _text_config(cfg: BackboneConfig, tokenizer: Any) -> dict[str, Any]:
 class QwenVLBackbone(ChecklistBackbone):
     family = "qwen2_vl"
     media_token = "<|vision_start|><|image_pad|><|vision_end|>"
+    vision_module = "visual"
     model_class: Any = transformers.Qwen2VLForConditionalGeneration
     config_class: Any = transformers.Qwen2VLConfig
     processor_class: Any = ImageOnlyQwen2VLProcessor
@@ -161,6 +162,7 @@ class Qwen2_5_VLBackbone(QwenVLBackbone):
 class LlavaBackbone(ChecklistBackbone):
     family = "llava"
     media_token = "<image>"
+    vision_module = "vision_tower"
     model_class: Any = transformers.LlavaForConditionalGeneration
     processor_class: Any = transformers.LlavaProcessor
 

@@ -203,6 +203,7 @@ class TrainChecklistTaskConfig:
     lr: float = 1e-3
     weight_decay: float = 0.01
     warmup_steps: int = 50
+    vision_lr_scale: float = 0.1  # the vision tower's lr is lr times this (see ChecklistModule)
     batch_size: int = 16  # items per step; each brings all of its drawn questions
     balanced: bool = True  # equal yes/no per question each epoch (PAPER.md §3.2)
     questions_per_item: int | None = None  # cap on an item's questions per step (null: all drawn)
@@ -279,6 +280,7 @@ class BaselineTraining:
     lr: float = 3e-4
     weight_decay: float = 0.01
     warmup_steps: int = 20
+    vision_lr_scale: float = 0.1  # as in train_checklist: same recipe for every method
     batch_size: int = 16  # pairs per step
     max_epochs: int = 20
     max_time: str | None = "00:00:01:00"

@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from vrexp.backbones import ChecklistBackbone
 from vrexp.checklist import Checklist
 from vrexp.metrics import PerQuestionAccuracy
-from vrexp.modules.optim import adamw_warmup_cosine
+from vrexp.modules.optim import adamw_warmup_cosine, vision_scaled_groups
 
 
 class ChecklistModule(pl.LightningModule):
@@ -30,6 +30,7 @@ class ChecklistModule(pl.LightningModule):
         lr: float = 1e-3,
         weight_decay: float = 0.01,
         warmup_steps: int = 50,
+        vision_lr_scale: float = 0.1,
     ) -> None:
         super().__init__()
         self.save_hyperparameters(ignore=["backbone", "checklist"])
@@ -97,8 +98,14 @@ class ChecklistModule(pl.LightningModule):
         self._report("test", self.test_accuracy)
 
     def configure_optimizers(self) -> dict[str, Any]:
+        groups = vision_scaled_groups(
+            self.backbone.parameters(),
+            self.backbone.vision_parameters(),
+            lr=self.hparams.lr,
+            vision_lr_scale=self.hparams.vision_lr_scale,
+        )
         return adamw_warmup_cosine(
-            (p for p in self.backbone.parameters() if p.requires_grad),
+            groups,
             lr=self.hparams.lr,
             weight_decay=self.hparams.weight_decay,
             warmup_steps=self.hparams.warmup_steps,

@@ -22,7 +22,7 @@ from torch import nn
 
 from vrexp.backbones import ChecklistBackbone
 from vrexp.checklist.prompting import fill_prompt, sanitize_prompt
-from vrexp.modules.optim import adamw_warmup_cosine
+from vrexp.modules.optim import adamw_warmup_cosine, vision_scaled_groups
 
 RewardHead = Literal["scalar", "question"]
 
@@ -37,6 +37,7 @@ class PairwiseRewardModule(pl.LightningModule):
         lr: float = 3e-4,
         weight_decay: float = 0.01,
         warmup_steps: int = 20,
+        vision_lr_scale: float = 0.1,
         log_prefix: str = "pairwise",
     ) -> None:
         super().__init__()
@@ -83,8 +84,14 @@ class PairwiseRewardModule(pl.LightningModule):
         self.log(f"{self.hparams.log_prefix}/val/acc", accuracy, prog_bar=True, batch_size=size)
 
     def configure_optimizers(self) -> dict[str, Any]:
+        groups = vision_scaled_groups(
+            self.parameters(),
+            self.backbone.vision_parameters(),
+            lr=self.hparams.lr,
+            vision_lr_scale=self.hparams.vision_lr_scale,
+        )
         return adamw_warmup_cosine(
-            (p for p in self.parameters() if p.requires_grad),
+            groups,
             lr=self.hparams.lr,
             weight_decay=self.hparams.weight_decay,
             warmup_steps=self.hparams.warmup_steps,

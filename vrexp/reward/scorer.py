@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from rich.markup import escape
 from rich.table import Table
 
 from vrexp.backbones import ChecklistBackbone, load_backbone
@@ -160,7 +161,8 @@ class VisionReward:
     def explain(self, media: MediaLike, prompt: str) -> Table:
         """A rich table: each question's answer and contribution, grouped by dimension."""
         item = self.score([media], [prompt]).item(0)
-        table = Table(title=f"VisionReward {item['total']:+.3f} for {prompt!r}")
+        # Question texts and prompts are data: "[[prompt]]" or "[red]" must not read as markup.
+        table = Table(title=escape(f"VisionReward {item['total']:+.3f} for {prompt!r}"))
         for column, justify in (
             ("dimension", "left"),
             ("question", "left"),
@@ -172,14 +174,14 @@ class VisionReward:
             rows = [q for q in item["questions"] if q["dimension"] == name]
             for i, q in enumerate(rows):
                 table.add_row(
-                    name if i == 0 else "",
-                    q["question"],
+                    escape(name) if i == 0 else "",
+                    escape(q["question"]),
                     f"{q['p_yes']:.2f}",
                     "mask" if q["contribution"] is None else f"{q['contribution']:+.3f}",
                 )
             table.add_row(
                 "",
-                f"[bold]{name} sub-score[/]",
+                f"[bold]{escape(name)} sub-score[/]",
                 "",
                 f"[bold]{item['dimensions'][name]:+.3f}[/]",
                 end_section=True,

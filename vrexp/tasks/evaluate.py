@@ -89,6 +89,7 @@ def _pairwise_baseline(
         lr=settings.lr,
         weight_decay=settings.weight_decay,
         warmup_steps=settings.warmup_steps,
+        vision_lr_scale=settings.vision_lr_scale,
         log_prefix=head,
     )
     data = PairDataModule(parts, records, batch_size=settings.batch_size, seed=cfg.seed)

@@ -24,6 +24,7 @@ import yaml
 from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.loggers import Logger, WandbLogger
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from vrexp.checklist import Checklist
@@ -195,7 +196,7 @@ def print_weights(console: Console, reward: LinearReward, info: dict, out_dir: P
     for column in ("dimension", "question", "weight"):
         table.add_column(column, justify="right" if column == "weight" else "left")
     for q, w in zip(reward.feature_questions, reward.weights.tolist(), strict=True):
-        table.add_row(q.dimension, q.text, f"{w:.3f}")
+        table.add_row(escape(q.dimension), escape(q.text), f"{w:.3f}")  # "[[prompt]]" is text
     console.print(table)
     console.print(
         f"{info['num_zero_weights']} of {info['num_features']} weights are 0; train tau* "

@@ -44,6 +44,7 @@ def train_checklist(cfg: DictConfig, logger: Logger | None = None) -> dict[str, 
         lr=task.lr,
         weight_decay=task.weight_decay,
         warmup_steps=task.warmup_steps,
+        vision_lr_scale=task.vision_lr_scale,
     )
     with stage_logger(cfg, logger) as logger:
         return _fit(cfg, task, checklist, backbone, data, module, logger)
