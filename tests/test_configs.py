@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 import pytorch_lightning as pl
+from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.errors import ConfigCompositionException
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
@@ -180,5 +181,22 @@ def test_experiments_are_sweeps_that_end_in_a_table(experiment, tmp_path):
         )
     assert str(cfg.hydra.mode) == "RunMode.MULTIRUN"
     assert cfg.hydra.sweeper.params, "an experiment sweeps something"
+    # The sweep parses with Hydra's override grammar, and every job it launches composes.
+    parser = OverridesParser.create()
+    sweeps = parser.parse_overrides([f"{k}={v}" for k, v in cfg.hydra.sweeper.params.items()])
+    for sweep in sweeps:
+        values = list(sweep.sweep_string_iterator())
+        assert len(values) >= 2, sweep.input_line
+        for value in values:
+            with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+                job = compose(
+                    config_name="config",
+                    overrides=[
+                        f"paths.root_dir={tmp_path}",
+                        f"experiment={experiment}",
+                        f"{sweep.get_key_element()}={value}",
+                    ],
+                )
+            Checklist.from_config(job.dimensions)  # e.g. a dropped dimension must exist
     callback = instantiate(cfg.hydra.callbacks.table)
     assert isinstance(callback, SweepTable) and callback.name == experiment
