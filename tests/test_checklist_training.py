@@ -164,7 +164,7 @@ def test_train_checklist_then_annotate_from_the_cli(tmp_path):
     )
     assert result.returncode == 0, result.stderr[-3000:]
     table = read_annotations(tmp_path / "ann" / "annotations")
-    assert table.num_rows == 48 * 18
+    assert table.num_rows == 24 * 3 * 18  # prompts x renders (the default 3) x questions
     assert table.column("p_yes").to_numpy().min() >= 0
 
 
