@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from vrexp.backbones import ChecklistBackbone
 from vrexp.checklist import Checklist
 from vrexp.metrics import PerQuestionAccuracy
-from vrexp.modules.optim import adamw_warmup_cosine, vision_scaled_groups
+from vrexp.modules.optim import backbone_optimizer
 
 
 class ChecklistModule(pl.LightningModule):
@@ -98,16 +98,4 @@ class ChecklistModule(pl.LightningModule):
         self._report("test", self.test_accuracy)
 
     def configure_optimizers(self) -> dict[str, Any]:
-        groups = vision_scaled_groups(
-            self.backbone.parameters(),
-            self.backbone.vision_parameters(),
-            lr=self.hparams.lr,
-            vision_lr_scale=self.hparams.vision_lr_scale,
-        )
-        return adamw_warmup_cosine(
-            groups,
-            lr=self.hparams.lr,
-            weight_decay=self.hparams.weight_decay,
-            warmup_steps=self.hparams.warmup_steps,
-            total_steps=self.trainer.estimated_stepping_batches,
-        )
+        return backbone_optimizer(self, self.backbone.vision_parameters())

@@ -53,3 +53,21 @@ def vision_scaled_groups(
         {"params": [p for p in trainable if id(p) in vision_ids], "lr": lr * vision_lr_scale},
     ]
     return [g for g in groups if g["params"]]
+
+
+def backbone_optimizer(module: Any, vision: Iterable[torch.nn.Parameter]) -> dict[str, Any]:
+    """``configure_optimizers`` of a LightningModule that fine-tunes a backbone: all of its
+    trainable parameters, ``vision`` at the scaled rate, with the recipe of
+    :func:`adamw_warmup_cosine` and the ``lr``, ``weight_decay``, ``warmup_steps`` and
+    ``vision_lr_scale`` of its hparams."""
+    h = module.hparams
+    groups = vision_scaled_groups(
+        module.parameters(), vision, lr=h.lr, vision_lr_scale=h.vision_lr_scale
+    )
+    return adamw_warmup_cosine(
+        groups,
+        lr=h.lr,
+        weight_decay=h.weight_decay,
+        warmup_steps=h.warmup_steps,
+        total_steps=module.trainer.estimated_stepping_batches,
+    )

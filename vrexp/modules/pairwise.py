@@ -22,7 +22,7 @@ from torch import nn
 
 from vrexp.backbones import ChecklistBackbone
 from vrexp.checklist.prompting import fill_prompt, sanitize_prompt
-from vrexp.modules.optim import adamw_warmup_cosine, vision_scaled_groups
+from vrexp.modules.optim import backbone_optimizer
 
 RewardHead = Literal["scalar", "question"]
 
@@ -84,16 +84,4 @@ class PairwiseRewardModule(pl.LightningModule):
         self.log(f"{self.hparams.log_prefix}/val/acc", accuracy, prog_bar=True, batch_size=size)
 
     def configure_optimizers(self) -> dict[str, Any]:
-        groups = vision_scaled_groups(
-            self.parameters(),
-            self.backbone.vision_parameters(),
-            lr=self.hparams.lr,
-            vision_lr_scale=self.hparams.vision_lr_scale,
-        )
-        return adamw_warmup_cosine(
-            groups,
-            lr=self.hparams.lr,
-            weight_decay=self.hparams.weight_decay,
-            warmup_steps=self.hparams.warmup_steps,
-            total_steps=self.trainer.estimated_stepping_batches,
-        )
+        return backbone_optimizer(self, self.backbone.vision_parameters())
