@@ -32,14 +32,17 @@ def _validate(dim_scores: Tensor) -> Tensor:
     return dim_scores
 
 
-def _masks(dim_scores: Tensor, threshold: float) -> tuple[Tensor, Tensor]:
-    """[P, K, K] masks: (total rule, dominance) for winner i (axis 1) over loser j (axis 2)."""
+def _by_total(dim_scores: Tensor, threshold: float) -> Tensor:
+    """[P, K, K]: winner i (axis 1) beats loser j (axis 2) on total reward by >= ``threshold``."""
     total = dim_scores.sum(-1)
     gap = total[:, :, None] - total[:, None, :]
     # A pair needs a strictly better total, so equal candidates never form a pair either way.
-    by_total = (gap > 0) & (gap >= threshold)
-    dominates = (dim_scores[:, :, None, :] >= dim_scores[:, None, :, :]).all(-1)
-    return by_total, dominates
+    return (gap > 0) & (gap >= threshold)
+
+
+def _dominates(dim_scores: Tensor) -> Tensor:
+    """[P, K, K]: candidate i is at least as good as candidate j on every dimension."""
+    return (dim_scores[:, :, None, :] >= dim_scores[:, None, :, :]).all(-1)
 
 
 def select_pairs(dim_scores: Tensor, rule: PairRule = "mpo", threshold: float = 0.0) -> Tensor:
@@ -48,16 +51,19 @@ def select_pairs(dim_scores: Tensor, rule: PairRule = "mpo", threshold: float = 
     for each of P prompts."""
     if rule not in RULES:
         raise ValueError(f"rule must be one of {RULES}, got {rule!r}")
-    by_total, dominates = _masks(_validate(dim_scores), threshold)
-    keep = by_total & dominates if rule == "mpo" else by_total
+    dim_scores = _validate(dim_scores)
+    keep = _by_total(dim_scores, threshold)
+    if rule == "mpo":  # the [P, K, K, D] comparison only where it is needed
+        keep &= _dominates(dim_scores)
     return keep.nonzero()
 
 
 def dominance_statistics(dim_scores: Tensor, threshold: float = 0.0) -> dict[str, float]:
     """PAPER.md Table 5: of the pairs the total-score rule picks, how many the winner dominates."""
-    by_total, dominates = _masks(_validate(dim_scores), threshold)
+    dim_scores = _validate(dim_scores)
+    by_total = _by_total(dim_scores, threshold)
     total_pairs = int(by_total.sum())
-    dominating = int((by_total & dominates).sum())
+    dominating = int((by_total & _dominates(dim_scores)).sum())
     return {
         "total_rule_pairs": total_pairs,
         "dominating": dominating,
