@@ -45,3 +45,15 @@ def run_cli(*args: str, cwd: Path = ROOT, timeout: int = 300) -> subprocess.Comp
         timeout=timeout,
         check=False,
     )
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """Toy tensors gain nothing from intra-op threads, and on a shared CPU every op of a second
+    thread waits at a barrier for a descheduled peer: about 20x slower here."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

@@ -16,7 +16,8 @@ from omegaconf.errors import ValidationError
 from tests.conftest import CONF, run_cli
 from vrexp.backbones import BackboneError, build_backbone
 from vrexp.checklist import Checklist
-from vrexp.configs.schema import MediaFolderConfig, SynthWorldConfig, check_known_keys
+from vrexp.configs.schema import DPOConfig, MediaFolderConfig, SynthWorldConfig, check_known_keys
+from vrexp.generators import GeneratorError, build_generator
 
 GROUPS = {
     group.name: sorted(p.stem for p in group.glob("*.yaml"))
@@ -26,9 +27,19 @@ GROUPS = {
 
 
 def test_the_config_groups_of_this_issue_exist():
-    assert {"paths", "logger", "trainer", "dimensions", "dataset", "task", "backbone"} <= set(
-        GROUPS
-    )
+    assert {
+        "paths",
+        "logger",
+        "trainer",
+        "dimensions",
+        "dataset",
+        "task",
+        "backbone",
+        "generator",
+        "dpo",
+    } <= set(GROUPS)
+    assert {"tiny_sd", "tiny_video", "sdxl", "cogvideox_2b"} <= set(GROUPS["generator"])
+    assert {"total", "mpo", "mpo_subdimension", "mpo_question"} <= set(GROUPS["dpo"])
     assert {"tiny_qwen2_vl", "tiny_llava", "qwen2_vl_2b", "qwen2_5_vl_7b", "llava_1_5_7b"} <= set(
         GROUPS["backbone"]
     )
@@ -54,6 +65,19 @@ def test_every_option_composes_and_instantiates(group, option, compose_cfg, tmp_
         ("task", "fit_weights"): [f"task.annotations={tmp_path}/annotations"],
         ("task", "evaluate"): [
             f"task.annotations={tmp_path}/annotations",
+            f"task.reward_dir={tmp_path}/reward",
+        ],
+        ("task", "sample"): [
+            f"task.generator_dir={tmp_path}/generator",
+            f"task.reward_dir={tmp_path}/reward",
+        ],
+        ("task", "build_pairs"): [f"task.samples={tmp_path}/samples"],
+        ("task", "train_dpo"): [
+            f"task.generator_dir={tmp_path}/generator",
+            f"task.pairs={tmp_path}/pairs",
+        ],
+        ("task", "eval_generator"): [
+            f"task.base_dir={tmp_path}/generator",
             f"task.reward_dir={tmp_path}/reward",
         ],
     }
@@ -96,9 +120,21 @@ def test_every_option_composes_and_instantiates(group, option, compose_cfg, tmp_
         assert isinstance(trainer, pl.Trainer)
         if option == "ddp":
             assert type(trainer.strategy).__name__ == "DDPStrategy"
+    elif group == "generator":
+        spec = OmegaConf.to_object(node)
+        if spec.name_or_path is None:
+            generator = build_generator(spec)
+            assert generator.family == spec.family and generator.config.media == spec.media
+        else:  # real sizes: offline and absent, they fail at once and say how to provide weights
+            with pytest.raises(GeneratorError, match="not on this machine"):
+                build_generator(spec)
+    elif group == "dpo":
+        dpo = OmegaConf.to_object(node)
+        assert isinstance(dpo, DPOConfig) and dpo.name == option
+        assert (dpo.rule == "total") == (option == "total")
     elif group == "experiment":
-        # An experiment is a pipeline sweep whose jobs share one artifacts folder per split.
-        assert cfg.task.name == "pipeline"
+        # An experiment is a sweep whose jobs share one artifacts folder per split.
+        assert cfg.task.name in ("pipeline", "optimize_generator")
         artifacts = OmegaConf.to_container(cfg.task, resolve=True)["artifacts_dir"]
         assert artifacts.startswith(f"{tmp_path}/data/{cfg.dataset.name}/")
     elif group == "paths":

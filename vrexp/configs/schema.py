@@ -189,6 +189,76 @@ class MediaFolderConfig:
     prompts_file: str = "prompts.csv"
 
 
+# --------------------------------------------------------------------------- generator/
+@dataclass
+class TinyGeneratorConfig:
+    """Size of a randomly initialised generator built from config (used when name_or_path is null)."""
+
+    block_out_channels: list[int] = field(default_factory=lambda: [64, 128])  # UNet
+    layers_per_block: int = 1
+    attention_head_dim: int = 8
+    norm_num_groups: int = 32
+    num_layers: int = 2  # CogVideoX transformer
+    num_heads: int = 4
+    head_dim: int = 16
+    time_embed_dim: int = 32
+    patch_size: int = 2
+    text_hidden_size: int = 64
+    text_layers: int = 2
+    text_heads: int = 4
+    max_text_length: int = 16
+    vocab_size: int = 1024
+    seed: int = 0
+
+
+@dataclass
+class GeneratorLora:
+    """LoRA on the denoiser (peft via diffusers' add_adapter); the DPO reference is the base
+    with the adapters disabled."""
+
+    enabled: bool = False
+    r: int = 8
+    alpha: int = 8
+    dropout: float = 0.0
+    target_modules: list[str] = field(default_factory=lambda: ["to_q", "to_k", "to_v", "to_out.0"])
+
+
+@dataclass
+class GeneratorConfig:
+    name: str = MISSING
+    family: str = MISSING  # sd | sdxl | cogvideox
+    media: Media = MISSING
+    name_or_path: str | None = None  # hub id or local folder; null builds a tiny random model
+    variant: str | None = None  # e.g. fp16 weight files on the hub
+    tiny: TinyGeneratorConfig = field(default_factory=TinyGeneratorConfig)
+    dtype: str = "float32"
+    image_size: int = 64
+    num_frames: int = 8
+    space_to_depth: int = 4  # tiny models' lossless latent: f x f pixel blocks -> channels
+    prediction_type: str = "epsilon"  # tiny models: epsilon | v_prediction | flow
+    num_train_timesteps: int = 1000
+    num_inference_steps: int = 20
+    guidance_scale: float = 3.0  # classifier-free guidance at sampling (1 turns it off)
+    local_files_only: bool = True  # never reach the network unless the user allows it
+    lora: GeneratorLora = field(default_factory=GeneratorLora)
+
+    def __post_init__(self) -> None:
+        if self.family not in ("sd", "sdxl", "cogvideox"):
+            raise ValueError(f"generator.family={self.family!r}; expected sd, sdxl or cogvideox")
+        if self.prediction_type not in ("epsilon", "v_prediction", "flow"):
+            raise ValueError(
+                f"generator.prediction_type={self.prediction_type!r}; expected epsilon, "
+                "v_prediction or flow"
+            )
+        if self.dtype not in ("float32", "bfloat16", "float16"):
+            raise ValueError(f"generator.dtype={self.dtype!r}")
+        if self.image_size % self.space_to_depth:
+            raise ValueError(
+                f"generator.image_size={self.image_size} must be divisible by "
+                f"space_to_depth={self.space_to_depth}"
+            )
+
+
 # --------------------------------------------------------------------------- task/
 @dataclass
 class MakeDataTaskConfig:
@@ -332,6 +402,164 @@ class PipelineTaskConfig:
     stages: PipelineStages = field(default_factory=PipelineStages)
 
 
+# --------------------------------------------------------------------------- dpo/
+@dataclass
+class DPOConfig:
+    """How DPO pairs are chosen among K scored candidates per prompt, and the DPO strength."""
+
+    name: str = MISSING
+    rule: str = "mpo"  # total: standard DPO on the total score; mpo: plus dominance
+    granularity: str = "dimension"  # dominance over dimension | sub_dimension | question scores
+    threshold: float = 0.0  # minimum total-score gap (in reward units)
+    num_pairs: int | None = None  # pair budget: a seeded random subset when more pairs qualify
+    beta: float = 500.0
+    sft_weight: float = 0.0  # adds sft_weight x the winners' denoising loss
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.rule not in ("total", "mpo"):
+            raise ValueError(f"dpo.rule={self.rule!r}; expected total or mpo")
+        if self.granularity not in ("dimension", "sub_dimension", "question"):
+            raise ValueError(
+                f"dpo.granularity={self.granularity!r}; expected dimension, sub_dimension or question"
+            )
+        if self.threshold < 0 or self.beta <= 0:
+            raise ValueError("dpo.threshold must be >= 0 and dpo.beta > 0")
+
+
+# --------------------------------------------------------------------------- generator tasks
+@dataclass
+class TrainGeneratorTaskConfig:
+    """Pretrain a tiny generator (generator=...) on the dataset's media and prompts."""
+
+    name: str = "train_generator"
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    warmup_steps: int = 50
+    batch_size: int = 32
+    cond_dropout: float = (
+        0.1  # prompts dropped so classifier-free guidance has an unconditional model
+    )
+    train_text_encoder: bool = True
+    val_fraction: float = 0.05
+    max_steps: int = 600
+    max_time: str | None = None  # "DD:HH:MM:SS"; a wall-time cap on top of max_steps
+    num_preview: int = 8  # samples saved (and logged) at the end
+    save_dir: str = MISSING
+
+
+@dataclass
+class PromptSource:
+    """Prompts for sampling or evaluation: a file (one per line, or a csv/jsonl/parquet ``prompt``
+    column), or else ``num_prompts`` drawn from the SynthWorld grammar with ``seed``."""
+
+    file: str | None = None
+    num_prompts: int = 200
+    seed: int = 1
+
+
+@dataclass
+class SampleTaskConfig:
+    """K candidates per prompt from a generator, scored with a VisionReward folder."""
+
+    name: str = "sample"
+    generator_dir: str | None = None  # a generator folder; null builds `generator` (a checkpoint)
+    reward_dir: str = MISSING
+    prompts: PromptSource = field(default_factory=PromptSource)
+    candidates: int = 8
+    seed: int = 0  # candidate k of prompt p uses noise seed (seed, p, k)
+    batch_size: int = 64  # media per generate call
+    chunk_size: int = 32  # prompts per written part (the unit of resume)
+    num_inference_steps: int | None = None
+    guidance_scale: float | None = None
+    out_dir: str = MISSING
+    overwrite: bool = False
+
+    def __post_init__(self) -> None:
+        if self.candidates < 2:
+            raise ValueError(f"task.candidates={self.candidates}; pairs need at least 2")
+
+
+@dataclass
+class BuildPairsTaskConfig:
+    name: str = "build_pairs"
+    samples: str = MISSING  # a sample output folder
+    out_dir: str = MISSING
+
+
+@dataclass
+class TrainDPOTaskConfig:
+    name: str = "train_dpo"
+    generator_dir: str | None = (
+        MISSING  # the base generator; null builds `generator` (a checkpoint)
+    )
+    pairs: str = MISSING  # a build_pairs output folder
+    reward_dir: str | None = None  # when set, periodic samples are scored (Fig. 11 curves)
+    reference: str = "lora"  # lora: base with adapters disabled; copy: a frozen copy
+    lr: float = 1e-4
+    weight_decay: float = 0.0
+    warmup_steps: int = 10
+    batch_size: int = 8  # pairs per step
+    max_steps: int = 300
+    max_time: str | None = None
+    curve_every_n_steps: int = 50
+    curve_prompts: PromptSource = field(
+        default_factory=lambda: PromptSource(num_prompts=32, seed=3)
+    )
+    save_dir: str = MISSING
+
+    def __post_init__(self) -> None:
+        if self.reference not in ("lora", "copy"):
+            raise ValueError(f"task.reference={self.reference!r}; expected lora or copy")
+
+
+@dataclass
+class EvalGeneratorTaskConfig:
+    """Per-dimension mean reward of each generator, and its oracle-utility win rate over the base."""
+
+    name: str = "eval_generator"
+    base_dir: str | None = MISSING  # null builds `generator` (a checkpoint)
+    generator_dirs: dict[str, str] = field(default_factory=dict)  # name -> tuned generator folder
+    reward_dir: str = MISSING
+    prompts: PromptSource = field(default_factory=lambda: PromptSource(num_prompts=200, seed=2))
+    samples_per_prompt: int = 2
+    seed: int = 1000
+    batch_size: int = 64
+    out_dir: str = MISSING
+
+
+@dataclass
+class OptimizeGeneratorStages:
+    reward: PipelineTaskConfig = field(default_factory=PipelineTaskConfig)
+    train_generator: TrainGeneratorTaskConfig = field(default_factory=TrainGeneratorTaskConfig)
+    sample: SampleTaskConfig = field(default_factory=SampleTaskConfig)
+    build_pairs: BuildPairsTaskConfig = field(default_factory=BuildPairsTaskConfig)
+    train_dpo: TrainDPOTaskConfig = field(default_factory=TrainDPOTaskConfig)
+    eval_generator: EvalGeneratorTaskConfig = field(default_factory=EvalGeneratorTaskConfig)
+
+
+@dataclass
+class OptimizeGeneratorTaskConfig:
+    """reward (the scorer pipeline) -> train_generator -> sample -> build_pairs -> train_dpo ->
+    eval_generator. The reward, base generator and scored samples live in ``artifacts_dir`` and are
+    reused by every job of a sweep over ``dpo``."""
+
+    name: str = "optimize_generator"
+    artifacts_dir: str = MISSING
+    # A pretrained base generator folder (e.g. one pretrained with trainer=gpu); null pretrains one
+    # with the train_generator stage.
+    base_dir: str | None = None
+    # The job's result rows (results.json, for sweep tables): eval (original and tuned generator),
+    # pairs (stop after build_pairs: the pairs' dominance statistics), curve (stop after train_dpo:
+    # the reward curve of its validation samples).
+    report: str = "eval"
+    stages: OptimizeGeneratorStages = field(default_factory=OptimizeGeneratorStages)
+
+    def __post_init__(self) -> None:
+        if self.report not in ("eval", "pairs", "curve"):
+            raise ValueError(f"task.report={self.report!r}; expected eval, pairs or curve")
+
+
 # --------------------------------------------------------------------------- logger/
 @dataclass
 class WandbLoggerConfig:
@@ -401,6 +629,8 @@ class VrexpConfig:
     dataset: Any = MISSING
     dimensions: Any = MISSING
     backbone: Any = MISSING
+    generator: Any = None
+    dpo: Any = None
     paths: PathsConfig = field(default_factory=PathsConfig)
     logger: Any = None
     trainer: Any = MISSING
@@ -421,10 +651,18 @@ def register_configs() -> None:
     cs.store(group="task", name="base_fit_weights", node=FitWeightsTaskConfig)
     cs.store(group="task", name="base_evaluate", node=EvaluateTaskConfig)
     cs.store(group="task", name="base_pipeline", node=PipelineTaskConfig)
+    cs.store(group="task", name="base_train_generator", node=TrainGeneratorTaskConfig)
+    cs.store(group="task", name="base_sample", node=SampleTaskConfig)
+    cs.store(group="task", name="base_build_pairs", node=BuildPairsTaskConfig)
+    cs.store(group="task", name="base_train_dpo", node=TrainDPOTaskConfig)
+    cs.store(group="task", name="base_eval_generator", node=EvalGeneratorTaskConfig)
+    cs.store(group="task", name="base_optimize_generator", node=OptimizeGeneratorTaskConfig)
+    cs.store(group="dpo", name="base_dpo", node=DPOConfig)
     cs.store(group="logger", name="base_wandb", node=WandbLoggerConfig)
     cs.store(group="logger", name="base_csv", node=CSVLoggerConfig)
     cs.store(group="trainer", name="base_trainer", node=TrainerConfig)
     cs.store(group="backbone", name="base_backbone", node=BackboneConfig)
+    cs.store(group="generator", name="base_generator", node=GeneratorConfig)
 
 
 def check_known_keys(cfg: Any, where: str = "") -> None:

@@ -28,7 +28,7 @@ class Item:
     prompt: str
 
 
-def _read_table(path: Path) -> list[dict[str, Any]]:
+def read_table(path: Path) -> list[dict[str, Any]]:
     if not path.is_file():
         raise ItemsError(f"prompts file not found: {path}")
     try:
@@ -45,7 +45,7 @@ def _read_table(path: Path) -> list[dict[str, Any]]:
 
 def folder_items(root: str | Path, prompts_file: str | Path) -> list[Item]:
     root, prompts_file = Path(root), Path(prompts_file)
-    rows = _read_table(prompts_file if prompts_file.is_absolute() else root / prompts_file)
+    rows = read_table(prompts_file if prompts_file.is_absolute() else root / prompts_file)
     items = []
     for number, row in enumerate(rows):
         media, prompt = row.get("media"), row.get("prompt")

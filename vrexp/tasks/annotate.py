@@ -28,7 +28,7 @@ from rich.progress import Progress
 
 from vrexp.backbones import ChecklistBackbone, load_backbone
 from vrexp.checklist import Checklist
-from vrexp.data.atomic import atomic_write
+from vrexp.data.atomic import OutputClaimError, atomic_write, claim_output
 from vrexp.data.items import Item, folder_items, split_items
 from vrexp.data.media import MediaError, load_media
 from vrexp.data.synthworld import ensure_split
@@ -86,18 +86,16 @@ def annotate_items(
 
 
 def _claim(out_dir: Path, manifest: dict[str, Any], overwrite: bool) -> None:
-    out_dir.mkdir(parents=True, exist_ok=True)
-    path = out_dir / "manifest.json"
-    payload = json.loads(json.dumps(manifest))
-    if path.exists() and json.loads(path.read_text()) != payload:
-        if not overwrite:
-            raise AnnotateError(
-                f"{out_dir} holds annotations from another model, checklist or dataset; choose another "
-                "task.out_dir or set task.overwrite=true"
-            )
-        for stale in [*out_dir.glob("part-*.parquet"), *out_dir.glob("skipped*.json")]:
-            stale.unlink()
-    atomic_write(path, lambda p: p.write_text(json.dumps(payload, indent=2, sort_keys=True) + "\n"))
+    try:
+        claim_output(
+            out_dir,
+            manifest,
+            overwrite,
+            stale=("part-*.parquet", "skipped*.json"),
+            what="annotations from another model, checklist or dataset",
+        )
+    except OutputClaimError as err:
+        raise AnnotateError(str(err)) from None
 
 
 def _annotate_chunk(

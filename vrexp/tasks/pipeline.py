@@ -22,16 +22,13 @@ from rich.console import Console
 from rich.table import Table
 
 from vrexp.tasks.annotate import annotate
+from vrexp.tasks.artifacts import ensure_artifact
 from vrexp.tasks.evaluate import evaluate
 from vrexp.tasks.fit_weights import fit_weights, require_synthworld
 from vrexp.tasks.train_checklist import train_checklist
 from vrexp.tracking import stage_logger
 
 FINGERPRINT = "pipeline_fingerprint.json"
-
-
-class ArtifactsError(RuntimeError):
-    """An artifacts folder that holds a model trained with another configuration."""
 
 
 def stage_view(cfg: DictConfig, stage: str, *, full_checklist: bool = False) -> DictConfig:
@@ -66,21 +63,14 @@ def _fingerprint(view: DictConfig) -> dict[str, Any]:
 
 def ensure_checklist_model(view: DictConfig, logger: Any) -> bool:
     """Train unless ``save_dir`` holds a model of this exact configuration; True if trained."""
-    save_dir = Path(view.task.save_dir)
-    wanted = _fingerprint(view)
-    done = (save_dir / "checklist_accuracy.json").exists() and (save_dir / FINGERPRINT).exists()
-    if done:
-        found = json.loads((save_dir / FINGERPRINT).read_text())
-        if found == wanted:
-            return False
-        changed = sorted(k for k in wanted if wanted[k] != found.get(k))
-        raise ArtifactsError(
-            f"{save_dir} holds a checklist model trained with a different {', '.join(changed)} "
-            "configuration; point task.artifacts_dir elsewhere or delete that folder"
-        )
-    train_checklist(view, logger)
-    (save_dir / FINGERPRINT).write_text(json.dumps(wanted, indent=2, sort_keys=True) + "\n")
-    return True
+    return ensure_artifact(
+        view.task.save_dir,
+        _fingerprint(view),
+        "checklist_accuracy.json",
+        lambda: train_checklist(view, logger),
+        what="checklist model",
+        fingerprint_file=FINGERPRINT,
+    )
 
 
 def pipeline(cfg: DictConfig, logger: Any = None) -> dict[str, Any]:

@@ -12,6 +12,7 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
+from vrexp.data.synthworld.oracle import measure
 from vrexp.data.synthworld.world import FACTORS, quality
 
 INTERACTION_FACTORS = ("alignment", "clarity")
@@ -65,3 +66,16 @@ def label_pairs(
     if num_ties:
         preference[np.argsort(np.abs(delta), kind="stable")[:num_ties]] = 0
     return delta, preference
+
+
+def oracle_utility(
+    media: Sequence[np.ndarray],
+    prompts: Sequence[str],
+    kind: str,
+    weights: Mapping[str, float],
+    interaction: float,
+) -> np.ndarray:
+    """[N] noiseless "human" utility of any media (rendered or generated), judged by the pixel
+    oracle against each prompt: the stand-in for human raters when evaluating a generator."""
+    levels = [measure(np.asarray(m), p) for m, p in zip(media, prompts, strict=True)]
+    return utility(levels, kind, weights, interaction)

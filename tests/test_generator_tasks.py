@@ -1,0 +1,618 @@
+"""The generator stages: sample (scored candidates, resume, folder guard), build_pairs' rules and
+statistics, train_dpo and eval_generator in process, train_generator on video, and the
+optimize_generator chain from the CLI with its shared artifacts."""
+
+from __future__ import annotations
+
+import functools
+import json
+import math
+import shutil
+from types import SimpleNamespace
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from omegaconf import OmegaConf
+
+from tests.conftest import compose_config, run_cli
+from vrexp.backbones import build_backbone
+from vrexp.checklist import Checklist
+from vrexp.configs.schema import DPOConfig
+from vrexp.data.atomic import OutputClaimError
+from vrexp.data.media import load_media, save_media
+from vrexp.data.prompts import synthworld_prompts
+from vrexp.generators import CogVideoXGenerator, GeneratorError, build_generator, load_generator
+from vrexp.preference import dominance_statistics
+from vrexp.reward import LinearReward
+from vrexp.reward.scorer import VisionReward
+from vrexp.tasks.build_pairs import build_pairs, choose_pairs
+from vrexp.tasks.eval_generator import eval_generator
+from vrexp.tasks.sample import noise_seed, read_samples, sample, sample_candidates, synthworld_judge
+from vrexp.tasks.train_dpo import train_dpo
+from vrexp.tasks.train_generator import train_generator
+
+# Toy sizes for the generator (16 x 16 images) and the checklist VLM behind VisionReward.
+SMALL = [
+    "logger=none",
+    "generator.image_size=16",
+    "generator.num_inference_steps=2",
+    "generator.tiny.block_out_channels=[32,32]",
+    "generator.tiny.text_hidden_size=32",
+    "generator.tiny.text_layers=1",
+    "generator.tiny.vocab_size=300",
+    "generator.lora.r=4",
+    "generator.lora.alpha=4",
+    "backbone.tiny.hidden_size=32",
+    "backbone.tiny.num_layers=1",
+    "backbone.tiny.intermediate_size=64",
+    "backbone.tiny.vision_hidden_size=32",
+    "backbone.tiny.vision_layers=1",
+    "backbone.tiny.vocab_size=300",
+    "backbone.image_size=28",
+]
+
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+    """A VisionReward folder (tiny VLM, random non-negative weights) and a tiny generator folder."""
+    root = tmp_path_factory.mktemp("generator_tasks")
+    cfg = compose_config(root, *SMALL)
+    checklist = Checklist.from_config(cfg.dimensions)
+    backbone = build_backbone(OmegaConf.to_object(cfg.backbone)).eval()
+    features = [q for q in checklist.questions if q.kind != "presence"]
+    weights = np.random.default_rng(0).uniform(0.1, 1.0, len(features))
+    reward = VisionReward(backbone, LinearReward(checklist, weights))
+    reward.save_pretrained(root / "reward")
+    generator = build_generator(OmegaConf.to_object(cfg.generator)).eval()
+    generator.save_pretrained(root / "generator")
+    return SimpleNamespace(
+        root=root, cfg=cfg, checklist=checklist, reward=reward, generator=generator
+    )
+
+
+def candidate_keys(table: pa.Table) -> list[tuple[int, int]]:
+    return list(
+        zip(
+            table.column("prompt_id").to_pylist(),
+            table.column("candidate").to_pylist(),
+            strict=True,
+        )
+    )
+
+
+def column(table: pa.Table, name: str) -> np.ndarray:
+    return np.asarray(table.column(name).to_pylist(), dtype=np.float64)
+
+
+# ------------------------------------------------------------------------------ sample
+def test_sample_candidates_scores_resumes_and_guards_its_folder(world, tmp_path, monkeypatch):
+    prompts = synthworld_prompts(5, 7, "image")
+    judge = synthworld_judge(world.cfg)
+    out = tmp_path / "samples"
+    run = functools.partial(
+        sample_candidates,
+        world.generator,
+        world.reward,
+        candidates=3,
+        seed=11,
+        batch_size=4,
+        chunk_size=2,
+        judge=judge,
+        manifest={"generator": "a"},
+    )
+    run(prompts, out)
+    table, names = read_samples(out)
+    parts = sorted(p.name for p in out.glob("part-*.parquet"))
+    assert parts == [f"part-{i:05d}.parquet" for i in range(3)]  # 5 prompts, 2 per part
+    rows = [(p, k) for p in range(5) for k in range(3)]
+    assert candidate_keys(table) == rows
+    assert table.column("prompt").to_pylist() == [prompts[p] for p, _ in rows]
+    assert table.column("noise_seed").to_pylist() == [noise_seed(11, p, k) for p, k in rows]
+    assert names["dimensions"] == world.checklist.dimension_names
+    total, dims = column(table, "total"), column(table, "dimensions")
+    subs, questions = column(table, "sub_dimensions"), column(table, "questions")
+    assert dims.shape == (15, len(names["dimensions"]))
+    assert subs.shape == (15, len(names["sub_dimensions"]))
+    assert questions.shape == (15, len(names["questions"]))
+    assert all(n.split("/")[0] in names["dimensions"] for n in names["sub_dimensions"])
+    np.testing.assert_allclose(dims.sum(1), total, rtol=0, atol=1e-6)
+    np.testing.assert_allclose(subs.sum(1), total, rtol=0, atol=1e-6)
+    np.testing.assert_allclose(questions.sum(1), total, rtol=0, atol=1e-6)
+    assert np.ptp(total) > 0
+    # The stored files are the candidates: regenerable from their seed, and scored as stored.
+    media = [load_media(p) for p in table.column("media_path").to_pylist()]
+    alone = world.generator.generate([prompts[1]], [noise_seed(11, 1, 1)])[0]
+    # (batched with other candidates when sampled: allow a rounding step of the uint8 output)
+    assert np.abs(alone.astype(int) - media[4].astype(int)).max() <= 1
+    texts = table.column("prompt").to_pylist()
+    np.testing.assert_allclose(world.reward.score(media, texts).total, total, rtol=0, atol=1e-5)
+    np.testing.assert_allclose(column(table, "oracle_utility"), judge(media, texts))
+
+    # A run killed before its last part resumes there and regenerates nothing else.
+    (out / "part-00002.parquet").unlink()
+    calls = []
+    generate = world.generator.generate
+    monkeypatch.setattr(
+        world.generator, "generate", lambda p, s, **kw: calls.append(len(p)) or generate(p, s, **kw)
+    )
+    run(prompts, out)
+    assert calls == [3]
+    again, _ = read_samples(out)
+    assert again.equals(table)
+    assert candidate_keys(again) == rows  # every candidate once, in order
+
+    # Another generator's samples never mix in: refused, or cleared with overwrite.
+    with pytest.raises(OutputClaimError, match="another generator"):
+        run(prompts, out, manifest={"generator": "b"})
+    assert read_samples(out)[0].equals(table)
+    run(prompts[:2], out, manifest={"generator": "b"}, overwrite=True)
+    fresh, _ = read_samples(out)
+    assert fresh.num_rows == 6 and fresh.column("prompt_id").to_pylist() == [0, 0, 0, 1, 1, 1]
+    assert sorted(p.name for p in out.glob("part-*.parquet")) == ["part-00000.parquet"]
+    assert len(list((out / "media").iterdir())) == 6
+    assert json.loads((out / "manifest.json").read_text()) == {"generator": "b"}
+
+
+# ------------------------------------------------------------------------------ build_pairs
+SUB_OF_QUESTION = [0, 1, 2, 2]  # 4 questions in 3 sub-dimensions
+DIM_OF_SUB = [0, 0, 1]  # ... in 2 dimensions
+
+
+def samples_table(questions, utility=None, prompt_ids=None) -> pa.Table:
+    """A samples table as ``read_samples`` returns it, from [P, K, 4] question contributions."""
+    q = np.asarray(questions, dtype=np.float64)
+    p, k, _ = q.shape
+    subs = q @ np.eye(3)[SUB_OF_QUESTION]
+    dims = subs @ np.eye(2)[DIM_OF_SUB]
+    ids = list(range(p)) if prompt_ids is None else prompt_ids
+    columns = {
+        "prompt_id": pa.array(np.repeat(ids, k), pa.int64()),
+        "prompt": pa.array([f"prompt {i}" for i in ids for _ in range(k)]),
+        "candidate": pa.array(np.tile(np.arange(k), p), pa.int32()),
+        "media_path": pa.array([f"p{i}_k{c}.png" for i in ids for c in range(k)]),
+        "total": pa.array(q.sum(-1).ravel()),
+        "dimensions": pa.array(dims.reshape(p * k, -1).tolist()),
+        "sub_dimensions": pa.array(subs.reshape(p * k, -1).tolist()),
+        "questions": pa.array(q.reshape(p * k, -1).tolist()),
+    }
+    if utility is not None:
+        columns["oracle_utility"] = pa.array(np.asarray(utility, np.float64).ravel())
+    return pa.table(columns)
+
+
+def dpo(rule="mpo", granularity="dimension", threshold=0.0, num_pairs=None, seed=0):
+    return DPOConfig(
+        name=f"{rule}_{granularity}",
+        rule=rule,
+        granularity=granularity,
+        threshold=threshold,
+        num_pairs=num_pairs,
+        seed=seed,
+    )
+
+
+def triples(pairs: pa.Table, prompt_ids=(10, 11)) -> list[tuple[int, int, int]]:
+    rank = {p: i for i, p in enumerate(prompt_ids)}
+    return [
+        (rank[p], w, lo)
+        for p, w, lo in zip(
+            pairs.column("prompt_id").to_pylist(),
+            pairs.column("winner").to_pylist(),
+            pairs.column("loser").to_pylist(),
+            strict=True,
+        )
+    ]
+
+
+# Prompt 10: candidate 0 wins on total (3 vs 2) but is worse than candidate 1 on dimension 1.
+# Prompt 11: candidate 0 dominates candidate 1 on dimensions and sub-dimensions, not on question 2.
+HAND_MADE = [
+    [[2, 1, 0, 0], [0.5, 0.5, 0.5, 0.5], [0, 0, 0, 0]],
+    [[1.5, 0.5, 0.2, 0.8], [0.5, 0.5, 0.5, 0.5], [0, 0, 0, 0]],
+]
+UTILITY = [[1, 2, 0], [3, 1, 0]]
+
+
+@pytest.mark.parametrize(
+    ("rule", "granularity", "threshold", "expected"),
+    [
+        (
+            "total",
+            "dimension",
+            0.0,
+            [(0, 0, 1), (0, 0, 2), (0, 1, 2), (1, 0, 1), (1, 0, 2), (1, 1, 2)],
+        ),
+        ("total", "dimension", 1.5, [(0, 0, 2), (0, 1, 2), (1, 0, 2), (1, 1, 2)]),
+        ("mpo", "dimension", 0.0, [(0, 0, 2), (0, 1, 2), (1, 0, 1), (1, 0, 2), (1, 1, 2)]),
+        ("mpo", "sub_dimension", 0.0, [(0, 0, 2), (0, 1, 2), (1, 0, 1), (1, 0, 2), (1, 1, 2)]),
+        ("mpo", "question", 0.0, [(0, 0, 2), (0, 1, 2), (1, 0, 2), (1, 1, 2)]),
+    ],
+)
+def test_choose_pairs_picks_the_documented_pairs(rule, granularity, threshold, expected):
+    table = samples_table(HAND_MADE, UTILITY, prompt_ids=[10, 11])
+    pairs, stats = choose_pairs(table, dpo(rule, granularity, threshold))
+    assert triples(pairs) == expected
+    # Only the total rule keeps prompt 10's (0, 1): higher total, worse on dimension 1.
+    assert pairs.column("dominating").to_pylist() == [t != (0, 0, 1) for t in expected]
+    assert pairs.column("winner_path").to_pylist() == [
+        f"p{10 + p}_k{w}.png" for p, w, _ in expected
+    ]
+    assert pairs.column("loser_path").to_pylist() == [
+        f"p{10 + p}_k{lo}.png" for p, _, lo in expected
+    ]
+    totals = np.array(HAND_MADE).sum(-1)
+    gaps = [totals[p, w] - totals[p, lo] for p, w, lo in expected]
+    np.testing.assert_allclose(pairs.column("total_gap").to_numpy(), gaps)
+    agrees = [UTILITY[p][w] > UTILITY[p][lo] for p, w, lo in expected]
+    assert pairs.column("oracle_agrees").to_pylist() == agrees
+    assert stats["oracle_agreement"] == pytest.approx(np.mean(agrees))
+    assert stats["pairs"] == stats["qualifying_pairs"] == len(expected)
+    assert stats["pairs_dominating"] == sum(t != (0, 0, 1) for t in expected)
+    assert stats["prompts"] == 2 and stats["candidates"] == 3 and stats["prompts_with_pairs"] == 2
+    # Table 5's count is always the dimension-level total rule at the same threshold.
+    dims = torch.tensor(HAND_MADE).reshape(2, 3, 2, 2).sum(-1)
+    assert stats["total_rule"] == dominance_statistics(dims, threshold)
+    assert (stats["total_rule"]["total_rule_pairs"], stats["total_rule"]["non_dominating"]) == (
+        (6, 1) if threshold == 0 else (4, 0)
+    )
+
+
+def test_the_pair_budget_is_a_seeded_subset():
+    rng = np.random.default_rng(3)
+    table = samples_table(rng.random((3, 6, 4)))
+    everything, stats = choose_pairs(table, dpo("total"))
+    assert stats["qualifying_pairs"] == len(everything) == 3 * 15  # no ties among random totals
+    chosen = {}
+    for seed in (0, 1):
+        budget, budget_stats = choose_pairs(table, dpo("total", num_pairs=7, seed=seed))
+        assert budget.equals(choose_pairs(table, dpo("total", num_pairs=7, seed=seed))[0])
+        assert budget.num_rows == budget_stats["pairs"] == 7
+        assert budget_stats["qualifying_pairs"] == 45
+        chosen[seed] = triples(budget, prompt_ids=(0, 1, 2))
+        assert chosen[seed] == sorted(chosen[seed])
+        assert set(chosen[seed]) <= set(triples(everything, prompt_ids=(0, 1, 2)))
+    assert chosen[0] != chosen[1]
+
+
+def brute_force(scores: np.ndarray, rule: str, threshold: float) -> list[tuple[int, int, int]]:
+    rows = []
+    for p, candidates in enumerate(scores):
+        for w, win in enumerate(candidates):
+            for lo, lose in enumerate(candidates):
+                gap = win.sum() - lose.sum()
+                if gap > 0 and gap >= threshold and (rule == "total" or (win >= lose).all()):
+                    rows.append((p, w, lo))
+    return rows
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    data=st.data(),
+    shape=st.tuples(st.integers(1, 3), st.integers(2, 4)),
+    rule=st.sampled_from(["total", "mpo"]),
+    granularity=st.sampled_from(["dimension", "sub_dimension", "question"]),
+    threshold=st.sampled_from([0.0, 1.0, 2.5]),
+    num_pairs=st.sampled_from([None, 1, 3]),
+    seed=st.integers(0, 5),
+)
+def test_choose_pairs_agrees_with_a_brute_force_loop(
+    data, shape, rule, granularity, threshold, num_pairs, seed
+):
+    # Small integers: ties in totals and in single scores, the edge cases of both rules.
+    questions = data.draw(
+        st.lists(
+            st.sampled_from([0.0, 1.0, 2.0]),
+            min_size=shape[0] * shape[1] * 4,
+            max_size=shape[0] * shape[1] * 4,
+        )
+    )
+    questions = np.reshape(questions, (*shape, 4))
+    utility = data.draw(
+        st.lists(st.integers(0, 2), min_size=shape[0] * shape[1], max_size=shape[0] * shape[1])
+    )
+    table = samples_table(questions, utility)
+    config = dpo(rule, granularity, threshold, num_pairs, seed)
+    pairs, stats = choose_pairs(table, config)
+    levels = {
+        "dimension": questions @ np.eye(3)[SUB_OF_QUESTION] @ np.eye(2)[DIM_OF_SUB],
+        "sub_dimension": questions @ np.eye(3)[SUB_OF_QUESTION],
+        "question": questions,
+    }
+    expected = brute_force(levels[granularity], rule, threshold)
+    kept = triples(pairs, prompt_ids=range(shape[0]))
+    if num_pairs is None or num_pairs >= len(expected):
+        assert kept == expected
+    else:
+        assert len(kept) == num_pairs and kept == sorted(kept) and set(kept) <= set(expected)
+    assert pairs.equals(choose_pairs(table, config)[0])
+    dims = levels["dimension"]
+    assert pairs.column("dominating").to_pylist() == [
+        bool((dims[p, w] >= dims[p, lo]).all()) for p, w, lo in kept
+    ]
+    assert (pairs.column("total_gap").to_numpy() >= max(threshold, 1e-9)).all()
+    assert stats["qualifying_pairs"] == len(expected) and stats["pairs"] == len(kept)
+    assert stats["pairs_dominating"] + stats["pairs_non_dominating"] == len(kept)
+    assert stats["total_rule"] == pytest.approx(
+        dominance_statistics(torch.from_numpy(dims), threshold), nan_ok=True
+    )
+    utility = np.reshape(utility, shape)
+    agreement = [utility[p, w] > utility[p, lo] for p, w, lo in kept]
+    assert stats["oracle_agreement"] == pytest.approx(
+        np.mean(agreement) if kept else math.nan, nan_ok=True
+    )
+
+
+# ------------------------------------------------------------------------------ stages in process
+def test_sample_pairs_dpo_and_eval_stages(world, tmp_path):
+    def stage(*overrides):
+        return compose_config(tmp_path, *SMALL, *overrides)
+
+    reward_dir, base_dir = world.root / "reward", world.root / "generator"
+    sample(
+        stage(
+            "task=sample",
+            f"task.generator_dir={base_dir}",
+            f"task.reward_dir={reward_dir}",
+            "task.prompts.num_prompts=4",
+            "task.candidates=3",
+            "task.chunk_size=2",
+            f"task.out_dir={tmp_path / 'samples'}",
+        )
+    )
+    table, _ = read_samples(tmp_path / "samples")
+    assert table.num_rows == 12 and "oracle_utility" in table.column_names
+    manifest = json.loads((tmp_path / "samples" / "manifest.json").read_text())
+    assert manifest["generator"] == str(base_dir.resolve()) and manifest["candidates"] == 3
+
+    pair_overrides = [f"task.samples={tmp_path / 'samples'}", f"task.out_dir={tmp_path / 'pairs'}"]
+    stats = build_pairs(
+        stage(
+            "task=build_pairs", *pair_overrides, "dpo=total", "dpo.threshold=0", "dpo.num_pairs=4"
+        )
+    )
+    assert json.loads((tmp_path / "pairs" / "statistics.json").read_text()) == stats
+    assert stats["dpo"] == "total" and stats["pairs"] == 4 < stats["qualifying_pairs"]
+    assert stats["total_rule"]["total_rule_pairs"] == stats["qualifying_pairs"]
+
+    tuned_dir = tmp_path / "tuned"
+    result = train_dpo(
+        stage(
+            "task=train_dpo",
+            f"task.generator_dir={base_dir}",
+            f"task.pairs={tmp_path / 'pairs'}",
+            f"task.reward_dir={reward_dir}",
+            "task.max_steps=2",
+            "task.batch_size=2",
+            "task.curve_every_n_steps=1",
+            "task.curve_prompts.num_prompts=2",
+            f"task.save_dir={tuned_dir}",
+            "dpo=total",
+        )
+    )
+    assert result["steps"] == 2 and result["pairs"] == 4 and math.isfinite(result["final_loss"])
+    assert json.loads((tuned_dir / "training.json").read_text()) == result
+    assert [point["step"] for point in result["curve"]] == [0, 1, 2]
+    dimension_keys = {f"reward/{n}" for n in world.checklist.dimension_names}
+    for point in result["curve"]:
+        assert dimension_keys | {"reward/total", "oracle/utility"} <= set(point)
+        assert point["reward/total"] == pytest.approx(sum(point[k] for k in dimension_keys))
+    # The merged LoRA changed the attention projections it targets and nothing else.
+    base, tuned = load_generator(base_dir), load_generator(tuned_dir)
+    assert not tuned.has_lora
+    base_weights = dict(base.named_parameters())
+    moved = {n for n, p in tuned.named_parameters() if not torch.equal(p, base_weights[n])}
+    targets = (".to_q.", ".to_k.", ".to_v.", ".to_out.0.")
+    assert moved and all(n.startswith("denoiser.") and any(t in n for t in targets) for n in moved)
+
+    rows = eval_generator(
+        stage(
+            "task=eval_generator",
+            f"task.base_dir={base_dir}",
+            f"+task.generator_dirs.tuned={tuned_dir}",
+            f"+task.generator_dirs.same={base_dir}",
+            f"task.reward_dir={reward_dir}",
+            "task.prompts.num_prompts=3",
+            "task.samples_per_prompt=2",
+            f"task.out_dir={tmp_path / 'eval'}",
+        )
+    )["rows"]
+    assert json.loads((tmp_path / "eval" / "eval_generator.json").read_text()) == rows
+    by_name = {row["generator"]: row for row in rows}
+    assert list(by_name) == ["base", "tuned", "same"]
+    for row in rows:
+        assert dimension_keys <= set(row)
+        assert row["reward"] == pytest.approx(sum(row[k] for k in dimension_keys))
+        assert 0 <= row["dims_regressed"] <= len(dimension_keys)
+    tuned_row = by_name["tuned"]
+    assert (
+        0
+        <= tuned_row["oracle_win_low"]
+        <= tuned_row["oracle_win_rate"]
+        <= tuned_row["oracle_win_high"]
+        <= 1
+    )
+    assert 0 <= tuned_row["reward_win_rate"] <= 1
+    # The base against itself: same prompts and noise, so every sample ties.
+    same = by_name["same"]
+    assert same["reward"] == by_name["base"]["reward"] and same["dims_regressed"] == 0
+    assert same["reward_win_rate"] == same["oracle_win_rate"] == 0.5
+
+
+# ------------------------------------------------------------------------------ train_generator
+VIDEO = [
+    "task=train_generator",
+    "generator=tiny_video",
+    "dataset=synthworld_video",
+    "dataset.num_prompts=4",
+    "dataset.image_size=32",
+    "dataset.num_frames=6",
+    "generator.image_size=32",
+    "generator.num_frames=6",
+    "generator.num_inference_steps=2",
+    "generator.tiny.num_layers=1",
+    "generator.tiny.num_heads=2",
+    "generator.tiny.head_dim=8",
+    "generator.tiny.text_hidden_size=32",
+    "generator.tiny.text_layers=1",
+    "generator.tiny.vocab_size=300",
+    "task.max_steps=3",  # one epoch of the 6 training videos, so validation runs once
+    "task.batch_size=2",
+    "task.val_fraction=0.25",
+    "task.num_preview=1",
+    "logger=none",
+]
+
+
+def test_train_generator_pretrains_a_tiny_video_generator(tmp_path):
+    result = train_generator(compose_config(tmp_path, *VIDEO, f"task.save_dir={tmp_path / 'gen'}"))
+    assert result["steps"] == 3 and math.isfinite(result["train_loss"])
+    assert math.isfinite(result["val_loss"])
+    assert json.loads((tmp_path / "gen" / "training.json").read_text()) == result
+    assert load_media(tmp_path / "gen" / "preview.png").shape == (32, 32, 3)
+
+    # ... and Diffusion-DPO trains its LoRA on video pairs, the base staying the reference.
+    generator = load_generator(tmp_path / "gen")
+    prompts = ["one red circle on a sky background", "two blue squares on a mint background"]
+    videos = generator.generate([p for p in prompts for _ in range(2)], [0, 1, 2, 3])
+    rows = []
+    for i, prompt in enumerate(prompts):
+        paths = [tmp_path / "pairs" / f"{i}_{k}.png" for k in range(2)]
+        for path, video in zip(paths, videos[2 * i : 2 * i + 2], strict=True):
+            save_media(path, video)
+        rows.append({"prompt": prompt, "winner_path": str(paths[0]), "loser_path": str(paths[1])})
+    pq.write_table(pa.Table.from_pylist(rows), tmp_path / "pairs" / "pairs.parquet")
+    before = {k: v.clone() for k, v in generator.denoiser.state_dict().items()}
+    result = train_dpo(
+        compose_config(
+            tmp_path,
+            *[o for o in VIDEO if not o.startswith("task.")],
+            "task=train_dpo",
+            f"task.generator_dir={tmp_path / 'gen'}",
+            f"task.pairs={tmp_path / 'pairs'}",
+            f"task.save_dir={tmp_path / 'dpo'}",
+            "task.max_steps=2",
+            "task.batch_size=2",
+        )
+    )
+    assert result["steps"] == 2 and result["pairs"] == 2 and math.isfinite(result["final_loss"])
+    tuned = load_generator(tmp_path / "dpo").denoiser.state_dict()
+    changed = {k for k in before if not torch.equal(before[k], tuned[k])}
+    assert changed and all(any(t in k for t in ("to_q", "to_k", "to_v", "to_out")) for k in changed)
+    generator = load_generator(tmp_path / "gen")
+    assert isinstance(generator, CogVideoXGenerator) and generator.video
+    media = generator.generate(["one red circle on a sky background"], [0])
+    assert media.shape == (1, 6, 32, 32, 3) and media.dtype == np.uint8
+
+
+def test_train_generator_refuses_a_generator_for_other_media(tmp_path):
+    cfg = compose_config(
+        tmp_path, "task=train_generator", "generator=tiny_sd", "dataset=synthworld_video"
+    )
+    with pytest.raises(GeneratorError, match="tiny_sd") as err:
+        train_generator(cfg)
+    assert "synthworld_video" in str(err.value)
+    assert not (tmp_path / "data").exists()  # refused before rendering anything
+
+
+# ------------------------------------------------------------------------------ the CLI chain
+CHAIN = [
+    "task=optimize_generator",
+    "logger=csv",
+    "dataset.num_prompts=40",
+    "dataset.renders_per_prompt=2",
+    "task.stages.reward.stages.train_checklist.max_time=00:00:00:05",
+    "task.stages.reward.stages.train_checklist.batch_size=8",
+    "task.stages.reward.stages.fit_weights.num_pairs=null",
+    "task.stages.train_generator.max_steps=10",
+    "task.stages.train_generator.batch_size=8",
+    "task.stages.sample.prompts.num_prompts=6",
+    "task.stages.sample.candidates=4",
+    "task.stages.sample.chunk_size=4",
+    "generator.num_inference_steps=3",
+    "task.stages.train_dpo.max_steps=4",
+    "task.stages.train_dpo.batch_size=2",
+    "task.stages.train_dpo.curve_every_n_steps=2",
+    "task.stages.train_dpo.curve_prompts.num_prompts=3",
+    "task.stages.eval_generator.prompts.num_prompts=4",
+    "dpo.threshold=0",
+    "dpo.num_pairs=10",
+]
+
+
+@pytest.mark.slow
+def test_optimize_generator_from_the_cli_shares_its_artifacts(tmp_path, monkeypatch):
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")  # see one_thread
+    first = run_cli(f"paths.root_dir={tmp_path}", *CHAIN, "hydra.run.dir=" + str(tmp_path / "run1"))
+    assert first.returncode == 0, first.stderr[-3000:]
+    out = tmp_path / "run1"
+    rows = json.loads((out / "results.json").read_text())["rows"]
+    assert [r["generator"] for r in rows] == ["original", "mpo"]
+    tuned = rows[1]
+    assert tuned["pairs"] == 10 and tuned["dpo_steps"] == 4
+    assert tuned["pairs_dominating"] + tuned["pairs_non_dominating"] == 10
+    assert tuned["total_rule_pairs"] >= tuned["pairs"] and 0 <= tuned["oracle_agreement"] <= 1
+    assert 0 <= tuned["oracle_win_rate"] <= 1
+    statistics = json.loads((out / "pairs" / "statistics.json").read_text())
+    assert statistics["pairs"] == 10 and statistics["rule"] == "mpo"
+    # The reward curve (PAPER.md Fig. 11) is kept with the tuned generator.
+    curve = json.loads((out / "generator" / "training.json").read_text())["curve"]
+    assert [p["step"] for p in curve] == [0, 2, 4]
+    names = {k for k in rows[0] if k.startswith("reward/")}
+    assert len(names) == 5 and all(
+        names | {"reward/total", "oracle/utility"} <= set(p) for p in curve
+    )
+    evaluation = json.loads((out / "eval" / "eval_generator.json").read_text())
+    assert 0 <= evaluation[1]["oracle_win_rate"] <= 1
+    (artifacts,) = (tmp_path / "data" / "synthworld_image").glob("*/artifacts/tiny_qwen2_vl")
+    base_json = artifacts / "generators" / "tiny_sd" / "training.json"
+    samples = artifacts / "samples" / "tiny_sd"
+    stamps = {p: p.stat().st_mtime_ns for p in [base_json, *samples.glob("part-*.parquet")]}
+    assert len(stamps) == 3  # 6 prompts in parts of 4
+
+    # Another dpo variant, reported as its reward curve: the base generator and the samples
+    # are reused as they are; only pairs, DPO and evaluation run again.
+    second = run_cli(
+        f"paths.root_dir={tmp_path}",
+        *CHAIN,
+        "dpo=total",
+        "task.report=curve",
+        "hydra.run.dir=" + str(tmp_path / "run2"),
+    )
+    assert second.returncode == 0, second.stderr[-3000:]
+    assert {p: p.stat().st_mtime_ns for p in stamps} == stamps
+    assert sorted(samples.glob("part-*.parquet")) == sorted(p for p in stamps if p != base_json)
+    statistics = json.loads((tmp_path / "run2" / "pairs" / "statistics.json").read_text())
+    assert statistics["rule"] == "total" and statistics["pairs"] == 10
+    rows = json.loads((tmp_path / "run2" / "results.json").read_text())["rows"]
+    assert [(r["generator"], r["step"]) for r in rows] == [("total", 0), ("total", 2), ("total", 4)]
+    assert all(names <= set(r) for r in rows)
+    # Same base, curve prompts and noise: the curve starts where the first run's did.
+    assert rows[0]["reward/total"] == curve[0]["reward/total"]
+
+    # A pretrained base (task.base_dir) replaces the train_generator stage: samples of its own.
+    base = tmp_path / "pretrained_base"
+    shutil.copytree(artifacts / "generators" / "tiny_sd", base)
+    third = run_cli(
+        f"paths.root_dir={tmp_path}",
+        *CHAIN,
+        f"task.base_dir={base}",
+        f"task.stages.sample.out_dir={tmp_path / 'base_samples'}",
+        "task.report=pairs",
+        "hydra.run.dir=" + str(tmp_path / "run3"),
+    )
+    assert third.returncode == 0, third.stderr[-3000:]
+    timings = json.loads((tmp_path / "run3" / "timings.json").read_text())
+    assert "train_generator" not in timings and "train_dpo" not in timings
+    manifest = json.loads((tmp_path / "base_samples" / "manifest.json").read_text())
+    assert manifest["generator"] == str(base.resolve())
+    rows = json.loads((tmp_path / "run3" / "results.json").read_text())["rows"]
+    assert len(rows) == 1 and rows[0]["generator"] == "mpo" and rows[0]["pairs"] == 10
+    assert rows[0]["pairs_dominating"] == 10 and rows[0]["pairs_non_dominating"] == 0

@@ -1,0 +1,163 @@
+"""LightningModules that train generators: denoising pretraining / SFT, and Diffusion-DPO.
+
+``GeneratorModule`` regresses the scheduler's target (epsilon, v or flow velocity) on (media,
+prompt) batches, dropping prompts at ``cond_dropout`` so classifier-free guidance works.
+``DPOModule`` trains on (winner, loser, prompt) batches with :func:`diffusion_dpo_loss`: each pair
+shares its noise and timestep; the reference is the base model with LoRA adapters disabled (the
+default: no second copy of the generator is held) or a frozen copy of the denoiser.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import pytorch_lightning as pl
+import torch
+import torch.nn.functional as F
+
+from vrexp.generators import TextToMediaGenerator
+from vrexp.modules.optim import adamw_warmup_cosine
+from vrexp.preference import diffusion_dpo_loss
+
+REFERENCES = ("lora", "copy")
+
+
+class GeneratorModule(pl.LightningModule):
+    def __init__(
+        self,
+        generator: TextToMediaGenerator,
+        *,
+        lr: float = 1e-3,
+        weight_decay: float = 0.0,
+        warmup_steps: int = 50,
+        cond_dropout: float = 0.1,
+        train_text_encoder: bool = True,
+    ) -> None:
+        super().__init__()
+        self.generator = generator
+        self.save_hyperparameters(ignore=["generator"])
+        self.generator.text_encoders.requires_grad_(train_text_encoder)
+
+    def on_fit_start(self) -> None:
+        self.generator.denoiser.train()
+        self.generator.text_encoders.train(self.hparams.train_text_encoder)
+
+    def denoising_loss(self, batch: dict[str, Any]) -> torch.Tensor:
+        latents = self.generator.encode_media(batch["media"])
+        prompts = list(batch["prompt"])
+        if self.training and self.hparams.cond_dropout > 0:
+            dropped = torch.rand(len(prompts)) < self.hparams.cond_dropout
+            prompts = ["" if d else p for p, d in zip(prompts, dropped.tolist(), strict=True)]
+        cond = self.generator.encode_prompts(prompts)
+        noise = torch.randn_like(latents)
+        timesteps = self.generator.schedule.sample_timesteps(len(latents)).to(self.device)
+        noisy, t_in, target = self.generator.schedule.noisy_and_target(latents, noise, timesteps)
+        pred = self.generator.denoise(noisy, t_in, cond)
+        return F.mse_loss(pred.float(), target.float())
+
+    def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
+        loss = self.denoising_loss(batch)
+        self.log("train/loss", loss, prog_bar=True, batch_size=len(batch["prompt"]))
+        return loss
+
+    def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
+        # Fixed noise and timesteps per batch, so the validation curve is comparable across epochs.
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(batch_idx)
+            loss = self.denoising_loss(batch)
+        self.log("val/loss", loss, prog_bar=True, batch_size=len(batch["prompt"]))
+
+    def configure_optimizers(self) -> dict[str, Any]:
+        return adamw_warmup_cosine(
+            (p for p in self.generator.parameters() if p.requires_grad),
+            lr=self.hparams.lr,
+            weight_decay=self.hparams.weight_decay,
+            warmup_steps=self.hparams.warmup_steps,
+            total_steps=self.trainer.estimated_stepping_batches,
+        )
+
+
+class DPOModule(pl.LightningModule):
+    def __init__(
+        self,
+        generator: TextToMediaGenerator,
+        *,
+        beta: float = 500.0,
+        lr: float = 1e-4,
+        weight_decay: float = 0.0,
+        warmup_steps: int = 20,
+        reference: str = "lora",
+        sft_weight: float = 0.0,
+    ) -> None:
+        super().__init__()
+        if reference not in REFERENCES:
+            raise ValueError(f"reference must be one of {REFERENCES}, got {reference!r}")
+        if reference == "lora" and not generator.has_lora:
+            raise ValueError(
+                "reference='lora' reads the base model through disabled LoRA adapters; enable them "
+                "(generator.lora.enabled=true) or use reference='copy'"
+            )
+        self.generator = generator
+        self.save_hyperparameters(ignore=["generator"])
+        generator.text_encoders.requires_grad_(False)
+        # A frozen copy is held only when asked for. It is a registered submodule (it moves with
+        # the module) but frozen and outside configure_optimizers' parameters.
+        self.reference = (
+            copy.deepcopy(generator.denoiser).requires_grad_(False).eval()
+            if reference == "copy"
+            else None
+        )
+
+    def on_fit_start(self) -> None:
+        # from_pretrained leaves parts in eval mode: the policy trains, the frozen parts do not.
+        self.generator.denoiser.train()
+        self.generator.text_encoders.eval()
+        if self.reference is not None:
+            self.reference.eval()
+
+    def reference_prediction(
+        self, noisy: torch.Tensor, t_in: torch.Tensor, cond: Any
+    ) -> torch.Tensor:
+        with torch.no_grad():
+            if self.reference is not None:
+                return self.generator.denoise(noisy, t_in, cond, model=self.reference)
+            with self.generator.adapters_disabled():
+                return self.generator.denoise(noisy, t_in, cond)
+
+    def dpo_step(self, batch: dict[str, Any]) -> dict[str, torch.Tensor]:
+        """Loss, implicit accuracy and the winners' SFT loss for a batch of B pairs."""
+        media = torch.cat([torch.as_tensor(batch["winner"]), torch.as_tensor(batch["loser"])])
+        latents = self.generator.encode_media(media)
+        half = len(latents) // 2
+        with torch.no_grad():
+            cond = self.generator.encode_prompts(list(batch["prompt"]) * 2)
+        # Winner and loser of a pair share noise and timestep (Diffusion-DPO).
+        noise = torch.randn_like(latents[:half]).repeat(2, *([1] * (latents.dim() - 1)))
+        timesteps = self.generator.schedule.sample_timesteps(half).to(self.device).repeat(2)
+        noisy, t_in, target = self.generator.schedule.noisy_and_target(latents, noise, timesteps)
+        pred = self.generator.denoise(noisy, t_in, cond)
+        ref = self.reference_prediction(noisy, t_in, cond)
+        loss, accuracy = diffusion_dpo_loss(
+            pred.float(), ref.float(), target.float(), self.hparams.beta
+        )
+        sft = F.mse_loss(pred[:half].float(), target[:half].float())
+        return {"dpo_loss": loss, "implicit_acc": accuracy, "sft_loss": sft}
+
+    def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
+        out = self.dpo_step(batch)
+        loss = out["dpo_loss"] + self.hparams.sft_weight * out["sft_loss"]
+        size = len(batch["prompt"])
+        self.log("train/loss", loss, prog_bar=True, batch_size=size)
+        for key, value in out.items():
+            self.log(f"train/{key}", value, batch_size=size)
+        return loss
+
+    def configure_optimizers(self) -> dict[str, Any]:
+        return adamw_warmup_cosine(
+            (p for p in self.generator.denoiser.parameters() if p.requires_grad),
+            lr=self.hparams.lr,
+            weight_decay=self.hparams.weight_decay,
+            warmup_steps=self.hparams.warmup_steps,
+            total_steps=self.trainer.estimated_stepping_batches,
+        )
