@@ -10,7 +10,6 @@ trains and samples once and differs only in the pairs and what DPO makes of them
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +20,7 @@ from vrexp.reports.sweep import write_results
 from vrexp.tasks.artifacts import ensure_artifact
 from vrexp.tasks.build_pairs import build_pairs
 from vrexp.tasks.eval_generator import eval_generator
-from vrexp.tasks.pipeline import pipeline, stage_view
+from vrexp.tasks.pipeline import StageClock, pipeline, stage_view
 from vrexp.tasks.sample import sample
 from vrexp.tasks.train_dpo import train_dpo
 from vrexp.tasks.train_generator import train_generator
@@ -56,14 +55,8 @@ def _job_overrides() -> list[str]:
 
 def optimize_generator(cfg: DictConfig, logger: Any = None) -> dict[str, Any]:
     console = Console()
-    timings: dict[str, float] = {}
-
-    def timed(name: str, fn: Any, *args: Any) -> Any:
-        console.rule(f"[bold]{name}")
-        start = time.perf_counter()
-        out = fn(*args)
-        timings[name] = time.perf_counter() - start
-        return out
+    timed = StageClock(console)
+    timings = timed.seconds
 
     with stage_logger(cfg, logger) as logger:
         timed("reward", pipeline, stage_view(cfg, "reward"), logger)

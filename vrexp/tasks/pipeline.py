@@ -73,16 +73,25 @@ def ensure_checklist_model(view: DictConfig, logger: Any) -> bool:
     )
 
 
-def pipeline(cfg: DictConfig, logger: Any = None) -> dict[str, Any]:
-    timings: dict[str, float] = {}
-    console = Console()
+class StageClock:
+    """Runs a chain's stages under a rule with their names, recording each one's seconds."""
 
-    def timed(name: str, fn: Any, *args: Any) -> Any:
-        console.rule(f"[bold]{name}")
+    def __init__(self, console: Console) -> None:
+        self.console = console
+        self.seconds: dict[str, float] = {}
+
+    def __call__(self, name: str, fn: Any, *args: Any) -> Any:
+        self.console.rule(f"[bold]{name}")
         start = time.perf_counter()
         out = fn(*args)
-        timings[name] = time.perf_counter() - start
+        self.seconds[name] = time.perf_counter() - start
         return out
+
+
+def pipeline(cfg: DictConfig, logger: Any = None) -> dict[str, Any]:
+    console = Console()
+    timed = StageClock(console)
+    timings = timed.seconds
 
     with stage_logger(cfg, logger) as logger:
         timed("make_data", require_synthworld, cfg)
