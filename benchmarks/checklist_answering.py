@@ -1,6 +1,6 @@
 """Checklist answering speed, measured side by side in one process on the default tiny backbone.
 
-    python benchmarks/checklist_answering.py [--image-size 224] [--repeats 3]
+    python benchmarks/checklist_answering.py [--image-size 224] [--repeats 3] [--dataset D]
 
 1. The official release's way (one ``generate`` call per question, the media re-encoded each time,
    the answer string-matched) against ours (one prefix forward + all questions as cached suffixes),
@@ -77,11 +77,20 @@ def main() -> None:
     parser.add_argument(
         "--frames", type=int, default=None, help="video frames (default: the backbone's)"
     )
+    parser.add_argument(
+        "--dataset",
+        default="synthworld_image",
+        help="dataset whose media picks the tiny recipe (synthworld_video: 8 frames per vision token)",
+    )
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--train-items", type=int, default=4)
     args = parser.parse_args()
     torch.manual_seed(0)
-    overrides = [f"backbone.image_size={args.image_size}", "paths.output_dir=x"]
+    overrides = [
+        f"backbone.image_size={args.image_size}",
+        f"dataset={args.dataset}",
+        "paths.output_dir=x",
+    ]
     if args.frames:
         overrides.append(f"backbone.frames.num_frames={args.frames}")
     with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):

@@ -25,9 +25,19 @@ def backbone_config(tmp_path, name: str, *overrides: str):
     return OmegaConf.to_object(cfg.backbone)
 
 
-@pytest.fixture(scope="module", params=["tiny_qwen2_vl", "tiny_llava"])
+BACKBONES = {
+    "qwen2_vl": ("tiny_qwen2_vl",),
+    "qwen2_vl_frames": ("tiny_qwen2_vl", "backbone.frames.native=false"),
+    "qwen2_vl_video_recipe": ("tiny_qwen2_vl", "dataset=synthworld_video"),  # 8 frames per token
+    "qwen2_5_vl": ("tiny_qwen2_vl", "backbone.family=qwen2_5_vl", "backbone.name=tiny_qwen2_5_vl"),
+    "llava": ("tiny_llava",),
+}
+
+
+@pytest.fixture(scope="module", params=list(BACKBONES))
 def backbone(request, tmp_path_factory):
-    return build_backbone(backbone_config(tmp_path_factory.mktemp("bb"), request.param)).eval()
+    cfg = backbone_config(tmp_path_factory.mktemp("bb"), *BACKBONES[request.param])
+    return build_backbone(cfg).eval()
 
 
 def media_batch(kind: str, n: int = 3) -> list[np.ndarray]:
@@ -55,6 +65,17 @@ def test_cached_answers_equal_a_full_forward(backbone, kind):
     assert cached.std() > 1e-5  # the answers depend on the input
 
 
+@pytest.mark.parametrize("kind", ["image", "video"])
+def test_items_processed_alone_concatenate_to_the_batch(backbone, kind):
+    # What lets a data pipeline process each item once and cache it (ChecklistDataModule).
+    media = media_batch(kind)
+    whole = backbone.process(media)
+    alone = [backbone.process([m]) for m in media]
+    assert whole.keys() == alone[0].keys()
+    for key, value in whole.items():
+        assert torch.equal(torch.cat([a[key] for a in alone]), value), key
+
+
 def test_question_chunking_does_not_change_answers(backbone):
     media = media_batch("image")
     with torch.inference_mode():
@@ -80,7 +101,7 @@ def test_p_yes_is_the_softmax_over_yes_and_no_logits(backbone):
 def test_vision_parameters_are_exactly_the_vision_tower(backbone):
     names = {id(p): n for n, p in backbone.named_parameters()}
     vision = {names[id(p)] for p in backbone.vision_parameters()}
-    tower = "visual" if backbone.family == "qwen2_vl" else "vision_tower"
+    tower = "vision_tower" if backbone.family == "llava" else "visual"
     assert vision == {n for n in names.values() if f".{tower}." in n}
     assert vision and not any("language_model" in n or "lm_head" in n for n in vision)
 
@@ -95,6 +116,21 @@ def test_save_and_reload_give_identical_answers(backbone, tmp_path):
         torch.testing.assert_close(
             again.answer_logits(media, QUESTIONS), backbone.answer_logits(media, QUESTIONS)
         )
+
+
+def test_qwen_sends_a_clip_as_native_video_with_half_the_vision_tokens(tmp_path):
+    clip = media_batch("video", 1)
+    native = build_backbone(backbone_config(tmp_path, "tiny_qwen2_vl"))
+    frames = build_backbone(
+        backbone_config(tmp_path, "tiny_qwen2_vl", "backbone.frames.native=false")
+    )
+    video_inputs, frame_inputs = native.prefix_inputs(clip), frames.prefix_inputs(clip)
+    assert "pixel_values" not in video_inputs and "pixel_values_videos" not in frame_inputs
+    assert video_inputs["video_grid_thw"].tolist() == [[4, 4, 4]]  # 8 frames, 56 px, patch 14
+    pad = native.processor.video_token_id
+    assert (video_inputs["input_ids"] == pad).sum() == 4 * 4 * 4 // 4
+    image_pad = frames.processor.image_token_id
+    assert (frame_inputs["input_ids"] == image_pad).sum() == 8 * 4 * 4 // 4
 
 
 def test_training_gradients_reach_the_vision_tower_through_the_cache(tmp_path):

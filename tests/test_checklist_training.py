@@ -108,6 +108,32 @@ def test_packed_batches_carry_all_questions_of_an_item(small_split):
     assert any("[[prompt]]" not in q and "show" in q for qs in batch["questions"] for q in qs)
 
 
+def test_items_are_processed_once_and_answer_as_if_processed_in_the_batch(small_split):
+    split_dir, checklist, backbone = small_split
+    calls = []
+
+    def processor(media):
+        calls.append(len(media))
+        return backbone.process(media)
+
+    data = ChecklistDataModule(split_dir, checklist, batch_size=4, processor=processor)
+    data.setup()
+    loader = data.val_dataloader()
+    first = next(iter(loader))
+    again = next(iter(loader))  # the next epoch: nothing is processed twice
+    assert calls == [1, 1, 1, 1]
+    assert set(first["processed"]) >= {"input_ids", "pixel_values"}
+    whole = backbone.process(first["media"])
+    assert whole.keys() == first["processed"].keys()
+    for key, value in whole.items():
+        assert torch.equal(first["processed"][key], value), key
+        assert torch.equal(again["processed"][key], value), key
+    module = ChecklistModule(backbone, checklist).eval()
+    without = {k: v for k, v in first.items() if k != "processed"}
+    with torch.inference_mode():
+        torch.testing.assert_close(module(first), module(without), rtol=0, atol=0)
+
+
 @pytest.mark.parametrize("vision_lr_scale", [0.1, 0.0])
 def test_checklist_module_trains_and_reports_per_dimension_accuracy(
     small_split, tmp_path, vision_lr_scale

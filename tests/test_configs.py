@@ -151,6 +151,30 @@ def test_datasets_bring_their_own_checklist_unless_overridden(compose_cfg):
 
 
 @pytest.mark.parametrize(
+    ("overrides", "temporal_patch_size", "lr"),
+    [
+        ((), 2, 1e-3),
+        (("dataset=synthworld_video",), 8, 3e-4),
+        (("dataset=media_folder", "dataset.root=x", "dataset.media=video"), 8, 3e-4),
+        (
+            ("dataset=synthworld_video", "task.lr=0.01", "backbone.tiny.temporal_patch_size=4"),
+            4,
+            0.01,
+        ),
+    ],
+)
+def test_the_tiny_recipe_follows_the_datasets_media(
+    overrides, temporal_patch_size, lr, compose_cfg
+):
+    cfg = compose_cfg("task=train_checklist", *overrides)
+    backbone = OmegaConf.to_object(cfg.backbone)
+    assert backbone.tiny.temporal_patch_size == temporal_patch_size
+    assert cfg.task.lr == pytest.approx(lr)
+    if "task.lr=0.01" not in overrides:  # the main job's checklist stage follows it too
+        assert compose_cfg(*overrides).task.stages.train_checklist.lr == pytest.approx(lr)
+
+
+@pytest.mark.parametrize(
     ("override", "message"),
     [
         ("dataset.num_itemz=3", "num_itemz"),

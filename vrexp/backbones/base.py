@@ -49,6 +49,7 @@ class ChecklistBackbone(nn.Module):
     family: ClassVar[str]
     media_token: ClassVar[str]  # one media placeholder per frame in the prefix text
     vision_module: ClassVar[str]  # attribute of the inner transformers model: the vision tower
+    native_video: ClassVar[bool] = False  # the family can take a clip as one video input
 
     def __init__(self, model: nn.Module, processor: Any, config: BackboneConfig) -> None:
         super().__init__()
@@ -63,13 +64,18 @@ class ChecklistBackbone(nn.Module):
     def media_text(self, num_frames: int) -> str:
         return self.media_token * num_frames
 
+    def video_inputs(self, media: Sequence[np.ndarray], frames: list[list[np.ndarray]]) -> Any:
+        """Prefix inputs of clips sent as the family's native video input (``native_video``)."""
+        raise NotImplementedError(f"{type(self).__name__} has no native video input")
+
     def suffix_position_ids(
         self, prefix: Prefix, item: torch.Tensor, offsets: torch.Tensor
     ) -> torch.Tensor:
         """Positions of suffix tokens [R, L] at ``offsets`` after the prefix of ``item`` [R]."""
         return prefix.length + offsets
 
-    def after_prefix(self) -> torch.Tensor | None:
+    def rope_deltas(self, inputs: Any) -> torch.Tensor | None:
+        """Per-item offset of text positions after the prefix ``inputs`` (M-RoPE families)."""
         return None
 
     # ------------------------------------------------------------------ text and media
@@ -113,25 +119,43 @@ class ChecklistBackbone(nn.Module):
         return self.config.question_template.format(question=question)
 
     # ------------------------------------------------------------------ the cached path
-    def prefix_inputs(self, media: Sequence[np.ndarray]) -> Any:
-        """Processor inputs of the prefixes of ``media`` (equal frame counts), on the model's device."""
+    def process(self, media: Sequence[np.ndarray]) -> dict[str, torch.Tensor]:
+        """Processor outputs of the prefixes of ``media`` (equal frame counts), on the CPU.
+
+        Every output has the items along its first axis, so the outputs of single items
+        concatenated along that axis equal those of the batch: a data pipeline may process each
+        item once, cache it, and batch it later.
+        """
         frames = [self.frames(m) for m in media]
         counts = {len(f) for f in frames}
         if len(counts) != 1:
             raise BackboneError(f"a prefix batch needs equal frame counts, got {sorted(counts)}")
+        if self.native_video and self.config.frames.native and np.ndim(media[0]) == 4:
+            return dict(self.video_inputs(media, frames))
         text = [self.prefix_text(counts.pop())] * len(frames)
         images = [frame for item in frames for frame in item]
-        inputs = self.processor(text=text, images=images, return_tensors="pt").to(self.device)
-        if "pixel_values" in inputs:
-            inputs["pixel_values"] = inputs["pixel_values"].to(self.model.dtype)
+        return dict(self.processor(text=text, images=images, return_tensors="pt"))
+
+    def prefix_inputs(
+        self, media: Sequence[np.ndarray], processed: dict[str, torch.Tensor] | None = None
+    ) -> dict[str, torch.Tensor]:
+        """Model inputs of the prefixes of ``media`` on the model's device (``processed``: the
+        output of :meth:`process` for these media, when already computed)."""
+        inputs = self.process(media) if processed is None else processed
+        inputs = {k: v.to(self.device) for k, v in inputs.items()}
+        for key in ("pixel_values", "pixel_values_videos"):
+            if key in inputs:
+                inputs[key] = inputs[key].to(self.model.dtype)
         return inputs
 
-    def encode_prefix(self, media: Sequence[np.ndarray]) -> Prefix:
+    def encode_prefix(
+        self, media: Sequence[np.ndarray], processed: dict[str, torch.Tensor] | None = None
+    ) -> Prefix:
         """Encode media (all of the same shape) once; the returned cache serves every question."""
-        inputs = self.prefix_inputs(media)
+        inputs = self.prefix_inputs(media, processed)
         # The decoder without its LM head: only the cache is needed.
         out = self.base_model.model(**inputs, use_cache=True)
-        return Prefix(out.cache, inputs["input_ids"].shape[1], self.after_prefix())
+        return Prefix(out.cache, inputs["input_ids"].shape[1], self.rope_deltas(inputs))
 
     def answer_logits(
         self, media: Sequence[np.ndarray], questions: Sequence[Sequence[str]] | Sequence[str]

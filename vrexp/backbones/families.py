@@ -5,23 +5,27 @@ locally trained tokenizer, how to load real weights (offline unless allowed, wit
 how to provide them), and what position ids a suffix needs after a cached prefix.
 
 Qwen processors carry a video sub-processor that cannot be built without torchvision (absent on CPU
-machines; STACK_NOTES.md), so Qwen families use an image-only processor subclass and receive videos
-as frame sequences.
+machines; STACK_NOTES.md), so Qwen families use an image-only processor subclass, and their native
+video input (temporal patches) is built from the image processor by ``video.py``.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 import transformers
 from omegaconf import OmegaConf
 from transformers.processing_utils import ProcessorMixin
 
 from vrexp.backbones.base import BACKBONE_FILE, BackboneError, ChecklistBackbone, Prefix
+from vrexp.backbones.media import frame_indices
 from vrexp.backbones.tokenizer import train_tokenizer, training_corpus
+from vrexp.backbones.video import video_patches
 from vrexp.configs.schema import BackboneConfig
 
 CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
@@ -77,10 +81,36 @@ class QwenVLBackbone(ChecklistBackbone):
     model_class: Any = transformers.Qwen2VLForConditionalGeneration
     config_class: Any = transformers.Qwen2VLConfig
     processor_class: Any = ImageOnlyQwen2VLProcessor
+    native_video = True
 
-    def after_prefix(self) -> torch.Tensor | None:
-        # Qwen keeps the M-RoPE offset of the last full forward as mutable model state.
-        return self.base_model.model.rope_deltas.clone()
+    def video_inputs(self, media: Sequence[np.ndarray], frames: list[list[np.ndarray]]) -> Any:
+        image_processor = self.processor.image_processor
+        clips = [video_patches(image_processor, f) for f in frames]
+        grids = torch.tensor([grid for _, grid in clips])
+        tokens = int(grids[0].prod()) // image_processor.merge_size**2
+        video = f"<|vision_start|>{self.processor.video_token * tokens}<|vision_end|>"
+        text = [self.config.prompt_template.format(media=video)] * len(clips)
+        inputs = self.tokenizer(text, return_tensors="pt")
+        inputs["mm_token_type_ids"] = torch.tensor(
+            self.processor.create_mm_token_type_ids(inputs["input_ids"])
+        )
+        inputs["pixel_values_videos"] = torch.from_numpy(np.concatenate([x for x, _ in clips]))
+        inputs["video_grid_thw"] = grids
+        return inputs
+
+    def rope_deltas(self, inputs: Any) -> torch.Tensor | None:
+        # Text after the prefix continues from the position of the prefix's last (text) token.
+        # That is read from the model's own M-RoPE index rather than its stored ``rope_deltas``,
+        # which (transformers 5.24) assume text resumes after the largest vision position; for a
+        # clip with more temporal patches than merged rows, a full forward does not.
+        grids = ("image_grid_thw", "video_grid_thw", "second_per_grid_ts")
+        positions, _ = self.base_model.model.get_rope_index(
+            inputs["input_ids"],
+            inputs["mm_token_type_ids"],
+            attention_mask=inputs.get("attention_mask"),
+            **{k: inputs[k] for k in grids if k in inputs},
+        )
+        return positions[0, :, -1] + 1 - inputs["input_ids"].shape[1]
 
     def suffix_position_ids(
         self, prefix: Prefix, item: torch.Tensor, offsets: torch.Tensor
@@ -101,14 +131,17 @@ class QwenVLBackbone(ChecklistBackbone):
             "mlp_ratio": 2,
             "patch_size": t.patch_size,
             "spatial_merge_size": 2,
-            "temporal_patch_size": 2,
+            "temporal_patch_size": t.temporal_patch_size,
         }
 
     @classmethod
     def image_processor(cls, cfg: BackboneConfig) -> Any:
         pixels = cfg.image_size**2
         return transformers.Qwen2VLImageProcessorPil(
-            min_pixels=pixels, max_pixels=pixels, patch_size=cfg.tiny.patch_size
+            min_pixels=pixels,
+            max_pixels=pixels,
+            patch_size=cfg.tiny.patch_size,
+            temporal_patch_size=cfg.tiny.temporal_patch_size,
         )
 
     @classmethod
@@ -142,6 +175,20 @@ class Qwen2_5_VLBackbone(QwenVLBackbone):
     config_class = transformers.Qwen2_5_VLConfig
     processor_class = ImageOnlyQwen2_5_VLProcessor
 
+    def video_inputs(self, media: Sequence[np.ndarray], frames: list[list[np.ndarray]]) -> Any:
+        inputs = super().video_inputs(media, frames)
+        # Qwen2.5-VL spaces temporal positions by real time: seconds per temporal patch.
+        sampling = self.config.frames
+        seconds = []
+        for clip in media:
+            index = frame_indices(len(clip), sampling)
+            step = float(np.diff(index).mean()) if len(index) > 1 else 1.0
+            seconds.append(
+                self.processor.image_processor.temporal_patch_size * step / sampling.source_fps
+            )
+        inputs["second_per_grid_ts"] = torch.tensor(seconds)
+        return inputs
+
     @classmethod
     def vision_config(cls, cfg: BackboneConfig) -> dict[str, Any]:
         t = cfg.tiny
@@ -153,7 +200,7 @@ class Qwen2_5_VLBackbone(QwenVLBackbone):
             "num_heads": t.vision_heads,
             "patch_size": t.patch_size,
             "spatial_merge_size": 2,
-            "temporal_patch_size": 2,
+            "temporal_patch_size": t.temporal_patch_size,
             "window_size": 4 * t.patch_size,
             "fullatt_block_indexes": [t.vision_layers - 1],
         }

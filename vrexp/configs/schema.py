@@ -13,7 +13,7 @@ from enum import Enum
 from typing import Any
 
 from hydra.core.config_store import ConfigStore
-from omegaconf import MISSING
+from omegaconf import MISSING, DictConfig, OmegaConf
 
 
 class Media(str, Enum):
@@ -121,6 +121,7 @@ class TinyModelConfig:
     vision_layers: int = 4
     vision_heads: int = 4
     patch_size: int = 14
+    temporal_patch_size: int = 2  # Qwen-VL: video frames per vision token (images are repeated)
     vocab_size: int = 1024
     seed: int = 0
 
@@ -143,6 +144,9 @@ class FrameSampling:
     num_frames: int = 8
     fps: float | None = None  # when set, sample at this rate (up to num_frames), PAPER.md §3.3
     source_fps: float = 8.0  # frame rate of stored frame sequences that carry no timing
+    # Qwen-VL families take a clip as one video input of temporal patches (two frames per vision
+    # token); false sends one image per frame, as for families without video input (LLaVA).
+    native: bool = True
 
 
 @dataclass
@@ -637,8 +641,17 @@ class VrexpConfig:
     seed: int = 0
 
 
+def by_media(image: Any, video: Any, *, _root_: DictConfig) -> Any:
+    """``${by_media:IMAGE,VIDEO}``: the value for the media of the composed ``dataset``."""
+    media = OmegaConf.select(_root_, "dataset.media", default=Media.image)
+    return video if Media(media) is Media.video else image
+
+
 def register_configs() -> None:
-    """Store the schemas under the names that the YAML defaults lists refer to."""
+    """Store the schemas under the names that the YAML defaults lists refer to, and register the
+    ``by_media`` resolver."""
+    if not OmegaConf.has_resolver("by_media"):
+        OmegaConf.register_new_resolver("by_media", by_media)
     cs = ConfigStore.instance()
     cs.store(name="base_config", node=VrexpConfig)
     cs.store(group="paths", name="base_paths", node=PathsConfig)

@@ -4,13 +4,14 @@ Labels are the pixel oracle's levels turned into answers for the *configured* ch
 ablated or reworded SynthWorld checklist trains on the same split. Items are split by prompt into
 train / val / test. Each training epoch draws a balanced subset per question (as many yes as no,
 PAPER.md §3.2) and yields each item once with all of its drawn questions, so one media forward
-serves all of them.
+serves all of them. With a ``processor`` (the backbone's :meth:`~ChecklistBackbone.process`), each
+item is also run through the model's processor once and its output kept for later epochs.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,8 @@ from vrexp.checklist import Checklist
 from vrexp.data.media import load_media
 from vrexp.data.synthworld.split import column_levels, read_items
 
+Processor = Callable[[Sequence[np.ndarray]], dict[str, torch.Tensor]]
+
 
 @dataclass
 class ChecklistExamples:
@@ -34,6 +37,7 @@ class ChecklistExamples:
     labels: np.ndarray  # [N, Q] in {0, 1}
     applicable: np.ndarray  # [N, Q] bool; False where a presence answer masks the question
     _media: dict[int, np.ndarray]
+    _processed: dict[int, dict[str, torch.Tensor]] = field(default_factory=dict)
 
     def __len__(self) -> int:
         return len(self.item_ids)
@@ -42,6 +46,12 @@ class ChecklistExamples:
         if index not in self._media:
             self._media[index] = load_media(self.media_paths[index])
         return self._media[index]
+
+    def processed(self, index: int, processor: Processor) -> dict[str, torch.Tensor]:
+        """``processor`` output of one item, computed on first use."""
+        if index not in self._processed:
+            self._processed[index] = processor([self.media(index)])
+        return self._processed[index]
 
     def subset(self, index: np.ndarray) -> ChecklistExamples:
         return ChecklistExamples(
@@ -117,10 +127,12 @@ class PackedChecklistDataset(IterableDataset):
         shuffle: bool,
         seed: int,
         questions_per_item: int | None = None,
+        processor: Processor | None = None,
     ) -> None:
         self.examples, self.checklist = examples, checklist
         self.balanced, self.shuffle, self.seed = balanced, shuffle, seed
         self.questions_per_item = questions_per_item
+        self.processor = processor
         self.epoch = 0
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
@@ -138,7 +150,7 @@ class PackedChecklistDataset(IterableDataset):
             if self.questions_per_item and len(questions) > self.questions_per_item:
                 # More items per step for the same suffix compute: the vision tower sees more media.
                 questions = np.sort(rng.choice(questions, self.questions_per_item, replace=False))
-            yield {
+            example = {
                 "row": int(row),
                 "media": ex.media(row),
                 "questions": [
@@ -148,6 +160,9 @@ class PackedChecklistDataset(IterableDataset):
                 "question_index": questions,
                 "labels": ex.labels[row, questions],
             }
+            if self.processor is not None:
+                example["processed"] = ex.processed(row, self.processor)
+            yield example
 
     def __len__(self) -> int:
         return int(self.examples.applicable.any(axis=1).sum())
@@ -155,7 +170,7 @@ class PackedChecklistDataset(IterableDataset):
 
 def collate_packed(examples: list[dict[str, Any]]) -> dict[str, Any]:
     counts = [len(e["questions"]) for e in examples]
-    return {
+    batch = {
         "rows": torch.tensor([e["row"] for e in examples]),
         "media": [e["media"] for e in examples],
         "questions": [e["questions"] for e in examples],
@@ -165,6 +180,13 @@ def collate_packed(examples: list[dict[str, Any]]) -> dict[str, Any]:
             np.concatenate([e["labels"] for e in examples]).astype(np.float32)
         ),
     }
+    if "processed" in examples[0]:
+        # Processor outputs carry items along their first axis (ChecklistBackbone.process).
+        batch["processed"] = {
+            key: torch.cat([e["processed"][key] for e in examples])
+            for key in examples[0]["processed"]
+        }
+    return batch
 
 
 class ChecklistDataModule(pl.LightningDataModule):
@@ -178,10 +200,12 @@ class ChecklistDataModule(pl.LightningDataModule):
         test_fraction: float = 0.1,
         balanced: bool = True,
         questions_per_item: int | None = None,
+        processor: Processor | None = None,
         seed: int = 0,
     ) -> None:
         super().__init__()
         self.questions_per_item = questions_per_item
+        self.processor = processor
         self.split_dir, self.checklist = Path(split_dir), checklist
         self.batch_size, self.balanced, self.seed = batch_size, balanced, seed
         self.fractions = (val_fraction, test_fraction)
@@ -202,6 +226,7 @@ class ChecklistDataModule(pl.LightningDataModule):
             shuffle=train,
             seed=self.seed,
             questions_per_item=self.questions_per_item if train else None,
+            processor=self.processor,
         )
         return DataLoader(dataset, batch_size=self.batch_size, collate_fn=collate_packed)
 

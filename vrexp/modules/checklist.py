@@ -42,7 +42,7 @@ class ChecklistModule(pl.LightningModule):
         self.results: dict[str, dict[str, float]] = {}
 
     def forward(self, batch: dict[str, Any]) -> torch.Tensor:
-        prefix = self.backbone.encode_prefix(batch["media"])
+        prefix = self.backbone.encode_prefix(batch["media"], batch.get("processed"))
         suffixes = [self.backbone.question_text(q) for qs in batch["questions"] for q in qs]
         return self.backbone.suffix_logits(prefix, batch["item"].to(self.device), suffixes)
 

@@ -36,6 +36,7 @@ def train_checklist(cfg: DictConfig, logger: Logger | None = None) -> dict[str, 
         test_fraction=task.test_fraction,
         balanced=task.balanced,
         questions_per_item=task.questions_per_item,
+        processor=backbone.process,
         seed=cfg.seed,
     )
     module = ChecklistModule(
