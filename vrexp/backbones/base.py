@@ -74,9 +74,10 @@ class ChecklistBackbone(nn.Module):
         """Positions of suffix tokens [R, L] at ``offsets`` after the prefix of ``item`` [R]."""
         return prefix.length + offsets
 
-    def rope_deltas(self, inputs: Any) -> torch.Tensor | None:
-        """Per-item offset of text positions after the prefix ``inputs`` (M-RoPE families)."""
-        return None
+    def prefix_positions(self, inputs: Any) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+        """Position ids of the prefix ``inputs`` (None: the model's default), and the per-item
+        offset of the text positions that follow it (M-RoPE families)."""
+        return None, None
 
     # ------------------------------------------------------------------ text and media
     @property
@@ -153,9 +154,10 @@ class ChecklistBackbone(nn.Module):
     ) -> Prefix:
         """Encode media (all of the same shape) once; the returned cache serves every question."""
         inputs = self.prefix_inputs(media, processed)
+        positions, rope_deltas = self.prefix_positions(inputs)
         # The decoder without its LM head: only the cache is needed.
-        out = self.base_model.model(**inputs, use_cache=True)
-        return Prefix(out.cache, inputs["input_ids"].shape[1], self.rope_deltas(inputs))
+        out = self.base_model.model(**inputs, position_ids=positions, use_cache=True)
+        return Prefix(out.cache, inputs["input_ids"].shape[1], rope_deltas)
 
     def answer_logits(
         self, media: Sequence[np.ndarray], questions: Sequence[Sequence[str]] | Sequence[str]

@@ -98,11 +98,12 @@ class QwenVLBackbone(ChecklistBackbone):
         inputs["video_grid_thw"] = grids
         return inputs
 
-    def rope_deltas(self, inputs: Any) -> torch.Tensor | None:
-        # Text after the prefix continues from the position of the prefix's last (text) token.
-        # That is read from the model's own M-RoPE index rather than its stored ``rope_deltas``,
-        # which (transformers 5.24) assume text resumes after the largest vision position; for a
-        # clip with more temporal patches than merged rows, a full forward does not.
+    def prefix_positions(self, inputs: Any) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+        # The model's own M-RoPE index, computed once here and handed to the forward. Text after
+        # the prefix continues from the position of the prefix's last (text) token. The model's
+        # stored ``rope_deltas`` (transformers 5.24) instead assume text resumes after the largest
+        # vision position, which a full forward does not do after a clip with more temporal
+        # patches than merged rows.
         grids = ("image_grid_thw", "video_grid_thw", "second_per_grid_ts")
         positions, _ = self.base_model.model.get_rope_index(
             inputs["input_ids"],
@@ -110,7 +111,7 @@ class QwenVLBackbone(ChecklistBackbone):
             attention_mask=inputs.get("attention_mask"),
             **{k: inputs[k] for k in grids if k in inputs},
         )
-        return positions[0, :, -1] + 1 - inputs["input_ids"].shape[1]
+        return positions, positions[0, :, -1] + 1 - inputs["input_ids"].shape[1]
 
     def suffix_position_ids(
         self, prefix: Prefix, item: torch.Tensor, offsets: torch.Tensor
