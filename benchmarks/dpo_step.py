@@ -87,7 +87,7 @@ PROMPT = "{} red circles and a blue square on a sky background"
 
 # ------------------------------------------------------------------------------ the generator
 def generator_config(size: str, dtype: str) -> Any:
-    from vrexp.configs.schema import GeneratorConfig, Media, TinyGeneratorConfig
+    from vrexp.configs import GeneratorConfig, Media, TinyGeneratorConfig
 
     if size == "sd15":
         return GeneratorConfig(
@@ -219,6 +219,8 @@ def synchronize(device: torch.device) -> None:
 # ------------------------------------------------------------------------------ one variant
 def measure(args: argparse.Namespace, name: str) -> dict[str, Any]:
     """Build, warm up and time one variant in this process."""
+    from vrexp.configs import DPOConfig
+    from vrexp.configs.generator_tasks import TrainDPOTaskConfig, TrainGeneratorTaskConfig
     from vrexp.generators import build_generator
     from vrexp.modules import DPOModule, GeneratorModule
 
@@ -240,9 +242,11 @@ def measure(args: argparse.Namespace, name: str) -> dict[str, Any]:
         generator.add_lora(rank, args.lora_rank or lora.alpha, lora.target_modules, lora.dropout)
     module: Any
     if variant.objective == "sft":
-        module = GeneratorModule(generator, train_text_encoder=False)
+        module = GeneratorModule(generator, TrainGeneratorTaskConfig(train_text_encoder=False))
     else:
-        module = DPOModule(generator, reference=variant.reference)
+        module = DPOModule(
+            generator, TrainDPOTaskConfig(), DPOConfig(name="mpo"), reference=variant.reference
+        )
     module.to(device).train()
     # What configure_optimizers hands AdamW (the text encoders are frozen in both modules).
     trainable = [p for p in generator.parameters() if p.requires_grad]

@@ -24,7 +24,9 @@ from rich.console import Console
 from rich.table import Table
 
 from vrexp.checklist import Checklist
-from vrexp.reward import LinearReward, fit_exact, fit_sgd, pair_differences
+from vrexp.configs.tasks import SGDSettings
+from vrexp.modules.weights import fit_sgd
+from vrexp.reward import LinearReward, fit_exact, pair_differences
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -61,10 +63,9 @@ def main() -> None:
     sgd = fit_sgd(
         dx,
         y,
-        lr=args.lr,
-        batch_size=args.batch_size,
-        max_epochs=args.max_epochs,
-        tol=args.tol,
+        SGDSettings(
+            lr=args.lr, batch_size=args.batch_size, max_epochs=args.max_epochs, tol=args.tol
+        ),
         seed=args.seed,
     )
     sgd_s = time.perf_counter() - start

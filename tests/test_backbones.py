@@ -10,7 +10,7 @@ from omegaconf import OmegaConf
 from tests.conftest import compose_config
 from vrexp.backbones import BackboneError, build_backbone, load_backbone
 from vrexp.backbones.media import frame_indices, to_frames
-from vrexp.configs.schema import FrameSampling
+from vrexp.configs import FrameSampling
 
 QUESTIONS = [
     "Is the image very clear?",

@@ -16,6 +16,7 @@ from omegaconf import OmegaConf
 from tests.conftest import compose_config, run_cli
 from vrexp.backbones import build_backbone, load_backbone
 from vrexp.checklist import Checklist
+from vrexp.configs import BackboneOptimSettings, PartitionConfig
 from vrexp.data.annotations import read_annotations
 from vrexp.data.checklist_data import (
     ChecklistDataModule,
@@ -67,7 +68,7 @@ def test_balanced_selection_takes_equal_yes_and_no_per_question(labels, seed):
 
 def test_split_by_prompt_keeps_prompts_together():
     prompts = [f"p{i // 2}" for i in range(40)]
-    parts = split_by_prompt(prompts, 0.2, 0.2, seed=0)
+    parts = split_by_prompt(prompts, PartitionConfig(val_fraction=0.2, test_fraction=0.2))
     assert sorted(np.concatenate(list(parts.values())).tolist()) == list(range(40))
     seen = {part: {prompts[i] for i in rows} for part, rows in parts.items()}
     assert not (seen["train"] & seen["val"]) and not (seen["train"] & seen["test"])
@@ -90,7 +91,7 @@ def test_per_question_accuracy_counts_and_groups():
 
 def test_packed_batches_carry_all_questions_of_an_item(small_split):
     split_dir, checklist, _ = small_split
-    data = ChecklistDataModule(split_dir, checklist, batch_size=4)
+    data = ChecklistDataModule(split_dir, checklist, partition=PartitionConfig(), batch_size=4)
     data.setup()
     examples = load_examples(split_dir, checklist)
     assert examples.labels.shape == (60, len(checklist.questions))
@@ -116,7 +117,9 @@ def test_items_are_processed_once_and_answer_as_if_processed_in_the_batch(small_
         calls.append(len(media))
         return backbone.process(media)
 
-    data = ChecklistDataModule(split_dir, checklist, batch_size=4, processor=processor)
+    data = ChecklistDataModule(
+        split_dir, checklist, partition=PartitionConfig(), batch_size=4, processor=processor
+    )
     data.setup()
     loader = data.val_dataloader()
     first = next(iter(loader))
@@ -128,7 +131,7 @@ def test_items_are_processed_once_and_answer_as_if_processed_in_the_batch(small_
     for key, value in whole.items():
         assert torch.equal(first["processed"][key], value), key
         assert torch.equal(again["processed"][key], value), key
-    module = ChecklistModule(backbone, checklist).eval()
+    module = ChecklistModule(backbone, checklist, BackboneOptimSettings()).eval()
     without = {k: v for k, v in first.items() if k != "processed"}
     with torch.inference_mode():
         torch.testing.assert_close(module(first), module(without), rtol=0, atol=0)
@@ -139,10 +142,9 @@ def test_checklist_module_trains_and_reports_per_dimension_accuracy(
     small_split, tmp_path, vision_lr_scale
 ):
     split_dir, checklist, backbone = small_split
-    data = ChecklistDataModule(split_dir, checklist, batch_size=8)
-    module = ChecklistModule(
-        backbone, checklist, lr=1e-3, warmup_steps=2, vision_lr_scale=vision_lr_scale
-    )
+    data = ChecklistDataModule(split_dir, checklist, partition=PartitionConfig(), batch_size=8)
+    optim = BackboneOptimSettings(lr=1e-3, warmup_steps=2, vision_lr_scale=vision_lr_scale)
+    module = ChecklistModule(backbone, checklist, optim)
     before = {n: p.detach().clone() for n, p in backbone.named_parameters()}
     trainer = pl.Trainer(
         accelerator="cpu",

@@ -16,7 +16,7 @@ from omegaconf.errors import ValidationError
 from tests.conftest import CONF, run_cli
 from vrexp.backbones import BackboneError, build_backbone
 from vrexp.checklist import Checklist
-from vrexp.configs.schema import DPOConfig, MediaFolderConfig, SynthWorldConfig, check_known_keys
+from vrexp.configs import DPOConfig, MediaFolderConfig, SynthWorldConfig, check_known_keys
 from vrexp.generators import GeneratorError, build_generator
 
 GROUPS = {

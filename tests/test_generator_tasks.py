@@ -22,17 +22,21 @@ from omegaconf import OmegaConf
 from tests.conftest import compose_config, run_cli
 from vrexp.backbones import build_backbone
 from vrexp.checklist import Checklist
-from vrexp.configs.schema import DPOConfig
+from vrexp.configs import DPOConfig
 from vrexp.data.atomic import OutputClaimError
+from vrexp.data.dpo_pairs import choose_pairs
 from vrexp.data.media import load_media, save_media
 from vrexp.data.prompts import synthworld_prompts
+from vrexp.data.samples import read_samples
+from vrexp.data.synthworld import synthworld_judge
 from vrexp.generators import CogVideoXGenerator, GeneratorError, build_generator, load_generator
+from vrexp.generators.sampling import noise_seed, sample_candidates
 from vrexp.preference import dominance_statistics
 from vrexp.reward import LinearReward
 from vrexp.reward.scorer import VisionReward
-from vrexp.tasks.build_pairs import build_pairs, choose_pairs
+from vrexp.tasks.build_pairs import build_pairs
 from vrexp.tasks.eval_generator import eval_generator
-from vrexp.tasks.sample import noise_seed, read_samples, sample, sample_candidates, synthworld_judge
+from vrexp.tasks.sample import sample
 from vrexp.tasks.train_dpo import train_dpo
 from vrexp.tasks.train_generator import train_generator
 
@@ -95,7 +99,7 @@ def column(table: pa.Table, name: str) -> np.ndarray:
 # ------------------------------------------------------------------------------ sample
 def test_sample_candidates_scores_resumes_and_guards_its_folder(world, tmp_path, monkeypatch):
     prompts = synthworld_prompts(5, 7, "image")
-    judge = synthworld_judge(world.cfg)
+    judge = synthworld_judge(OmegaConf.to_object(world.cfg.dataset))
     out = tmp_path / "samples"
     run = functools.partial(
         sample_candidates,
@@ -528,7 +532,7 @@ CHAIN = [
     "logger=csv",
     "dataset.num_prompts=40",
     "dataset.renders_per_prompt=2",
-    "task.stages.reward.stages.train_checklist.max_time=00:00:00:05",
+    "task.stages.reward.stages.train_checklist.max_steps=10",
     "task.stages.reward.stages.train_checklist.batch_size=8",
     "task.stages.reward.stages.fit_weights.num_pairs=null",
     "task.stages.train_generator.max_steps=10",
@@ -571,7 +575,7 @@ def test_optimize_generator_from_the_cli_shares_its_artifacts(tmp_path, monkeypa
     )
     evaluation = json.loads((out / "eval" / "eval_generator.json").read_text())
     assert 0 <= evaluation[1]["oracle_win_rate"] <= 1
-    (artifacts,) = (tmp_path / "data" / "synthworld_image").glob("*/artifacts/tiny_qwen2_vl")
+    (artifacts,) = (tmp_path / "artifacts" / "synthworld_image").glob("*/tiny_qwen2_vl")
     base_json = artifacts / "generators" / "tiny_sd" / "training.json"
     samples = artifacts / "samples" / "tiny_sd"
     stamps = {p: p.stat().st_mtime_ns for p in [base_json, *samples.glob("part-*.parquet")]}

@@ -27,7 +27,7 @@ from transformers import (
 
 from tests.conftest import CONF
 from vrexp.backbones.tokenizer import train_tokenizer, training_corpus
-from vrexp.configs.schema import GeneratorConfig
+from vrexp.configs import DPOConfig, GeneratorConfig, OptimSettings
 from vrexp.data.generation import GenerationDataModule
 from vrexp.generators import (
     PREDICTION_TYPES,
@@ -75,6 +75,8 @@ TINY = {
         },
     },
 }
+
+DPO = DPOConfig(name="mpo")  # beta 500, no SFT mixing
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -429,7 +431,7 @@ def cogvideox_folder(tmp_path_factory) -> Path:
 def assert_one_lora_dpo_step(generator, media_shape, root):
     """A real Trainer step of DPOModule with the LoRA reference: the adapters move, the base
     (denoiser, text encoders, VAE) does not, and at step 0 the loss is exactly log 2."""
-    module = DPOModule(generator, reference="lora", lr=1e-3, warmup_steps=0)
+    module = DPOModule(generator, OptimSettings(lr=1e-3, warmup_steps=0), DPO, reference="lora")
     before = snapshot(generator)
     trainer = fit_steps(module, random_pairs(media_shape), root)
     assert trainer.global_step == 1
@@ -505,10 +507,10 @@ def test_missing_checkpoints_fail_fast_saying_how_to_provide_them(name):
 def test_copy_reference_stays_frozen_while_the_policy_trains(tmp_path):
     generator = build_generator(generator_config("tiny_sd"))
     with pytest.raises(ValueError, match="reference='lora'"):
-        DPOModule(generator, reference="lora")
+        DPOModule(generator, OptimSettings(), DPO, reference="lora")
     with pytest.raises(ValueError, match="reference must be one of"):
-        DPOModule(generator, reference="ema")
-    module = DPOModule(generator, reference="copy", lr=1e-3, warmup_steps=0)
+        DPOModule(generator, OptimSettings(), DPO, reference="ema")
+    module = DPOModule(generator, OptimSettings(lr=1e-3, warmup_steps=0), DPO, reference="copy")
     reference = module.reference
     assert reference is not generator.denoiser
     assert not any(p.requires_grad for p in reference.parameters())
@@ -527,7 +529,12 @@ def test_copy_reference_stays_frozen_while_the_policy_trains(tmp_path):
 def test_dpo_starts_at_log2_keeps_its_lora_reference_and_mixes_in_sft(tmp_path):
     generator = build_generator(generator_config("tiny_sd"))
     generator.add_lora(4, 4, LORA_TARGETS)
-    module = DPOModule(generator, reference="lora", lr=1e-2, warmup_steps=0, sft_weight=0.7)
+    module = DPOModule(
+        generator,
+        OptimSettings(lr=1e-2, warmup_steps=0),
+        DPOConfig(name="mpo", sft_weight=0.7),
+        reference="lora",
+    )
     assert {n for n, p in module.named_parameters() if p.requires_grad} == {
         n for n, _ in module.named_parameters() if ".lora_" in n
     }

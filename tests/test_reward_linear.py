@@ -15,12 +15,13 @@ from hypothesis.extra.numpy import arrays
 
 from tests.conftest import CONF
 from vrexp.checklist import Checklist, ChecklistError
+from vrexp.configs.tasks import SGDSettings
+from vrexp.modules.weights import fit_sgd
 from vrexp.reward import (
     LinearReward,
     RewardError,
     fit_exact,
     fit_linear_reward,
-    fit_sgd,
     logistic_loss,
     pair_differences,
 )
@@ -113,7 +114,7 @@ def test_sgd_weight_module_agrees_with_exact():
     dx, y = planted_pairs(rng, 3000, planted)
     exact = fit_exact(dx, y)
     assert exact[2] == 0 and exact[8] == 0
-    sgd = fit_sgd(dx, y, lr=0.2, batch_size=256, max_epochs=150, tol=1e-4, seed=0)
+    sgd = fit_sgd(dx, y, SGDSettings(lr=0.2, batch_size=256, max_epochs=150, tol=1e-4), seed=0)
     assert (sgd >= 0).all()
     # Constant-step SGD hovers around the optimum; measured max |diff| ~0.007, asserted < 0.03.
     assert np.abs(sgd - exact).max() < 0.03
@@ -134,7 +135,7 @@ def test_weight_module_projects_stops_at_tolerance_and_logs():
         TensorDataset(torch.tensor(dx, dtype=torch.float32), torch.tensor(y, dtype=torch.float32)),
         batch_size=2000,  # full batch: deterministic steps, so the eps stop must trigger
     )
-    module = WeightModule(4, lr=2.0, tol=1e-3)
+    module = WeightModule(4, SGDSettings(lr=2.0, tol=1e-3))
     trainer = pl.Trainer(
         accelerator="cpu",
         max_epochs=2000,

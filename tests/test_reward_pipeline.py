@@ -18,6 +18,8 @@ from rich.console import Console
 from tests.conftest import compose_config, run_cli
 from vrexp.backbones import build_backbone
 from vrexp.checklist import Checklist
+from vrexp.configs import PartitionConfig
+from vrexp.configs.tasks import BaselineTraining
 from vrexp.data.annotations import AnnotationsError, answer_matrix, read_annotations
 from vrexp.data.pairs import PairDataModule, item_records, pair_parts
 from vrexp.data.synthworld import ensure_split, read_items
@@ -165,24 +167,26 @@ def test_answer_matrix_names_a_missing_item(world):
 
 def test_pairs_follow_the_prompt_partition(world):
     _, split_dir, _ = world
-    parts = pair_parts(split_dir, val_fraction=0.1, test_fraction=0.1, seed=0)
+    parts = pair_parts(split_dir, PartitionConfig())
     prompts = {int(i): p for i, (_, p) in item_records(split_dir).items()}
     seen = [{prompts[int(i)] for i in parts[p].item_ids} for p in ("train", "val", "test")]
     assert not (seen[0] & seen[1]) and not (seen[0] & seen[2]) and not (seen[1] & seen[2])
     assert sum(len(parts[p]) for p in parts) == 120 * 6
-    with pytest.raises(ValueError, match="asked for 100000 pairs"):
+    with pytest.raises(ValueError, match="num_pairs=100000 but the train part has"):
         parts["train"].sample(100000, seed=0)
 
 
 @pytest.mark.parametrize("head", ["scalar", "question"])
 def test_pairwise_baseline_learns_its_training_pairs(world, head, tmp_path):
     _, split_dir, _ = world
-    parts = pair_parts(split_dir, val_fraction=0.1, test_fraction=0.1, seed=0)
+    parts = pair_parts(split_dir, PartitionConfig())
     few = parts["train"].without_ties().subset(np.arange(6))
     cfg = compose_config(tmp_path, "backbone=tiny_qwen2_vl")
     pl.seed_everything(0)
     module = PairwiseRewardModule(
-        build_backbone(OmegaConf.to_object(cfg.backbone)), head=head, lr=3e-4, warmup_steps=1
+        build_backbone(OmegaConf.to_object(cfg.backbone)),
+        BaselineTraining(lr=3e-4, warmup_steps=1),
+        head=head,
     )
     data = PairDataModule({"train": few, "val": few}, item_records(split_dir), batch_size=6)
     trainer = pl.Trainer(
@@ -264,8 +268,8 @@ def test_sweep_table_gathers_jobs_into_md_csv_and_plot(tmp_path):
 TINY_PIPELINE = [
     "dataset.num_prompts=80",
     "dataset.renders_per_prompt=4",
-    "task.stages.train_checklist.max_time=00:00:00:20",
-    "task.stages.evaluate.baseline.max_time=00:00:00:10",
+    "task.stages.train_checklist.max_steps=40",
+    "task.stages.evaluate.baseline.max_steps=20",
     "task.stages.evaluate.num_resamples=200",
 ]
 

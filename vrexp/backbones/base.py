@@ -27,7 +27,7 @@ from torch import nn
 from transformers import DynamicCache
 
 from vrexp.backbones.media import to_frames
-from vrexp.configs.schema import BackboneConfig
+from vrexp.configs import BackboneConfig
 
 BACKBONE_FILE = "vrexp_backbone.json"
 

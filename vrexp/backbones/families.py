@@ -26,7 +26,7 @@ from vrexp.backbones.base import BACKBONE_FILE, BackboneError, ChecklistBackbone
 from vrexp.backbones.media import frame_indices
 from vrexp.backbones.tokenizer import train_tokenizer, training_corpus
 from vrexp.backbones.video import video_patches
-from vrexp.configs.schema import BackboneConfig
+from vrexp.configs import BackboneConfig
 
 CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
 QWEN_SPECIAL = ["<|vision_start|>", "<|vision_end|>", "<|image_pad|>", "<|video_pad|>"]

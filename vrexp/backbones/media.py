@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image
 
-from vrexp.configs.schema import FrameSampling
+from vrexp.configs import FrameSampling
 
 
 def frame_indices(num_available: int, sampling: FrameSampling) -> np.ndarray:

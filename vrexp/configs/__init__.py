@@ -1,7 +1,41 @@
-"""Config schemas (structured configs) and their registration with Hydra."""
+"""Config schemas (structured configs), one module per config group, and their registration.
 
-from vrexp.configs.schema import register_configs
+Importing this package registers the schemas with Hydra (``base_*`` names) and the
+``by_media`` resolver. The valid values of every choice are the enums of
+:mod:`vrexp.configs.choices`.
+"""
+
+from vrexp.configs.backbone import BackboneConfig, FrameSampling, LoraSettings, TinyModelConfig
+from vrexp.configs.checklist import ChecklistConfig
+from vrexp.configs.checks import ConfigValueError
+from vrexp.configs.choices import Media
+from vrexp.configs.dataset import MediaFolderConfig, PartitionConfig, SynthWorldConfig
+from vrexp.configs.dpo import DPOConfig
+from vrexp.configs.generator import GeneratorConfig, GeneratorLora, TinyGeneratorConfig
+from vrexp.configs.registry import check_known_keys, register_configs, validate_config
+from vrexp.configs.training import BackboneOptimSettings, OptimSettings, TrainingBudget
 
 register_configs()
 
-__all__ = ["register_configs"]
+__all__ = [
+    "BackboneConfig",
+    "BackboneOptimSettings",
+    "ChecklistConfig",
+    "ConfigValueError",
+    "DPOConfig",
+    "FrameSampling",
+    "GeneratorConfig",
+    "GeneratorLora",
+    "LoraSettings",
+    "Media",
+    "MediaFolderConfig",
+    "OptimSettings",
+    "PartitionConfig",
+    "SynthWorldConfig",
+    "TinyGeneratorConfig",
+    "TinyModelConfig",
+    "TrainingBudget",
+    "check_known_keys",
+    "register_configs",
+    "validate_config",
+]

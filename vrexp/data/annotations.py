@@ -2,19 +2,24 @@
 
 ``annotate`` stores one row per (item, question). The weighting and evaluation stages need an
 [items, questions] P(yes) matrix in a checklist's flat question order, for a given list of items;
-this module owns that conversion and its errors (a missing item or question is named).
+this module owns that conversion, the answers of both items of preference pairs, and their errors
+(a missing item or question is named).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from vrexp.checklist import Checklist
+
+if TYPE_CHECKING:
+    from vrexp.data.pairs import PreferencePairs
 
 
 class AnnotationsError(ValueError):
@@ -61,3 +66,16 @@ def answer_matrix(
             "(skipped.json)?"
         )
     return out
+
+
+def pair_answers(
+    table: pa.Table, checklist: Checklist, pairs: PreferencePairs, hard: bool
+) -> tuple[np.ndarray, np.ndarray]:
+    """([P, Q], [P, Q]) annotated answers of the A and B items of ``pairs`` (``hard``: thresholded
+    at 0.5, as the official code does)."""
+    ids = pairs.item_ids
+    answers = answer_matrix(table, checklist, ids)
+    if hard:
+        answers = (answers > 0.5).astype(np.float64)
+    index = np.searchsorted(ids, pairs.item_a), np.searchsorted(ids, pairs.item_b)
+    return answers[index[0]], answers[index[1]]

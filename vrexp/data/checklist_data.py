@@ -21,6 +21,7 @@ import torch
 from torch.utils.data import DataLoader, IterableDataset
 
 from vrexp.checklist import Checklist
+from vrexp.configs.dataset import PartitionConfig
 from vrexp.data.media import load_media
 from vrexp.data.synthworld.split import column_levels, read_items
 
@@ -78,17 +79,15 @@ def load_examples(split_dir: str | Path, checklist: Checklist) -> ChecklistExamp
     )
 
 
-def split_by_prompt(
-    prompts: list[str], val_fraction: float, test_fraction: float, seed: int
-) -> dict[str, np.ndarray]:
+def split_by_prompt(prompts: list[str], partition: PartitionConfig) -> dict[str, np.ndarray]:
     """Row indices of train / val / test; all items of one prompt text land in the same part."""
     groups: dict[str, list[int]] = {}
     for row, prompt in enumerate(prompts):
         groups.setdefault(prompt, []).append(row)
-    order = np.random.default_rng(seed).permutation(len(groups))
+    order = np.random.default_rng(partition.seed).permutation(len(groups))
     names = list(groups)
-    n_val = round(val_fraction * len(names))
-    n_test = round(test_fraction * len(names))
+    n_val = round(partition.val_fraction * len(names))
+    n_test = round(partition.test_fraction * len(names))
     parts = {
         "val": order[:n_val],
         "test": order[n_val : n_val + n_test],
@@ -195,27 +194,27 @@ class ChecklistDataModule(pl.LightningDataModule):
         split_dir: str | Path,
         checklist: Checklist,
         *,
-        batch_size: int = 16,
-        val_fraction: float = 0.1,
-        test_fraction: float = 0.1,
+        partition: PartitionConfig,
+        batch_size: int,
         balanced: bool = True,
         questions_per_item: int | None = None,
         processor: Processor | None = None,
         seed: int = 0,
     ) -> None:
+        """Items of ``split_dir`` in the parts of ``partition``; ``seed`` orders the draws."""
         super().__init__()
         self.questions_per_item = questions_per_item
         self.processor = processor
         self.split_dir, self.checklist = Path(split_dir), checklist
         self.batch_size, self.balanced, self.seed = batch_size, balanced, seed
-        self.fractions = (val_fraction, test_fraction)
+        self.partition = partition
         self.parts: dict[str, ChecklistExamples] = {}
 
     def setup(self, stage: str | None = None) -> None:
         if self.parts:
             return
         examples = load_examples(self.split_dir, self.checklist)
-        rows = split_by_prompt(examples.prompts, *self.fractions, seed=self.seed)
+        rows = split_by_prompt(examples.prompts, self.partition)
         self.parts = {name: examples.subset(index) for name, index in rows.items()}
 
     def _loader(self, part: str, train: bool) -> DataLoader:

@@ -14,7 +14,8 @@ from typing import Any
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
-from vrexp.data.synthworld.split import read_items
+from vrexp.checklist import Checklist
+from vrexp.data.synthworld.split import ensure_split, read_items
 
 
 class ItemsError(ValueError):
@@ -69,3 +70,11 @@ def split_items(split_dir: str | Path) -> list[Item]:
             strict=True,
         )
     ]
+
+
+def dataset_items(dataset: Any, checklist: Checklist) -> list[Item]:
+    """The items of a ``dataset`` config: a media folder's files, or a SynthWorld split's renders
+    (rendered first when missing)."""
+    if dataset.kind == "folder":
+        return folder_items(dataset.root, dataset.prompts_file)
+    return split_items(ensure_split(dataset, checklist))

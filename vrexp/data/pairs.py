@@ -1,7 +1,7 @@
 """Human preference pairs of a SynthWorld split, partitioned like the checklist data.
 
-Pairs are split by prompt with the same rule (:func:`split_by_prompt`) and seed as the checklist
-SFT data, so a test pair's media were never seen by the checklist model. ``PairDataModule`` feeds
+Pairs are split by prompt with the same rule (:func:`split_by_prompt`) and the dataset's
+``partition`` as the checklist SFT data, so a test pair's media were never seen by the checklist model. ``PairDataModule`` feeds
 the pairwise (Bradley-Terry) baselines; the linear weighting only needs the item ids.
 """
 
@@ -16,11 +16,24 @@ import pytorch_lightning as pl
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from vrexp.configs.dataset import PartitionConfig
 from vrexp.data.checklist_data import split_by_prompt
 from vrexp.data.media import load_media
 from vrexp.data.synthworld.split import read_items, read_pairs
 
 PARTS = ("train", "val", "test")
+
+
+class PairBudgetError(ValueError):
+    """A pair budget larger than the part it is drawn from."""
+
+
+def check_pair_budget(num_pairs: int, available: int, key: str = "num_pairs") -> None:
+    if not 1 <= num_pairs <= available:
+        raise PairBudgetError(
+            f"{key}={num_pairs} but the train part has {available} pairs; render more prompts "
+            "(dataset.num_prompts) or candidates per prompt (dataset.renders_per_prompt)"
+        )
 
 
 @dataclass
@@ -44,11 +57,7 @@ class PreferencePairs:
         """``num_pairs`` pairs drawn without replacement (all of them when None)."""
         if num_pairs is None:
             return self
-        if not 1 <= num_pairs <= len(self):
-            raise ValueError(
-                f"asked for {num_pairs} pairs but this part has {len(self)}; render more prompts "
-                "(dataset.num_prompts) or candidates per prompt (dataset.renders_per_prompt)"
-            )
+        check_pair_budget(num_pairs, len(self))
         chosen = np.random.default_rng([seed, num_pairs]).choice(
             len(self), num_pairs, replace=False
         )
@@ -60,12 +69,10 @@ class PreferencePairs:
         return np.unique(np.concatenate([self.item_a, self.item_b]))
 
 
-def pair_parts(
-    split_dir: str | Path, *, val_fraction: float, test_fraction: float, seed: int
-) -> dict[str, PreferencePairs]:
+def pair_parts(split_dir: str | Path, partition: PartitionConfig) -> dict[str, PreferencePairs]:
     """The split's pairs in train / val / test, by the prompt partition of the checklist data."""
     items = read_items(split_dir)
-    rows = split_by_prompt(items.column("prompt").to_pylist(), val_fraction, test_fraction, seed)
+    rows = split_by_prompt(items.column("prompt").to_pylist(), partition)
     item_ids = items.column("item_id").to_numpy()
     part_of = {}
     for name, index in rows.items():

@@ -44,7 +44,7 @@ def _prompt(row: dict[str, Any], path: Path, number: int) -> str:
 
 
 def prompts_from(source: Any, media: str) -> list[str]:
-    """The prompts a :class:`~vrexp.configs.schema.PromptSource` describes."""
+    """The prompts a :class:`~vrexp.configs.PromptSource` describes."""
     if source.file:
         return read_prompts(source.file)
     return synthworld_prompts(source.num_prompts, source.seed, media)

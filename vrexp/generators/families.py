@@ -39,7 +39,7 @@ from transformers import (
 )
 
 from vrexp.backbones.tokenizer import train_tokenizer, training_corpus
-from vrexp.configs.schema import GeneratorConfig
+from vrexp.configs import GeneratorConfig
 from vrexp.generators.codecs import SpaceToDepth, VaeCodec, from_unit, to_unit
 from vrexp.generators.schedules import NoiseSchedule
 

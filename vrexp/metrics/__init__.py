@@ -1,4 +1,5 @@
-"""Metrics as torchmetrics ``Metric`` subclasses."""
+"""Metrics: torchmetrics ``Metric`` classes with a functional core (tau*, diff, per-question
+accuracy), the one bootstrap that gives every interval, and generator win rates."""
 
 from vrexp.metrics.checklist import PerQuestionAccuracy
 from vrexp.metrics.preference import (
@@ -9,8 +10,10 @@ from vrexp.metrics.preference import (
     diff_accuracy,
     per_dimension_accuracy,
     preference_report,
+    resample_interval,
     tau_star,
     tau_star_accuracy,
+    win_rate,
 )
 
 __all__ = [
@@ -22,6 +25,8 @@ __all__ = [
     "diff_accuracy",
     "per_dimension_accuracy",
     "preference_report",
+    "resample_interval",
     "tau_star",
     "tau_star_accuracy",
+    "win_rate",
 ]

@@ -17,6 +17,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, Literal
 
+import numpy as np
 import torch
 from torch import Tensor
 from torchmetrics import Metric
@@ -187,6 +188,36 @@ def per_dimension_accuracy(
     return torch.stack(out)
 
 
+def resample_interval(
+    statistic: Callable[[Tensor], Any],
+    num_units: int,
+    *,
+    num_resamples: int = 1000,
+    confidence: float = 0.95,
+    seed: int = 0,
+) -> tuple[float, float]:
+    """Percentile-bootstrap interval of ``statistic(index)`` over ``num_units`` units (pairs, or
+    whole prompts) resampled with replacement: the one bootstrap every interval uses.
+
+    Resample indices come from a ``torch.Generator`` seeded with ``seed``, so the interval is
+    deterministic. Resamples where the statistic is NaN are skipped; if all are, the interval is
+    ``(nan, nan)``.
+    """
+    if num_resamples < 1:
+        raise ValueError(f"num_resamples must be >= 1, got {num_resamples}")
+    if not 0.0 < confidence < 1.0:
+        raise ValueError(f"confidence must be in (0, 1), got {confidence}")
+    if num_units == 0:
+        raise ValueError("cannot bootstrap an empty set")
+    generator = torch.Generator().manual_seed(seed)
+    # One [B, N] draw on the CPU generator keeps the stream identical whatever the device.
+    index = torch.randint(0, num_units, (num_resamples, num_units), generator=generator)
+    stats = torch.tensor([float(statistic(row)) for row in index], dtype=torch.float64)
+    alpha = (1.0 - confidence) / 2.0
+    low, high = torch.nanquantile(stats, torch.tensor([alpha, 1.0 - alpha], dtype=torch.float64))
+    return float(low), float(high)
+
+
 def bootstrap_interval(
     fn: Callable[[Tensor, Tensor], Tensor],
     delta: Tensor,
@@ -199,18 +230,11 @@ def bootstrap_interval(
     """Percentile-bootstrap interval of ``fn(delta, label)`` over pairs resampled with replacement.
 
     ``fn`` returns a scalar tensor or float (e.g. :func:`tau_star_accuracy`, :func:`diff_accuracy`).
-    Resample indices come from a ``torch.Generator`` seeded with ``seed``, so the interval is
-    deterministic. For tau* the threshold is re-calibrated on every resample, as it is on the
-    test set itself. Resamples where ``fn`` is NaN (e.g. diff with no decided pair) are skipped;
-    if all are, the interval is ``(nan, nan)``.
+    For tau* the threshold is re-calibrated on every resample, as it is on the test set itself.
+    Resamples where ``fn`` is NaN (e.g. diff with no decided pair) are skipped.
     """
     delta, label = _validate(delta, label)
-    if num_resamples < 1:
-        raise ValueError(f"num_resamples must be >= 1, got {num_resamples}")
-    if not 0.0 < confidence < 1.0:
-        raise ValueError(f"confidence must be in (0, 1), got {confidence}")
-    n = delta.numel()
-    if n == 0:
+    if delta.numel() == 0:
         raise ValueError("cannot bootstrap an empty set of pairs")
     # Use the validation-free kernels for the known metrics: validating 1000 resamples of data
     # that is already valid would dominate the run time.
@@ -219,15 +243,13 @@ def bootstrap_interval(
         kernel = _METRICS["tau_star"]
     elif fn is diff_accuracy:
         kernel = _METRICS["diff"]
-    generator = torch.Generator().manual_seed(seed)
-    # One [B, N] draw on the CPU generator keeps the stream identical whatever device delta is on.
-    index = torch.randint(0, n, (num_resamples, n), generator=generator).to(delta.device)
-    stats = torch.tensor(
-        [float(kernel(delta[row], label[row])) for row in index], dtype=torch.float64
+    return resample_interval(
+        lambda row: kernel(delta[row.to(delta.device)], label[row.to(delta.device)]),
+        delta.numel(),
+        num_resamples=num_resamples,
+        confidence=confidence,
+        seed=seed,
     )
-    alpha = (1.0 - confidence) / 2.0
-    low, high = torch.nanquantile(stats, torch.tensor([alpha, 1.0 - alpha], dtype=torch.float64))
-    return float(low), float(high)
 
 
 def preference_report(
@@ -333,3 +355,25 @@ class DiffAccuracy(_PairwisePreference):
 
     def compute(self) -> Tensor:
         return _diff_accuracy_unchecked(*self._pairs())
+
+
+def win_rate(
+    ours: np.ndarray | Tensor,
+    base: np.ndarray | Tensor,
+    groups: np.ndarray | Tensor,
+    *,
+    num_resamples: int = 1000,
+    seed: int = 0,
+) -> tuple[float, float, float]:
+    """Wins (ties half) of ``ours`` over ``base`` sample by sample, with a 95% bootstrap interval
+    that resamples whole prompts (``groups``), since samples of one prompt are not independent."""
+    ours_t, base_t = torch.as_tensor(ours).double(), torch.as_tensor(base).double()
+    wins = (ours_t > base_t).double() + 0.5 * (ours_t == base_t).double()
+    _, index = torch.unique(torch.as_tensor(groups), return_inverse=True)
+    num_groups = int(index.max()) + 1 if index.numel() else 0
+    per_group = torch.zeros(num_groups, dtype=torch.float64).index_add_(0, index, wins)
+    per_group /= torch.bincount(index, minlength=num_groups).double()
+    low, high = resample_interval(
+        lambda row: per_group[row].mean(), num_groups, num_resamples=num_resamples, seed=seed
+    )
+    return float(wins.mean()), low, high

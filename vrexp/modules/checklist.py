@@ -17,8 +17,9 @@ import torch.nn.functional as F
 
 from vrexp.backbones import ChecklistBackbone
 from vrexp.checklist import Checklist
+from vrexp.configs.training import BackboneOptimSettings
 from vrexp.metrics import PerQuestionAccuracy
-from vrexp.modules.optim import backbone_optimizer
+from vrexp.modules.optim import backbone_optimizer, settings_hparams
 
 
 class ChecklistModule(pl.LightningModule):
@@ -26,14 +27,11 @@ class ChecklistModule(pl.LightningModule):
         self,
         backbone: ChecklistBackbone,
         checklist: Checklist,
-        *,
-        lr: float = 1e-3,
-        weight_decay: float = 0.01,
-        warmup_steps: int = 50,
-        vision_lr_scale: float = 0.1,
+        optim: BackboneOptimSettings,
     ) -> None:
         super().__init__()
-        self.save_hyperparameters(ignore=["backbone", "checklist"])
+        self.optim = optim
+        self.save_hyperparameters(settings_hparams(optim))
         self.backbone = backbone
         self.checklist = checklist
         self.question_dimension = torch.from_numpy(checklist.question_dimension())
@@ -98,4 +96,4 @@ class ChecklistModule(pl.LightningModule):
         self._report("test", self.test_accuracy)
 
     def configure_optimizers(self) -> dict[str, Any]:
-        return backbone_optimizer(self, self.backbone.vision_parameters())
+        return backbone_optimizer(self, self.backbone.vision_parameters(), self.optim)

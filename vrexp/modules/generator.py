@@ -16,38 +16,35 @@ import pytorch_lightning as pl
 import torch
 import torch.nn.functional as F
 
+from vrexp.configs.choices import Reference
+from vrexp.configs.dpo import DPOConfig
+from vrexp.configs.generator_tasks import TrainGeneratorTaskConfig
+from vrexp.configs.training import OptimSettings
 from vrexp.generators import TextToMediaGenerator
-from vrexp.modules.optim import adamw_warmup_cosine
+from vrexp.modules.optim import adamw_warmup_cosine, settings_hparams
 from vrexp.preference import diffusion_dpo_loss
-
-REFERENCES = ("lora", "copy")
 
 
 class GeneratorModule(pl.LightningModule):
     def __init__(
         self,
         generator: TextToMediaGenerator,
-        *,
-        lr: float = 1e-3,
-        weight_decay: float = 0.0,
-        warmup_steps: int = 50,
-        cond_dropout: float = 0.1,
-        train_text_encoder: bool = True,
+        settings: TrainGeneratorTaskConfig,
     ) -> None:
         super().__init__()
-        self.generator = generator
-        self.save_hyperparameters(ignore=["generator"])
-        self.generator.text_encoders.requires_grad_(train_text_encoder)
+        self.generator, self.settings = generator, settings
+        self.save_hyperparameters(settings_hparams(settings))
+        self.generator.text_encoders.requires_grad_(settings.train_text_encoder)
 
     def on_fit_start(self) -> None:
         self.generator.denoiser.train()
-        self.generator.text_encoders.train(self.hparams.train_text_encoder)
+        self.generator.text_encoders.train(self.settings.train_text_encoder)
 
     def denoising_loss(self, batch: dict[str, Any]) -> torch.Tensor:
         latents = self.generator.encode_media(batch["media"])
         prompts = list(batch["prompt"])
-        if self.training and self.hparams.cond_dropout > 0:
-            dropped = torch.rand(len(prompts)) < self.hparams.cond_dropout
+        if self.training and self.settings.cond_dropout > 0:
+            dropped = torch.rand(len(prompts)) < self.settings.cond_dropout
             prompts = ["" if d else p for p, d in zip(prompts, dropped.tolist(), strict=True)]
         cond = self.generator.encode_prompts(prompts)
         noise = torch.randn_like(latents)
@@ -71,9 +68,9 @@ class GeneratorModule(pl.LightningModule):
     def configure_optimizers(self) -> dict[str, Any]:
         return adamw_warmup_cosine(
             (p for p in self.generator.parameters() if p.requires_grad),
-            lr=self.hparams.lr,
-            weight_decay=self.hparams.weight_decay,
-            warmup_steps=self.hparams.warmup_steps,
+            lr=self.settings.lr,
+            weight_decay=self.settings.weight_decay,
+            warmup_steps=self.settings.warmup_steps,
             total_steps=self.trainer.estimated_stepping_batches,
         )
 
@@ -82,24 +79,30 @@ class DPOModule(pl.LightningModule):
     def __init__(
         self,
         generator: TextToMediaGenerator,
+        optim: OptimSettings,
+        dpo: DPOConfig,
         *,
-        beta: float = 500.0,
-        lr: float = 1e-4,
-        weight_decay: float = 0.0,
-        warmup_steps: int = 20,
-        reference: str = "lora",
-        sft_weight: float = 0.0,
+        reference: Reference | str = Reference.lora,
     ) -> None:
         super().__init__()
-        if reference not in REFERENCES:
-            raise ValueError(f"reference must be one of {REFERENCES}, got {reference!r}")
+        if reference not in Reference.values():
+            raise ValueError(f"reference must be one of {Reference.values()}, got {reference!r}")
+        reference = Reference(reference)
         if reference == "lora" and not generator.has_lora:
             raise ValueError(
                 "reference='lora' reads the base model through disabled LoRA adapters; enable them "
                 "(generator.lora.enabled=true) or use reference='copy'"
             )
-        self.generator = generator
-        self.save_hyperparameters(ignore=["generator"])
+        self.generator, self.optim = generator, optim
+        self.beta, self.sft_weight = dpo.beta, dpo.sft_weight
+        self.save_hyperparameters(
+            {
+                **settings_hparams(optim),
+                "beta": dpo.beta,
+                "sft_weight": dpo.sft_weight,
+                "reference": str(reference),
+            }
+        )
         generator.text_encoders.requires_grad_(False)
         # A frozen copy is held only when asked for. It is a registered submodule (it moves with
         # the module) but frozen and outside configure_optimizers' parameters.
@@ -138,15 +141,13 @@ class DPOModule(pl.LightningModule):
         noisy, t_in, target = self.generator.schedule.noisy_and_target(latents, noise, timesteps)
         pred = self.generator.denoise(noisy, t_in, cond)
         ref = self.reference_prediction(noisy, t_in, cond)
-        loss, accuracy = diffusion_dpo_loss(
-            pred.float(), ref.float(), target.float(), self.hparams.beta
-        )
+        loss, accuracy = diffusion_dpo_loss(pred.float(), ref.float(), target.float(), self.beta)
         sft = F.mse_loss(pred[:half].float(), target[:half].float())
         return {"dpo_loss": loss, "implicit_acc": accuracy, "sft_loss": sft}
 
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
         out = self.dpo_step(batch)
-        loss = out["dpo_loss"] + self.hparams.sft_weight * out["sft_loss"]
+        loss = out["dpo_loss"] + self.sft_weight * out["sft_loss"]
         size = len(batch["prompt"])
         self.log("train/loss", loss, prog_bar=True, batch_size=size)
         for key, value in out.items():
@@ -156,8 +157,8 @@ class DPOModule(pl.LightningModule):
     def configure_optimizers(self) -> dict[str, Any]:
         return adamw_warmup_cosine(
             (p for p in self.generator.denoiser.parameters() if p.requires_grad),
-            lr=self.hparams.lr,
-            weight_decay=self.hparams.weight_decay,
-            warmup_steps=self.hparams.warmup_steps,
+            lr=self.optim.lr,
+            weight_decay=self.optim.weight_decay,
+            warmup_steps=self.optim.warmup_steps,
             total_steps=self.trainer.estimated_stepping_batches,
         )

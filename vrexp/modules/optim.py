@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable
+from enum import Enum
 from typing import Any
 
 import torch
+
+from vrexp.configs.training import BackboneOptimSettings
 
 
 def adamw_warmup_cosine(
@@ -55,12 +58,12 @@ def vision_scaled_groups(
     return [g for g in groups if g["params"]]
 
 
-def backbone_optimizer(module: Any, vision: Iterable[torch.nn.Parameter]) -> dict[str, Any]:
+def backbone_optimizer(
+    module: Any, vision: Iterable[torch.nn.Parameter], h: BackboneOptimSettings
+) -> dict[str, Any]:
     """``configure_optimizers`` of a LightningModule that fine-tunes a backbone: all of its
     trainable parameters, ``vision`` at the scaled rate, with the recipe of
-    :func:`adamw_warmup_cosine` and the ``lr``, ``weight_decay``, ``warmup_steps`` and
-    ``vision_lr_scale`` of its hparams."""
-    h = module.hparams
+    :func:`adamw_warmup_cosine` and the settings ``h``."""
     groups = vision_scaled_groups(
         module.parameters(), vision, lr=h.lr, vision_lr_scale=h.vision_lr_scale
     )
@@ -71,3 +74,14 @@ def backbone_optimizer(module: Any, vision: Iterable[torch.nn.Parameter]) -> dic
         warmup_steps=h.warmup_steps,
         total_steps=module.trainer.estimated_stepping_batches,
     )
+
+
+def settings_hparams(settings: Any) -> dict[str, Any]:
+    """A settings dataclass as the flat hyperparameters Lightning records (enums as values)."""
+    import dataclasses
+
+    return {
+        f.name: str(v) if isinstance(v := getattr(settings, f.name), Enum) else v
+        for f in dataclasses.fields(settings)
+        if not dataclasses.is_dataclass(getattr(settings, f.name))
+    }

@@ -12,6 +12,7 @@ same pairs as VisionReward's weighting, but one opaque number per item instead o
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
@@ -22,7 +23,10 @@ from torch import nn
 
 from vrexp.backbones import ChecklistBackbone
 from vrexp.checklist.prompting import fill_prompt, sanitize_prompt
-from vrexp.modules.optim import backbone_optimizer
+from vrexp.configs.tasks import BaselineTraining
+from vrexp.data.media import load_media
+from vrexp.data.pairs import PairDataModule, PreferencePairs
+from vrexp.modules.optim import backbone_optimizer, settings_hparams
 
 RewardHead = Literal["scalar", "question"]
 
@@ -31,19 +35,16 @@ class PairwiseRewardModule(pl.LightningModule):
     def __init__(
         self,
         backbone: ChecklistBackbone,
+        settings: BaselineTraining,
         *,
         head: RewardHead = "scalar",
-        question: str = "Is this a high-quality image that matches [[prompt]]?",
-        lr: float = 3e-4,
-        weight_decay: float = 0.01,
-        warmup_steps: int = 20,
-        vision_lr_scale: float = 0.1,
         log_prefix: str = "pairwise",
     ) -> None:
         super().__init__()
         if head not in ("scalar", "question"):
             raise ValueError(f"head must be 'scalar' or 'question', got {head!r}")
-        self.save_hyperparameters(ignore=["backbone"])
+        self.settings, self.log_prefix = settings, log_prefix
+        self.save_hyperparameters({**settings_hparams(settings), "head": head})
         self.backbone = backbone
         hidden = backbone.base_model.get_output_embeddings().weight.shape[1]
         self.head = nn.Linear(hidden, 1) if head == "scalar" else None
@@ -51,7 +52,7 @@ class PairwiseRewardModule(pl.LightningModule):
     def _suffix(self, prompt: str) -> str:
         if self.head is not None:
             return self.backbone.question_text(sanitize_prompt(prompt))
-        return self.backbone.question_text(fill_prompt(self.hparams.question, prompt))
+        return self.backbone.question_text(fill_prompt(self.settings.question, prompt))
 
     def reward(self, media: Sequence[np.ndarray], prompts: Sequence[str]) -> torch.Tensor:
         """[B] reward of each (media, prompt)."""
@@ -73,15 +74,43 @@ class PairwiseRewardModule(pl.LightningModule):
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
         loss, accuracy = self._pair_loss(batch)
         size = len(batch["media_a"])
-        self.log(f"{self.hparams.log_prefix}/train/loss", loss, prog_bar=True, batch_size=size)
-        self.log(f"{self.hparams.log_prefix}/train/acc", accuracy, prog_bar=True, batch_size=size)
+        self.log(f"{self.log_prefix}/train/loss", loss, prog_bar=True, batch_size=size)
+        self.log(f"{self.log_prefix}/train/acc", accuracy, prog_bar=True, batch_size=size)
         return loss
 
     def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
         loss, accuracy = self._pair_loss(batch)
         size = len(batch["media_a"])
-        self.log(f"{self.hparams.log_prefix}/val/loss", loss, batch_size=size)
-        self.log(f"{self.hparams.log_prefix}/val/acc", accuracy, prog_bar=True, batch_size=size)
+        self.log(f"{self.log_prefix}/val/loss", loss, batch_size=size)
+        self.log(f"{self.log_prefix}/val/acc", accuracy, prog_bar=True, batch_size=size)
 
     def configure_optimizers(self) -> dict[str, Any]:
-        return backbone_optimizer(self, self.backbone.vision_parameters())
+        return backbone_optimizer(self, self.backbone.vision_parameters(), self.settings)
+
+
+def pairwise_baseline_delta(
+    module: PairwiseRewardModule,
+    trainer: pl.Trainer,
+    parts: dict[str, PreferencePairs],
+    test: PreferencePairs,
+    records: dict[int, tuple[Path, str]],
+    *,
+    seed: int,
+) -> torch.Tensor:
+    """Train ``module`` on ``parts`` (train, val) and return its reward differences on ``test``."""
+    settings = module.settings
+    data = PairDataModule(parts, records, batch_size=settings.batch_size, seed=seed)
+    trainer.fit(module, datamodule=data)
+    module.eval()
+    items = test.item_ids
+    rewards = {}
+    with torch.inference_mode():
+        for start in range(0, len(items), settings.batch_size):
+            chunk = items[start : start + settings.batch_size]
+            media = [load_media(records[int(i)][0]) for i in chunk]
+            values = module.reward(media, [records[int(i)][1] for i in chunk])
+            rewards.update(zip(chunk.tolist(), values.double().cpu().tolist(), strict=True))
+    score = np.array(
+        [rewards[int(a)] - rewards[int(b)] for a, b in zip(test.item_a, test.item_b, strict=True)]
+    )
+    return torch.from_numpy(score)

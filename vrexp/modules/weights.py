@@ -9,10 +9,20 @@ batches trade that for speed. The exact solver is :func:`vrexp.reward.fitting.fi
 
 from __future__ import annotations
 
+from functools import partial
+from typing import Any
+
+import numpy as np
 import pytorch_lightning as pl
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.utils.data import BatchSampler, DataLoader, RandomSampler, TensorDataset
+
+from vrexp.checklist import Checklist
+from vrexp.configs.choices import Solver
+from vrexp.configs.tasks import FitWeightsTaskConfig, SGDSettings
+from vrexp.reward import LinearReward, RewardError, fit_linear_reward
 
 
 class WeightModule(pl.LightningModule):
@@ -20,19 +30,17 @@ class WeightModule(pl.LightningModule):
 
     Args:
         num_features: length of the weight vector (feature questions of the checklist).
-        lr: SGD learning rate (the paper's alpha; its value is UNCONFIRMED in the paper).
-        init: initial value of every weight. The paper does not say how ``w`` is initialised
-            (UNCONFIRMED); zeros are the neutral choice (every pair starts at P = 0.5).
-        tol: stop when ``||w - w_old||_2 <= tol`` between consecutive epochs (the paper's eps,
-            UNCONFIRMED).
+        settings: ``lr`` (the paper's alpha; its value is not given in the paper) and ``tol``
+            (stop when ``||w - w_old||_2 <= tol`` between consecutive epochs, the paper's eps).
+            The weights start at zero, the neutral choice (every pair starts at P = 0.5); the
+            paper does not say how ``w`` is initialised.
     """
 
-    def __init__(
-        self, num_features: int, *, lr: float = 0.05, init: float = 0.0, tol: float = 1e-4
-    ) -> None:
+    def __init__(self, num_features: int, settings: SGDSettings) -> None:
         super().__init__()
-        self.save_hyperparameters()
-        self.weights = nn.Parameter(torch.full((num_features,), float(init)))
+        self.lr, self.tol = settings.lr, settings.tol
+        self.save_hyperparameters({"num_features": num_features, "lr": self.lr, "tol": self.tol})
+        self.weights = nn.Parameter(torch.zeros(num_features))
         self._w_old: torch.Tensor | None = None
         self._loss_sum = torch.zeros(())
         self._loss_count = 0
@@ -65,8 +73,80 @@ class WeightModule(pl.LightningModule):
             self.log("train/loss", self._loss_sum / self._loss_count)
         self.log("weights/delta_norm", delta)
         self.log("weights/num_zero", (self.weights == 0).sum().to(torch.float32))
-        if float(delta) <= self.hparams.tol:
+        if float(delta) <= self.tol:
             self.trainer.should_stop = True
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
-        return torch.optim.SGD(self.parameters(), lr=self.hparams.lr)
+        return torch.optim.SGD(self.parameters(), lr=self.lr)
+
+
+def fit_sgd(
+    dx: np.ndarray,
+    y: np.ndarray,
+    settings: SGDSettings,
+    *,
+    seed: int = 0,
+    logger: Any = False,
+    num_threads: int | None = 1,
+) -> np.ndarray:
+    """The paper's Algorithm 1 via a real Lightning run of :class:`WeightModule`.
+
+    ``settings.batch_size=1`` is the paper's per-sample SGD. ``logger`` is passed to the trainer
+    (e.g. a ``WandbLogger``; ``False`` = none). ``num_threads`` caps torch's CPU threads during
+    the run (restored after): a step here is a [B, F] x [F] product, and intra-op thread
+    synchronisation made steps ~7x slower on a busy 2-core machine. Returns float64 weights.
+    """
+    dx_t = torch.as_tensor(np.asarray(dx), dtype=torch.float32)
+    y_t = torch.as_tensor(np.asarray(y), dtype=torch.float32).ravel()
+    if dx_t.ndim != 2 or y_t.shape != (dx_t.shape[0],):
+        raise RewardError(
+            f"dx must be [P, F] and y [P]; got {tuple(dx_t.shape)} and {tuple(y_t.shape)}"
+        )
+    pl.seed_everything(seed, workers=True, verbose=False)
+    dataset = TensorDataset(dx_t, y_t)
+    # Whole batches by index (TensorDataset slices tensors), not item-by-item collation. Shuffled:
+    # the paper's per-epoch pass over D does not say in which order.
+    sampler = BatchSampler(
+        RandomSampler(dataset, generator=torch.Generator().manual_seed(seed)),
+        batch_size=settings.batch_size,
+        drop_last=False,
+    )
+    loader = DataLoader(dataset, sampler=sampler, batch_size=None)
+    module = WeightModule(dx_t.shape[1], settings)
+    trainer = pl.Trainer(
+        accelerator="cpu",  # a [B, F] x [F] product: no accelerator is faster
+        devices=1,
+        max_epochs=settings.max_epochs,
+        logger=logger,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        log_every_n_steps=max(1, len(loader)),
+    )
+    threads = torch.get_num_threads()
+    if num_threads is not None:
+        torch.set_num_threads(num_threads)
+    try:
+        trainer.fit(module, loader)
+    finally:
+        torch.set_num_threads(threads)
+    return module.weights.detach().cpu().double().numpy()
+
+
+def fit_reward(
+    checklist: Checklist,
+    answers: tuple[np.ndarray, np.ndarray],
+    label: np.ndarray,
+    settings: FitWeightsTaskConfig,
+    *,
+    seed: int = 0,
+    logger: Any = False,
+) -> LinearReward:
+    """Fit the weighting of ``checklist`` on the A and B answers of labelled pairs with the
+    settings' encoding and solver (the exact one, or Algorithm 1 through :func:`fit_sgd`)."""
+    solve = None
+    if settings.solver == Solver.sgd:
+        solve = partial(fit_sgd, settings=settings.sgd, seed=seed, logger=logger or False)
+    return fit_linear_reward(
+        checklist, *answers, label, encoding=settings.encoding, solve=solve, l2=settings.l2
+    )

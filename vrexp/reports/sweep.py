@@ -29,6 +29,15 @@ def write_results(out_dir: str | Path, rows: list[dict[str, Any]], overrides: li
     return atomic_write(Path(out_dir) / RESULTS_FILE, lambda p: p.write_text(payload))
 
 
+def job_overrides() -> list[str]:
+    """The command-line overrides of the running Hydra job (empty outside Hydra)."""
+    from hydra.core.hydra_config import HydraConfig
+
+    if not HydraConfig.initialized():
+        return []
+    return list(HydraConfig.get().overrides.task)
+
+
 def _short(key: str) -> str:
     return key.lstrip("+~").split(".")[-1]
 

@@ -5,7 +5,6 @@ from vrexp.reward.fitting import (
     PairDifferences,
     fit_exact,
     fit_linear_reward,
-    fit_sgd,
     logistic_loss,
     pair_differences,
 )
@@ -21,7 +20,6 @@ __all__ = [
     "VisionReward",
     "fit_exact",
     "fit_linear_reward",
-    "fit_sgd",
     "logistic_loss",
     "pair_differences",
 ]

@@ -4,14 +4,15 @@ This module owns the regression data (feature differences ``ΔX = X_a - X_b`` wi
 and the two solvers of the same problem, logistic regression without intercept under ``w >= 0``:
 
 - :func:`fit_exact`: the bound-constrained optimum by L-BFGS-B on the mean log-loss (float64).
-- :func:`fit_sgd`: the paper's Algorithm 1 (SGD + per-epoch zeroing of negative weights) run as a
-  real Lightning training of :class:`vrexp.modules.weights.WeightModule`.
+- the paper's Algorithm 1 (SGD + per-epoch zeroing of negative weights) is a Lightning run, so it
+  lives with its module in :mod:`vrexp.modules.weights` (``fit_sgd``) and is passed in as ``solve``.
 """
 
 from __future__ import annotations
 
 import warnings
-from typing import Any, Literal, NamedTuple
+from collections.abc import Callable
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -21,7 +22,7 @@ from scipy.special import expit
 from vrexp.checklist import Checklist
 from vrexp.reward.linear import Encoding, LinearReward, Masks, RewardError
 
-Solver = Literal["exact", "sgd"]
+Solve = Callable[[np.ndarray, np.ndarray], np.ndarray]  # (dx [P, F], y [P]) -> w [F]
 ArrayLike = np.ndarray | torch.Tensor
 
 
@@ -126,69 +127,6 @@ def fit_exact(
     return np.maximum(result.x, 0.0)
 
 
-def fit_sgd(
-    dx: np.ndarray,
-    y: np.ndarray,
-    *,
-    lr: float = 0.05,
-    batch_size: int = 64,
-    max_epochs: int = 200,
-    tol: float = 1e-4,
-    init: float = 0.0,
-    seed: int = 0,
-    accelerator: str = "cpu",
-    logger: Any = False,
-    num_threads: int | None = 1,
-) -> np.ndarray:
-    """The paper's Algorithm 1 via a real Lightning run of :class:`WeightModule`.
-
-    ``batch_size=1`` is the paper's per-sample SGD. ``logger`` is passed to the trainer (e.g. a
-    ``WandbLogger``; ``False`` = none). ``num_threads`` caps torch's CPU threads during the run
-    (restored after): a step here is a [B, F] x [F] product, and intra-op thread synchronisation
-    made steps ~7x slower on a busy 2-core machine. Returns the final weights as float64.
-    """
-    import pytorch_lightning as pl
-    from torch.utils.data import BatchSampler, DataLoader, RandomSampler, TensorDataset
-
-    from vrexp.modules.weights import WeightModule
-
-    dx_t = torch.as_tensor(np.asarray(dx), dtype=torch.float32)
-    y_t = torch.as_tensor(np.asarray(y), dtype=torch.float32).ravel()
-    if dx_t.ndim != 2 or y_t.shape != (dx_t.shape[0],):
-        raise RewardError(
-            f"dx must be [P, F] and y [P]; got {tuple(dx_t.shape)} and {tuple(y_t.shape)}"
-        )
-    pl.seed_everything(seed, workers=True, verbose=False)
-    dataset = TensorDataset(dx_t, y_t)
-    # Whole batches by index (TensorDataset slices tensors), not item-by-item collation. Shuffled:
-    # the paper's per-epoch pass over D does not say in which order.
-    sampler = BatchSampler(
-        RandomSampler(dataset, generator=torch.Generator().manual_seed(seed)),
-        batch_size=batch_size,
-        drop_last=False,
-    )
-    loader = DataLoader(dataset, sampler=sampler, batch_size=None)
-    module = WeightModule(dx_t.shape[1], lr=lr, init=init, tol=tol)
-    trainer = pl.Trainer(
-        accelerator=accelerator,
-        devices=1,
-        max_epochs=max_epochs,
-        logger=logger,
-        enable_checkpointing=False,
-        enable_progress_bar=False,
-        enable_model_summary=False,
-        log_every_n_steps=max(1, len(loader)),
-    )
-    threads = torch.get_num_threads()
-    if num_threads is not None:
-        torch.set_num_threads(num_threads)
-    try:
-        trainer.fit(module, loader)
-    finally:
-        torch.set_num_threads(threads)
-    return module.weights.detach().cpu().double().numpy()
-
-
 def fit_linear_reward(
     checklist: Checklist,
     answers_a: ArrayLike,
@@ -196,16 +134,15 @@ def fit_linear_reward(
     labels: ArrayLike,
     *,
     encoding: Encoding = "pm1",
-    solver: Solver = "exact",
+    solve: Solve | None = None,
     masks: Masks | None = None,
     alignment_a: ArrayLike | None = None,
     alignment_b: ArrayLike | None = None,
     l2: float = 0.0,
-    **sgd_kwargs: Any,
 ) -> LinearReward:
     """Fit non-negative weights on preference pairs and wrap them as a (sum) :class:`LinearReward`.
 
-    ``sgd_kwargs`` go to :func:`fit_sgd` (``lr``, ``batch_size``, ``max_epochs``, ...).
+    ``solve(dx, y) -> w`` is the solver; the default is :func:`fit_exact` with ``l2``.
     """
     pairs = pair_differences(
         checklist,
@@ -219,16 +156,12 @@ def fit_linear_reward(
     )
     if len(pairs.y) == 0:
         raise RewardError("every pair is a tie; nothing to fit")
-    if solver == "exact":
-        if sgd_kwargs:
-            raise RewardError(f"solver='exact' takes no SGD options, got {sorted(sgd_kwargs)}")
+    if solve is None:
         weights = fit_exact(pairs.dx, pairs.y, l2=l2)
-    elif solver == "sgd":
-        if l2:
-            raise RewardError("l2 is only implemented for solver='exact'")
-        weights = fit_sgd(pairs.dx, pairs.y, **sgd_kwargs)
     else:
-        raise RewardError(f"solver must be 'exact' or 'sgd', got {solver!r}")
+        if l2:
+            raise RewardError("l2 is only implemented for the exact solver")
+        weights = np.asarray(solve(pairs.dx, pairs.y), dtype=np.float64)
     return LinearReward(checklist, weights, encoding=encoding, masks=masks)
 
 

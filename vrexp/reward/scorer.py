@@ -242,3 +242,12 @@ def _as_lists(
     if len(prompts) != len(items):
         raise RewardError(f"got {len(items)} media but {len(prompts)} prompts")
     return [load_media(m) if isinstance(m, (str, Path)) else np.asarray(m) for m in items], prompts
+
+
+def load_linear_reward(reward_dir: str | Path) -> tuple[LinearReward, bool, dict[str, Any]]:
+    """(reward, hard_answers, fit_info) of a fit_weights output folder."""
+    reward_dir = Path(reward_dir)
+    reward, config = load_reward_files(reward_dir)
+    info_path = reward_dir / "fit_info.json"
+    info = json.loads(info_path.read_text()) if info_path.exists() else {}
+    return reward, bool(config.get("hard_answers", False)), info

@@ -14,6 +14,7 @@ a re-run skips them and continues, with no duplicate or lost row.
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -23,26 +24,20 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.loggers import Logger
-from rich.console import Console
 from rich.progress import Progress
 
 from vrexp.backbones import ChecklistBackbone, load_backbone
 from vrexp.checklist import Checklist
 from vrexp.data.atomic import OutputClaimError, atomic_write, claim_output
-from vrexp.data.items import Item, folder_items, split_items
+from vrexp.data.items import Item, dataset_items
 from vrexp.data.media import MediaError, load_media
-from vrexp.data.synthworld import ensure_split
 from vrexp.tracking import stage_logger
+
+log = logging.getLogger(__name__)
 
 
 class AnnotateError(RuntimeError):
     """An output folder that belongs to another run, or media that cannot be read."""
-
-
-def list_items(cfg: DictConfig, checklist: Checklist) -> list[Item]:
-    if cfg.dataset.kind == "folder":
-        return folder_items(cfg.dataset.root, cfg.dataset.prompts_file)
-    return split_items(ensure_split(OmegaConf.to_object(cfg.dataset), checklist))
 
 
 def annotate_items(
@@ -149,23 +144,23 @@ def _annotate_chunk(
 
 
 def annotate(cfg: DictConfig, logger: Logger | None = None) -> dict[str, Any]:
-    task = cfg.task
+    task = OmegaConf.to_object(cfg.task)
+    out_dir = Path(task.out_dir or Path(cfg.paths.output_dir) / "annotations")
     checklist = Checklist.from_config(cfg.dimensions)
-    items = list_items(cfg, checklist)
+    items = dataset_items(OmegaConf.to_object(cfg.dataset), checklist)
     backbone = load_backbone(task.model_dir)
     manifest = {
         "model_dir": str(Path(task.model_dir).resolve()),
         "dataset": OmegaConf.to_container(cfg.dataset, resolve=True, enum_to_str=True),
     }
-    console = Console()
     with stage_logger(cfg, logger) as logger:
-        with Progress(console=console, transient=True) as bar:
+        with Progress(transient=True) as bar:
             job = bar.add_task("annotating", total=len(items))
             result = annotate_items(
                 backbone,
                 checklist,
                 items,
-                task.out_dir,
+                out_dir,
                 batch_size=task.batch_size,
                 chunk_size=task.chunk_size,
                 skip_bad_media=task.skip_bad_media,
@@ -177,12 +172,13 @@ def annotate(cfg: DictConfig, logger: Logger | None = None) -> dict[str, Any]:
             logger.log_metrics(
                 {"annotate/items": result["items"], "annotate/skipped": len(result["skipped"])}
             )
-        console.print(
-            f"{result['rows']} answers for {result['items']} items written to {task.out_dir}"
-            + (
-                f"; {len(result['skipped'])} unreadable files recorded in skipped.json"
-                if result["skipped"]
-                else ""
-            )
+        log.info(
+            "%d answers for %d items written to %s%s",
+            result["rows"],
+            result["items"],
+            out_dir,
+            f"; {len(result['skipped'])} unreadable files recorded in skipped.json"
+            if result["skipped"]
+            else "",
         )
-    return result
+    return {**result, "out_dir": str(out_dir)}

@@ -1,53 +1,40 @@
 """Stage ``eval_generator``: how preference optimization changed a generator.
 
 Every generator (the base and each tuned one) samples the same held-out prompts from the same
-noise. For each it reports the mean VisionReward total and per-dimension scores (PAPER.md Table 4),
+noise. For each it reports the mean VisionReward total and per-dimension scores (paper Table 4),
 how many dimensions fell below the base, and, on SynthWorld, the oracle utility and the win rate
-over the base judged by it (the stand-in for human raters; PAPER.md Fig. 6), with 95% bootstrap
+over the base judged by it (the stand-in for human raters; paper Fig. 6), with 95% bootstrap
 intervals over prompts.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.loggers import Logger
-from rich.console import Console
 from rich.table import Table
 
 from vrexp.data.prompts import prompts_from
+from vrexp.data.synthworld import synthworld_judge
 from vrexp.generators import load_generator
+from vrexp.generators.sampling import generate_and_score, load_or_build_generator, noise_seed
+from vrexp.metrics import win_rate
 from vrexp.reward import VisionReward
-from vrexp.tasks.sample import (
-    generate_and_score,
-    load_or_build_generator,
-    noise_seed,
-    synthworld_judge,
-)
 from vrexp.tracking import log_table, stage_logger
+from vrexp.tracking.console import render
 
-
-def win_rate(
-    ours: np.ndarray, base: np.ndarray, groups: np.ndarray, resamples: int = 1000
-) -> tuple[float, float, float]:
-    """Wins (ties half) of ``ours`` over ``base`` sample by sample, with a 95% bootstrap interval
-    that resamples whole prompts (``groups``)."""
-    wins = (ours > base) + 0.5 * (ours == base)
-    ids, index = np.unique(groups, return_inverse=True)
-    per_prompt = np.bincount(index, weights=wins) / np.bincount(index)
-    rng = np.random.default_rng(0)
-    boot = per_prompt[rng.integers(0, len(ids), (resamples, len(ids)))].mean(1)
-    return float(wins.mean()), float(np.quantile(boot, 0.025)), float(np.quantile(boot, 0.975))
+log = logging.getLogger(__name__)
 
 
 def eval_generator(cfg: DictConfig, logger: Logger | None = None) -> dict[str, Any]:
-    task = cfg.task
+    task = OmegaConf.to_object(cfg.task)
     reward = VisionReward.from_pretrained(task.reward_dir)
-    judge = synthworld_judge(cfg)
+    judge = synthworld_judge(OmegaConf.to_object(cfg.dataset))
     base = load_or_build_generator(cfg, task.base_dir)
     prompts = prompts_from(task.prompts, "video" if base.video else "image")
     rows_of = [(p, s) for p in range(len(prompts)) for s in range(task.samples_per_prompt)]
@@ -72,17 +59,24 @@ def eval_generator(cfg: DictConfig, logger: Logger | None = None) -> dict[str, A
         row.update({f"reward/{n}": float(v) for n, v in zip(names, dims, strict=True)})
         base_dims = results["base"]["dimensions"].mean(0)
         row["dims_regressed"] = int((dims < base_dims - 1e-9).sum()) if name != "base" else 0
-        rate, low, high = win_rate(r["total"], results["base"]["total"], groups)
+        rate, low, high = win_rate(
+            r["total"], results["base"]["total"], groups, num_resamples=task.num_resamples
+        )
         row.update({"reward_win_rate": rate} if name != "base" else {})
         if r["utility"] is not None:
             row["oracle_utility"] = float(r["utility"].mean())
             if name != "base":
-                rate, low, high = win_rate(r["utility"], results["base"]["utility"], groups)
+                rate, low, high = win_rate(
+                    r["utility"],
+                    results["base"]["utility"],
+                    groups,
+                    num_resamples=task.num_resamples,
+                )
                 row.update(
                     {"oracle_win_rate": rate, "oracle_win_low": low, "oracle_win_high": high}
                 )
         rows.append(row)
-    out_dir = Path(task.out_dir)
+    out_dir = Path(task.out_dir or Path(cfg.paths.output_dir) / "eval")
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "eval_generator.json").write_text(json.dumps(rows, indent=2) + "\n")
     with stage_logger(cfg, logger) as logger:
@@ -95,13 +89,14 @@ def eval_generator(cfg: DictConfig, logger: Logger | None = None) -> dict[str, A
                 logger.log_metrics(
                     {f"eval/{row['generator']}/{k}": v for k, v in row.items() if k != "generator"}
                 )
-    print_eval(rows, names, len(prompts), task.samples_per_prompt)
-    return {"rows": rows}
+    log.info(render(eval_table(rows, names, len(prompts), task.samples_per_prompt)))
+    log.info("evaluation written to %s", out_dir)
+    return {"rows": rows, "out_dir": str(out_dir)}
 
 
-def print_eval(
+def eval_table(
     rows: list[dict[str, Any]], names: list[str], num_prompts: int, per_prompt: int
-) -> None:
+) -> Table:
     table = Table(title=f"Generators on {num_prompts} held-out prompts x {per_prompt} seeds")
     columns = ["generator", "reward", *[f"reward/{n}" for n in names], "dims_regressed"]
     if "oracle_utility" in rows[0]:
@@ -123,4 +118,4 @@ def print_eval(
             else:
                 cells.append("-" if value is None else str(value))
         table.add_row(*cells)
-    Console(width=max(Console().width, 160)).print(table)
+    return table

@@ -1,7 +1,7 @@
 """Stage ``evaluate``: tie-aware preference accuracy of VisionReward against baselines.
 
 On the split's test pairs (never seen by the checklist model or the weighting) it reports tau*,
-diff and their 95% bootstrap intervals (PAPER.md §5.1) for:
+diff and their 95% bootstrap intervals (arXiv 2412.21059 §5.1) for:
 
 - ``VisionReward``: the fitted linear weighting of the checklist answers;
 - ``bt_head``: a scalar Bradley-Terry reward head on the same backbone, trained on the same pairs
@@ -17,104 +17,34 @@ the job's ``results.json`` feeds a sweep's table.
 from __future__ import annotations
 
 import json
+import logging
 import time
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pytorch_lightning as pl
 import torch
-from hydra.core.hydra_config import HydraConfig
-from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.loggers import Logger
-from rich.console import Console
 from rich.table import Table
 
 from vrexp.backbones import build_backbone
-from vrexp.data.annotations import read_annotations
-from vrexp.data.media import load_media
-from vrexp.data.pairs import PairDataModule, PreferencePairs, item_records, pair_parts
+from vrexp.checklist import Checklist
+from vrexp.configs.choices import Baseline
+from vrexp.data.annotations import pair_answers, read_annotations
+from vrexp.data.pairs import item_records, pair_parts
+from vrexp.data.synthworld import preference_split
 from vrexp.metrics import per_dimension_accuracy, preference_report
-from vrexp.modules.pairwise import PairwiseRewardModule
+from vrexp.modules.pairwise import PairwiseRewardModule, pairwise_baseline_delta
+from vrexp.modules.trainer import build_trainer
 from vrexp.reports import PlotSpec, write_table
-from vrexp.reports.sweep import write_results
-from vrexp.reward import LinearReward, fit_linear_reward
-from vrexp.reward.scorer import load_reward_files
-from vrexp.tasks.fit_weights import pair_answers, require_synthworld
+from vrexp.reports.sweep import job_overrides, write_results
+from vrexp.reward.baselines import PAIRWISE_HEADS, alignment_baseline
+from vrexp.reward.scorer import load_linear_reward
 from vrexp.tracking import log_table, stage_logger
+from vrexp.tracking.console import render
 
-ALIGNMENT = "Alignment"
-
-
-def load_linear_reward(reward_dir: str | Path) -> tuple[LinearReward, bool, dict[str, Any]]:
-    """(reward, hard_answers, fit_info) of a fit_weights output folder."""
-    reward_dir = Path(reward_dir)
-    reward, config = load_reward_files(reward_dir)
-    info_path = reward_dir / "fit_info.json"
-    info = json.loads(info_path.read_text()) if info_path.exists() else {}
-    return reward, bool(config.get("hard_answers", False)), info
-
-
-def _alignment_baseline(
-    reward: LinearReward, table: Any, train: PreferencePairs, test: PreferencePairs, hard: bool
-) -> torch.Tensor:
-    checklist = reward.checklist
-    if ALIGNMENT not in checklist.dimension_names:
-        raise ValueError(
-            f"the alignment baseline needs a dimension named {ALIGNMENT!r}; checklist "
-            f"{checklist.name!r} has {checklist.dimension_names}"
-        )
-    aligned = checklist.without([d for d in checklist.dimension_names if d != ALIGNMENT])
-    a, b = pair_answers(table, aligned, train, hard)
-    fitted = fit_linear_reward(aligned, a, b, train.label, encoding=reward.encoding)
-    a, b = pair_answers(table, aligned, test, hard)
-    return fitted.score(a) - fitted.score(b)
-
-
-def _pairwise_baseline(
-    cfg: DictConfig,
-    head: str,
-    parts: dict[str, PreferencePairs],
-    test: PreferencePairs,
-    records: dict[int, tuple[Path, str]],
-    logger: Logger | None,
-) -> torch.Tensor:
-    settings = cfg.task.baseline
-    pl.seed_everything(cfg.seed, workers=True, verbose=False)
-    module = PairwiseRewardModule(
-        build_backbone(OmegaConf.to_object(cfg.backbone)),
-        head=head,
-        question=settings.question,
-        lr=settings.lr,
-        weight_decay=settings.weight_decay,
-        warmup_steps=settings.warmup_steps,
-        vision_lr_scale=settings.vision_lr_scale,
-        log_prefix=head,
-    )
-    data = PairDataModule(parts, records, batch_size=settings.batch_size, seed=cfg.seed)
-    limits = {k: settings[k] for k in ("max_epochs", "max_time") if settings[k] is not None}
-    trainer = instantiate(
-        cfg.trainer,
-        logger=logger if logger is not None else False,
-        enable_checkpointing=False,
-        enable_model_summary=False,
-        **limits,
-    )
-    trainer.fit(module, datamodule=data)
-    module.eval()
-    items = test.item_ids
-    rewards = {}
-    with torch.inference_mode():
-        for start in range(0, len(items), settings.batch_size):
-            chunk = items[start : start + settings.batch_size]
-            media = [load_media(records[int(i)][0]) for i in chunk]
-            values = module.reward(media, [records[int(i)][1] for i in chunk])
-            rewards.update(zip(chunk.tolist(), values.double().cpu().tolist(), strict=True))
-    score = np.array(
-        [rewards[int(a)] - rewards[int(b)] for a, b in zip(test.item_a, test.item_b, strict=True)]
-    )
-    return torch.from_numpy(score)
+log = logging.getLogger(__name__)
 
 
 def _report(delta: torch.Tensor, label: torch.Tensor, resamples: int, seed: int) -> dict:
@@ -124,19 +54,17 @@ def _report(delta: torch.Tensor, label: torch.Tensor, resamples: int, seed: int)
     return report
 
 
-def _job_overrides() -> list[str]:
-    if not HydraConfig.initialized():
-        return []
-    return list(HydraConfig.get().overrides.task)
-
-
-def evaluate(cfg: DictConfig, logger: Logger | None = None) -> dict[str, Any]:
-    task = cfg.task
-    split_dir = require_synthworld(cfg)
-    reward, hard, fit_info = load_linear_reward(task.reward_dir)
-    parts = pair_parts(
-        split_dir, val_fraction=task.val_fraction, test_fraction=task.test_fraction, seed=cfg.seed
-    )
+def evaluate(
+    cfg: DictConfig, logger: Logger | None = None, fit_info: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """Evaluate ``task.reward_dir``; ``fit_info`` (pairs and seed of the fit) is read from that
+    folder unless a chain passes the one it has."""
+    task = OmegaConf.to_object(cfg.task)
+    dataset = OmegaConf.to_object(cfg.dataset)
+    split_dir = preference_split(dataset, Checklist.from_config(cfg.dimensions))
+    reward, hard, stored_info = load_linear_reward(task.reward_dir)
+    fit_info = stored_info if fit_info is None else fit_info
+    parts = pair_parts(split_dir, dataset.partition)
     test = parts[task.part]
     if not (test.label != 0).any():
         raise ValueError(f"the {task.part} part has no untied pairs to evaluate on")
@@ -151,13 +79,26 @@ def evaluate(cfg: DictConfig, logger: Logger | None = None) -> dict[str, Any]:
         records = item_records(split_dir)
         for name in task.baselines:
             start = time.perf_counter()
-            if name == "alignment":
-                deltas[name] = _alignment_baseline(reward, table, train, test, hard)
+            if name == Baseline.alignment:
+                deltas[str(name)] = alignment_baseline(reward, table, train, test, hard)
             else:
-                head = "scalar" if name == "bt_head" else "question"
+                pl.seed_everything(cfg.seed, workers=True, verbose=False)
+                backbone = build_backbone(OmegaConf.to_object(cfg.backbone))
+                module = PairwiseRewardModule(
+                    backbone, task.baseline, head=PAIRWISE_HEADS[name], log_prefix=str(name)
+                )
+                trainer = build_trainer(
+                    cfg,
+                    task.baseline,
+                    logger,
+                    enable_checkpointing=False,
+                    enable_model_summary=False,
+                )
                 pairs = {"train": train, "val": parts["val"]}
-                deltas[name] = _pairwise_baseline(cfg, head, pairs, test, records, logger)
-            seconds[name] = time.perf_counter() - start
+                deltas[str(name)] = pairwise_baseline_delta(
+                    module, trainer, pairs, test, records, seed=cfg.seed
+                )
+            seconds[str(name)] = time.perf_counter() - start
         rows = [
             {"method": name, **_report(delta, label, task.num_resamples, cfg.seed)}
             for name, delta in deltas.items()
@@ -171,7 +112,7 @@ def evaluate(cfg: DictConfig, logger: Logger | None = None) -> dict[str, Any]:
             {"dimension": name, "tau_star": per_dim["tau_star"][d], "diff": per_dim["diff"][d]}
             for d, name in enumerate(reward.checklist.dimension_names)
         ]
-        out_dir = Path(task.out_dir)
+        out_dir = Path(task.out_dir or Path(cfg.paths.output_dir) / "evaluation")
         title = f"Preference accuracy on {cfg.dataset.name} ({task.part} pairs)"
         write_table(rows, out_dir, "preference_accuracy", title=title, plot=PlotSpec())
         write_table(dimension_rows, out_dir, "dimension_accuracy", title="VisionReward sub-scores")
@@ -182,7 +123,7 @@ def evaluate(cfg: DictConfig, logger: Logger | None = None) -> dict[str, Any]:
             "baseline_seconds": seconds,
         }
         (out_dir / "evaluation.json").write_text(json.dumps(summary, indent=2) + "\n")
-        write_results(cfg.paths.output_dir, rows, _job_overrides())
+        write_results(cfg.paths.output_dir, rows, job_overrides())
         if logger is not None:
             logger.log_metrics(
                 {f"eval/{r['method']}/{k}": r[k] for r in rows for k in ("tau_star", "diff")}
@@ -191,13 +132,13 @@ def evaluate(cfg: DictConfig, logger: Logger | None = None) -> dict[str, Any]:
             log_table(
                 logger, "eval/preference_accuracy", columns, [[r[c] for c in columns] for r in rows]
             )
-    print_report(Console(), title, rows, dimension_rows)
-    return summary
+    for table in report_tables(title, rows, dimension_rows):
+        log.info(render(table))
+    log.info("evaluation written to %s", out_dir)
+    return {**summary, "out_dir": str(out_dir)}
 
 
-def print_report(
-    console: Console, title: str, rows: list[dict], dimension_rows: list[dict]
-) -> None:
+def report_tables(title: str, rows: list[dict], dimension_rows: list[dict]) -> list[Table]:
     table = Table(title=title)
     for column in ("method", "tau*", "95% CI", "diff", "95% CI "):
         table.add_column(column, justify="left" if column == "method" else "right")
@@ -209,10 +150,9 @@ def print_report(
             f"{r['diff']:.3f}",
             f"[{r['diff_low']:.3f}, {r['diff_high']:.3f}]",
         )
-    console.print(table)
     dims = Table(title="VisionReward sub-score accuracy by dimension")
     for column in ("dimension", "tau*", "diff"):
         dims.add_column(column, justify="left" if column == "dimension" else "right")
     for r in dimension_rows:
         dims.add_row(r["dimension"], f"{r['tau_star']:.3f}", f"{r['diff']:.3f}")
-    console.print(dims)
+    return [table, dims]

@@ -1,7 +1,7 @@
 """Stage ``fit_weights``: the non-negative linear weighting of checklist answers, fitted on pairs.
 
-Reads the checklist answers that ``annotate`` wrote and the split's human pairs (train part, the
-same prompt partition as the checklist data), fits the weights (exact bounded L-BFGS, or the
+Reads the checklist answers that ``annotate`` wrote and the split's human pairs (train part of
+``dataset.partition``, as for the checklist data), fits the weights (exact bounded L-BFGS, or the
 paper's Algorithm 1 as a Lightning ``WeightModule``) and writes::
 
     weights.json, checklist.yaml, reward_config.json   the LinearReward (VisionReward files)
@@ -14,137 +14,49 @@ paper's Algorithm 1 as a Lightning ``WeightModule``) and writes::
 from __future__ import annotations
 
 import json
+import logging
 import time
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-import torch
-import yaml
 from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.loggers import Logger, WandbLogger
-from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
 from vrexp.checklist import Checklist
-from vrexp.data.annotations import answer_matrix, read_annotations
-from vrexp.data.pairs import PreferencePairs, pair_parts
-from vrexp.data.synthworld import ensure_split
-from vrexp.metrics import diff_accuracy, tau_star
+from vrexp.data.annotations import pair_answers, read_annotations
+from vrexp.data.pairs import pair_parts
+from vrexp.data.synthworld import preference_split
+from vrexp.modules.weights import fit_reward
 from vrexp.reports.weights import plot_weights
-from vrexp.reward import LinearReward, fit_linear_reward
+from vrexp.reward import LinearReward
 from vrexp.reward.scorer import link_model, save_reward_files
+from vrexp.reward.selection import pair_accuracy, question_subset, write_select_checklist
 from vrexp.tracking import log_table, stage_logger
+from vrexp.tracking.console import render
 
-
-def require_synthworld(cfg: DictConfig) -> Path:
-    if cfg.dataset.get("kind") != "synthworld":
-        raise ValueError(
-            f"task={cfg.task.name} needs human preference pairs; dataset {cfg.dataset.name!r} has "
-            "none (use a SynthWorld dataset)"
-        )
-    full = Checklist.from_config(cfg.dimensions)
-    return ensure_split(OmegaConf.to_object(cfg.dataset), full)
-
-
-def pair_answers(
-    table: Any, checklist: Checklist, pairs: PreferencePairs, hard: bool
-) -> tuple[np.ndarray, np.ndarray]:
-    """([P, Q], [P, Q]) answers of the A and B items of ``pairs``."""
-    ids = pairs.item_ids
-    answers = answer_matrix(table, checklist, ids)
-    if hard:
-        answers = (answers > 0.5).astype(np.float64)
-    index = np.searchsorted(ids, pairs.item_a), np.searchsorted(ids, pairs.item_b)
-    return answers[index[0]], answers[index[1]]
-
-
-def fit_on_pairs(
-    checklist: Checklist,
-    answers: tuple[np.ndarray, np.ndarray],
-    label: np.ndarray,
-    task: Any,
-    logger: Any = False,
-) -> LinearReward:
-    """Fit with the task's encoding and solver on the A and B answers of labelled pairs."""
-    if task.solver == "sgd":
-        options = {**OmegaConf.to_container(task.sgd), "logger": logger or False}
-    else:
-        options = {"l2": task.l2}
-    return fit_linear_reward(
-        checklist,
-        *answers,
-        label,
-        encoding=task.encoding,
-        solver=task.solver,
-        **options,
-    )
-
-
-def question_subset(
-    checklist: Checklist, table: Any, pairs: PreferencePairs, task: Any
-) -> Checklist:
-    """The checklist restricted to ``task.questions`` (Fig. 5): k random questions, or the k
-    largest weights of a fit on all of them ("after weight masking")."""
-    spec = task.questions
-    k = spec.num_questions
-    features = [q for q in checklist.questions if q.kind != "presence"]
-    if k is None or k >= len(features):
-        return checklist
-    if k < 1:
-        raise ValueError(f"task.questions.num_questions must be at least 1, got {k}")
-    if spec.selection == "random":
-        chosen = np.random.default_rng([spec.seed, k]).choice(len(features), k, replace=False)
-    else:
-        answers = pair_answers(table, checklist, pairs, task.hard_answers)
-        full = fit_on_pairs(checklist, answers, pairs.label, task)
-        chosen = np.argsort(-full.weights.numpy(), kind="stable")[:k]
-    indicator = np.zeros(len(features))
-    indicator[chosen] = 1.0
-    return LinearReward(checklist, indicator).select_checklist(
-        0.0, name=f"{checklist.name}-{spec.selection}{k}"
-    )
-
-
-def pair_accuracy(reward: LinearReward, answers_a: Any, answers_b: Any, label: Any) -> dict:
-    delta = reward.score(answers_a) - reward.score(answers_b)
-    label = torch.as_tensor(np.asarray(label), dtype=torch.float64)
-    tau, eps = tau_star(delta, label)
-    return {
-        "tau_star": float(tau),
-        "epsilon": float(eps),
-        "diff": float(diff_accuracy(delta, label)),
-    }
-
-
-def write_select_checklist(reward: LinearReward, path: Path, threshold: float) -> Checklist:
-    select = reward.select_checklist(threshold, name=f"{reward.checklist.name}_select")
-    header = (
-        f"# {select.name}: questions of {reward.checklist.name} with weight > {threshold}, written "
-        "by fit_weights.\n# Copy into conf/dimensions/ to use it as dimensions="
-        f"{select.name}.\n"
-    )
-    body = {"defaults": ["base_checklist", "_self_"], **select.to_config()}
-    path.write_text(header + yaml.safe_dump(body, sort_keys=False, width=120))
-    return select
+log = logging.getLogger(__name__)
 
 
 def fit_weights(cfg: DictConfig, logger: Logger | None = None) -> dict[str, Any]:
-    task = cfg.task
-    split_dir = require_synthworld(cfg)
+    task = OmegaConf.to_object(cfg.task)
+    dataset = OmegaConf.to_object(cfg.dataset)
     checklist = Checklist.from_config(cfg.dimensions)
-    parts = pair_parts(
-        split_dir, val_fraction=task.val_fraction, test_fraction=task.test_fraction, seed=cfg.seed
-    )
-    pairs = parts["train"].sample(task.num_pairs, cfg.seed)
+    split_dir = preference_split(dataset, checklist)
+    pairs = pair_parts(split_dir, dataset.partition)["train"].sample(task.num_pairs, cfg.seed)
     table = read_annotations(task.annotations)
-    checklist = question_subset(checklist, table, pairs, task)
+
+    def fit_on(subset: Checklist, fit_logger: Any = False) -> LinearReward:
+        answers = pair_answers(table, subset, pairs, task.hard_answers)
+        return fit_reward(subset, answers, pairs.label, task, seed=cfg.seed, logger=fit_logger)
+
+    checklist = question_subset(checklist, task.questions, fit_on)
     answers = pair_answers(table, checklist, pairs, task.hard_answers)
-    out_dir = Path(task.out_dir)
+    out_dir = Path(task.out_dir or Path(cfg.paths.output_dir) / "reward")
     with stage_logger(cfg, logger) as logger:
         start = time.perf_counter()
-        reward = fit_on_pairs(checklist, answers, pairs.label, task, logger)
+        reward = fit_on(checklist, logger)
         seconds = time.perf_counter() - start
         save_reward_files(out_dir, reward, hard_answers=task.hard_answers)
         if task.model_dir is not None:
@@ -157,9 +69,9 @@ def fit_weights(cfg: DictConfig, logger: Logger | None = None) -> dict[str, Any]
             "num_pairs": len(pairs),
             "num_untied_pairs": int((pairs.label != 0).sum()),
             "seed": cfg.seed,
-            "encoding": task.encoding,
+            "encoding": str(task.encoding),
             "hard_answers": task.hard_answers,
-            "solver": task.solver,
+            "solver": str(task.solver),
             "num_features": reward.num_features,
             "num_zero_weights": int((reward.weights == 0).sum()),
             "select_questions": len(select.questions),
@@ -187,19 +99,23 @@ def fit_weights(cfg: DictConfig, logger: Logger | None = None) -> dict[str, Any]
             )
             if isinstance(logger, WandbLogger):
                 logger.log_image(key="fit/weights_plot", images=[str(plot)])
-    print_weights(Console(), reward, info, out_dir)
-    return info
+    log.info(render(weights_table(reward, info)))
+    log.info(
+        "%d of %d weights are 0; train tau* %.3f, diff %.3f; fitted in %.2f s; written to %s",
+        info["num_zero_weights"],
+        info["num_features"],
+        info["train"]["tau_star"],
+        info["train"]["diff"],
+        info["seconds"],
+        out_dir,
+    )
+    return {**info, "out_dir": str(out_dir)}
 
 
-def print_weights(console: Console, reward: LinearReward, info: dict, out_dir: Path) -> None:
+def weights_table(reward: LinearReward, info: dict) -> Table:
     table = Table(title=f"Weights of {reward.checklist.name} ({info['num_pairs']} pairs)")
     for column in ("dimension", "question", "weight"):
         table.add_column(column, justify="right" if column == "weight" else "left")
     for q, w in zip(reward.feature_questions, reward.weights.tolist(), strict=True):
         table.add_row(escape(q.dimension), escape(q.text), f"{w:.3f}")  # "[[prompt]]" is text
-    console.print(table)
-    console.print(
-        f"{info['num_zero_weights']} of {info['num_features']} weights are 0; train tau* "
-        f"{info['train']['tau_star']:.3f}, diff {info['train']['diff']:.3f}; fitted in "
-        f"{info['seconds']:.2f} s; written to {out_dir}"
-    )
+    return table

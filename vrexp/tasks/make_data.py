@@ -2,27 +2,29 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
-from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
 
 from vrexp.checklist import Checklist
 from vrexp.data.synthworld import make_split
 from vrexp.tracking import build_logger, close_logger, log_table
+from vrexp.tracking.console import render
+
+log = logging.getLogger(__name__)
 
 
 def make_data(cfg: DictConfig) -> dict[str, Any]:
     dataset = OmegaConf.to_object(cfg.dataset)  # runs the schema's range checks
     checklist = Checklist.from_config(cfg.dimensions)
     logger = build_logger(cfg)
-    console = Console()
     start = time.perf_counter()
     try:
-        with Progress(console=console, transient=True) as bar:
+        with Progress(transient=True) as bar:
             job = bar.add_task(f"rendering {dataset.name}", total=None)
             summary = make_split(
                 dataset,
@@ -51,26 +53,30 @@ def make_data(cfg: DictConfig) -> dict[str, Any]:
                 [[s, o, c] for s, h in summary["level_histograms"].items() for o, c in h.items()],
             )
         if cfg.task.print_summary:
-            print_summary(console, summary, dataset.out_dir, seconds)
+            print_summary(summary, dataset.out_dir, seconds)
     finally:
         close_logger(logger)
     return summary
 
 
-def print_summary(console: Console, summary: dict[str, Any], out_dir: str, seconds: float) -> None:
+def print_summary(summary: dict[str, Any], out_dir: str, seconds: float) -> None:
     levels = Table(title="Plan levels per sub-dimension (best option first)")
     levels.add_column("sub-dimension")
     levels.add_column("option counts")
     for sub, counts in summary["level_histograms"].items():
         levels.add_row(sub, "  ".join(f"{option}: {n}" for option, n in counts.items()))
-    console.print(levels)
+    log.info(render(levels))
     oracle = Table(title="Pixel-oracle agreement with the rendered plan")
     oracle.add_column("dimension")
     oracle.add_column("agreement", justify="right")
     for dim, value in summary["oracle_agreement"]["per_dimension"].items():
         oracle.add_row(dim, f"{value:.2%}")
-    console.print(oracle)
-    console.print(
-        f"{summary['num_items']} items, {summary['num_pairs']} pairs, "
-        f"tie fraction {summary['tie_fraction']:.3f}, written to {out_dir} in {seconds:.1f} s"
+    log.info(render(oracle))
+    log.info(
+        "%d items, %d pairs, tie fraction %.3f, written to %s in %.1f s",
+        summary["num_items"],
+        summary["num_pairs"],
+        summary["tie_fraction"],
+        out_dir,
+        seconds,
     )

@@ -2,33 +2,86 @@
 
 reward (the scorer pipeline: checklist model + fitted weights) -> train_generator (the base) ->
 sample (K scored candidates per prompt) -> build_pairs (the ``dpo`` variant) -> train_dpo ->
-eval_generator (against the base). The reward, the base generator and the scored samples live in
-``task.artifacts_dir`` and are reused when their configuration matches, so a sweep over ``dpo``
-trains and samples once and differs only in the pairs and what DPO makes of them.
+eval_generator (against the base). :func:`layout` puts the reward, the base generator and the
+scored samples in ``task.artifacts_dir``, where they are reused when their configuration matches,
+so a sweep over ``dpo`` trains and samples once and differs only in the pairs and what DPO makes
+of them. Stage results are passed on in memory.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 from typing import Any
 
-from omegaconf import DictConfig, OmegaConf
-from rich.console import Console
+from omegaconf import DictConfig, OmegaConf, open_dict
 
-from vrexp.reports.sweep import write_results
-from vrexp.tasks.artifacts import ensure_artifact
+from vrexp.configs.choices import GeneratorReport
+from vrexp.configs.views import stage_view
+from vrexp.reports.sweep import job_overrides, write_results
+from vrexp.data.artifacts import ensure_artifact
 from vrexp.tasks.build_pairs import build_pairs
 from vrexp.tasks.eval_generator import eval_generator
-from vrexp.tasks.pipeline import StageClock, pipeline, stage_view
+from vrexp.tasks.pipeline import layout as reward_layout
+from vrexp.tasks.pipeline import pipeline
 from vrexp.tasks.sample import sample
 from vrexp.tasks.train_dpo import train_dpo
 from vrexp.tasks.train_generator import train_generator
 from vrexp.tracking import stage_logger
+from vrexp.tracking.clock import StageClock
+from vrexp.tracking.loggers import next_stage
+
+log = logging.getLogger(__name__)
+
+
+def default_artifacts_dir(cfg: DictConfig) -> Path:
+    """``paths.artifacts_dir`` / the split's folder under ``paths.data_dir`` / the backbone: one
+    folder per split and backbone, apart from the data."""
+    split = Path(cfg.dataset.out_dir).resolve()
+    data = Path(cfg.paths.data_dir).resolve()
+    relative = split.relative_to(data) if split.is_relative_to(data) else Path(cfg.dataset.name)
+    return Path(cfg.paths.artifacts_dir) / relative / cfg.backbone.name
+
+
+def layout(cfg: DictConfig) -> None:
+    """Fill in every stage's folders from ``task.artifacts_dir`` and the run folder."""
+    task, output_dir = cfg.task, Path(cfg.paths.output_dir)
+    artifacts = Path(task.artifacts_dir or default_artifacts_dir(cfg))
+    stages = task.stages
+    generator = cfg.generator.name
+    with open_dict(task):
+        task.artifacts_dir = str(artifacts)
+        if stages.reward.artifacts_dir is None:
+            stages.reward.artifacts_dir = str(artifacts)
+        reward_layout(stages.reward, output_dir)
+        reward_dir = stages.reward.stages.fit_weights.out_dir
+        base = task.base_dir or str(artifacts / "generators" / generator)
+        paths = {
+            ("train_generator", "save_dir"): base,
+            ("sample", "generator_dir"): base,
+            ("sample", "reward_dir"): reward_dir,
+            ("sample", "out_dir"): str(artifacts / "samples" / generator),
+            ("build_pairs", "out_dir"): str(output_dir / "pairs"),
+            ("train_dpo", "generator_dir"): base,
+            ("train_dpo", "reward_dir"): reward_dir,
+            ("train_dpo", "save_dir"): str(output_dir / "generator"),
+            ("eval_generator", "base_dir"): base,
+            ("eval_generator", "reward_dir"): reward_dir,
+        }
+        for (stage, key), path in paths.items():
+            if OmegaConf.is_missing(stages[stage], key) or stages[stage][key] is None:
+                stages[stage][key] = path
+        if OmegaConf.is_missing(stages.build_pairs, "samples"):
+            stages.build_pairs.samples = stages.sample.out_dir
+        if OmegaConf.is_missing(stages.train_dpo, "pairs"):
+            stages.train_dpo.pairs = stages.build_pairs.out_dir
+        if not stages.eval_generator.generator_dirs:
+            stages.eval_generator.generator_dirs = {"tuned": stages.train_dpo.save_dir}
 
 
 def _generator_fingerprint(view: DictConfig) -> dict[str, Any]:
-    task = OmegaConf.to_container(view.task, resolve=True)
+    task = OmegaConf.to_container(view.task, resolve=True, enum_to_str=True)
     task.pop("save_dir", None)
     return {
         "train_generator": task,
@@ -38,62 +91,47 @@ def _generator_fingerprint(view: DictConfig) -> dict[str, Any]:
     }
 
 
-def with_base(cfg: DictConfig, stage: str, key: str, base_dir: str) -> DictConfig:
-    """The stage's view with its base-generator folder set to ``base_dir``."""
-    view = stage_view(cfg, stage)
-    view.task[key] = str(base_dir)
-    return view
-
-
-def _job_overrides() -> list[str]:
-    from hydra.core.hydra_config import HydraConfig
-
-    if not HydraConfig.initialized():
-        return []
-    return list(HydraConfig.get().overrides.task)
-
-
 def optimize_generator(cfg: DictConfig, logger: Any = None) -> dict[str, Any]:
-    console = Console()
-    timed = StageClock(console)
-    timings = timed.seconds
-
+    layout(cfg)
+    report = GeneratorReport(cfg.task.report)
+    timed = StageClock()
+    results: dict[str, Any] = {}
     with stage_logger(cfg, logger) as logger:
         timed("reward", pipeline, stage_view(cfg, "reward"), logger)
-        base_dir = cfg.task.base_dir
-        if base_dir is None:
+        next_stage(logger)
+        if cfg.task.base_dir is None:
             view = stage_view(cfg, "train_generator")
-            base_dir = view.task.save_dir
             timed(
                 "train_generator",
-                lambda: ensure_artifact(
-                    view.task.save_dir,
-                    _generator_fingerprint(view),
-                    "training.json",
-                    lambda: train_generator(view, logger),
-                    what="base generator",
-                ),
+                ensure_artifact,
+                view.task.save_dir,
+                _generator_fingerprint(view),
+                "training.json",
+                lambda: train_generator(view, logger),
+                what="base generator",
             )
-        timed("sample", sample, with_base(cfg, "sample", "generator_dir", base_dir), logger)
-        timed("build_pairs", build_pairs, stage_view(cfg, "build_pairs"), logger)
-        if cfg.task.report != "pairs":
-            view = with_base(cfg, "train_dpo", "generator_dir", base_dir)
-            timed("train_dpo", train_dpo, view, logger)
-        if cfg.task.report == "eval":
-            view = with_base(cfg, "eval_generator", "base_dir", base_dir)
-            timed("eval_generator", eval_generator, view, logger)
+            next_stage(logger)
+        timed("sample", sample, stage_view(cfg, "sample"), logger)
+        results["pairs"] = timed("build_pairs", build_pairs, stage_view(cfg, "build_pairs"), logger)
+        if report != GeneratorReport.pairs:
+            results["train_dpo"] = timed(
+                "train_dpo", train_dpo, stage_view(cfg, "train_dpo"), logger
+            )
+            next_stage(logger)
+        if report == GeneratorReport.eval:
+            view = stage_view(cfg, "eval_generator")
+            results["eval"] = timed("eval_generator", eval_generator, view, logger)
     out_dir = Path(cfg.paths.output_dir)
-    rows = result_rows(cfg)
-    write_results(out_dir, rows, _job_overrides())
-    (out_dir / "timings.json").write_text(json.dumps(timings, indent=2) + "\n")
-    console.print("stage seconds: " + ", ".join(f"{k} {v:.0f}" for k, v in timings.items()))
-    return {"rows": rows, "timings": timings}
+    rows = result_rows(cfg.dpo.name, report, results)
+    write_results(out_dir, rows, job_overrides())
+    (out_dir / "timings.json").write_text(json.dumps(timed.seconds, indent=2) + "\n")
+    log.info("stage seconds: %s", ", ".join(f"{k} {v:.0f}" for k, v in timed.seconds.items()))
+    return {"rows": rows, "timings": timed.seconds}
 
 
-def result_rows(cfg: DictConfig) -> list[dict[str, Any]]:
+def result_rows(dpo: str, report: GeneratorReport, results: dict[str, Any]) -> list[dict[str, Any]]:
     """The job's rows for a sweep table, as ``task.report`` asks."""
-    stages = cfg.task.stages
-    statistics = json.loads((Path(stages.build_pairs.out_dir) / "statistics.json").read_text())
+    statistics = results["pairs"]
     pairs = {
         "pairs": statistics["pairs"],
         "pairs_dominating": statistics["pairs_dominating"],
@@ -104,17 +142,15 @@ def result_rows(cfg: DictConfig) -> list[dict[str, Any]]:
         "total_rule_non_dominating": statistics["total_rule"]["non_dominating"],
         "oracle_agreement": statistics.get("oracle_agreement"),
     }
-    if cfg.task.report == "pairs":
-        return [{"generator": cfg.dpo.name, **pairs}]
-    training = json.loads((Path(stages.train_dpo.save_dir) / "training.json").read_text())
-    if cfg.task.report == "curve":
-        return [{"generator": cfg.dpo.name, **point} for point in training["curve"]]
-    evaluation = json.loads(
-        (Path(stages.eval_generator.out_dir) / "eval_generator.json").read_text()
-    )
+    if report == GeneratorReport.pairs:
+        return [{"generator": dpo, **pairs}]
+    training = results["train_dpo"]
+    if report == GeneratorReport.curve:
+        return [{"generator": dpo, **point} for point in training["curve"]]
+    evaluation = results["eval"]["rows"]
     base = next(r for r in evaluation if r["generator"] == "base")
     tuned = next(r for r in evaluation if r["generator"] != "base")
     return [
         {**base, "generator": "original"},
-        {**tuned, "generator": cfg.dpo.name, **pairs, "dpo_steps": training["steps"]},
+        {**tuned, "generator": dpo, **pairs, "dpo_steps": training["steps"]},
     ]

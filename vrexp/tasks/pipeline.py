@@ -1,49 +1,70 @@
 """Stage ``pipeline`` (the main job): make_data -> train_checklist -> annotate -> fit_weights ->
 evaluate, with one logger run for all stages.
 
-Each stage runs with its own settings from ``task.stages.<stage>``. The checklist model and its
-annotations live in ``task.artifacts_dir``; a model already there that was trained with the same
-configuration is reused (a sweep over weighting or evaluation settings trains once), and one
-trained with another configuration is an error rather than a silent mix-up. Annotation resumes.
-The model is always trained and annotated on the full checklist; ``dimensions.drop`` takes effect
-at weighting and evaluation, which is what a dimension ablation measures.
+Each stage runs with its own settings from ``task.stages.<stage>``; its folders are laid out by
+:func:`layout` under ``task.artifacts_dir`` (the run folder unless a sweep shares one). A checklist
+model already there that was trained with the same configuration is reused (a sweep over
+weighting or evaluation settings trains once), and one trained with another configuration is an
+error rather than a silent mix-up. Annotation resumes. The model is always trained and annotated
+on the full checklist; ``dimensions.drop`` takes effect at weighting and evaluation, which is what
+a dimension ablation measures. Stage results are passed on in memory.
 """
 
 from __future__ import annotations
 
-import copy
 import json
-import time
+import logging
 from pathlib import Path
 from typing import Any
 
 from omegaconf import DictConfig, OmegaConf, open_dict
-from rich.console import Console
 from rich.table import Table
 
+from vrexp.checklist import Checklist
+from vrexp.configs.views import stage_view
+from vrexp.data.pairs import check_pair_budget, pair_parts
+from vrexp.data.synthworld import preference_split
 from vrexp.tasks.annotate import annotate
-from vrexp.tasks.artifacts import ensure_artifact
+from vrexp.data.artifacts import ensure_artifact
 from vrexp.tasks.evaluate import evaluate
-from vrexp.tasks.fit_weights import fit_weights, require_synthworld
+from vrexp.tasks.fit_weights import fit_weights
 from vrexp.tasks.train_checklist import train_checklist
 from vrexp.tracking import stage_logger
+from vrexp.tracking.clock import StageClock
+from vrexp.tracking.console import render
+from vrexp.tracking.loggers import next_stage
+
+log = logging.getLogger(__name__)
 
 FINGERPRINT = "pipeline_fingerprint.json"
 
 
-def stage_view(cfg: DictConfig, stage: str, *, full_checklist: bool = False) -> DictConfig:
-    """``cfg`` as the stage's own task would see it: ``task`` is ``task.stages.<stage>``."""
-    settings = OmegaConf.to_container(cfg.task.stages[stage], resolve=True)
-    view = copy.deepcopy(cfg)
-    with open_dict(view):
-        view.task = settings
-        if full_checklist:
-            view.dimensions.drop = []
-    return view
+def layout(task: DictConfig, output_dir: str | Path) -> None:
+    """Fill in the stages' folders under ``task.artifacts_dir`` (default: ``output_dir``): the
+    checklist model, its annotations and the reward there, the evaluation in the run folder.
+    Folders the user set are kept."""
+    artifacts = Path(task.artifacts_dir or output_dir)
+    stages = task.stages
+    paths = {
+        ("train_checklist", "save_dir"): artifacts / "checklist_model",
+        ("annotate", "model_dir"): artifacts / "checklist_model",
+        ("annotate", "out_dir"): artifacts / "annotations",
+        ("fit_weights", "annotations"): artifacts / "annotations",
+        ("fit_weights", "model_dir"): artifacts / "checklist_model",
+        ("fit_weights", "out_dir"): artifacts / "reward",
+        ("evaluate", "annotations"): artifacts / "annotations",
+        ("evaluate", "reward_dir"): artifacts / "reward",
+        ("evaluate", "out_dir"): Path(output_dir) / "evaluation",
+    }
+    with open_dict(task):
+        task.artifacts_dir = str(artifacts)
+        for (stage, key), path in paths.items():
+            if OmegaConf.is_missing(stages[stage], key) or stages[stage][key] is None:
+                stages[stage][key] = str(path)
 
 
 def _fingerprint(view: DictConfig) -> dict[str, Any]:
-    task = OmegaConf.to_container(view.task, resolve=True)
+    task = OmegaConf.to_container(view.task, resolve=True, enum_to_str=True)
     task.pop("save_dir", None)
     return json.loads(
         json.dumps(
@@ -53,7 +74,7 @@ def _fingerprint(view: DictConfig) -> dict[str, Any]:
                 "dimensions": OmegaConf.to_container(
                     view.dimensions, resolve=True, enum_to_str=True
                 ),
-                "backbone": OmegaConf.to_container(view.backbone, resolve=True),
+                "backbone": OmegaConf.to_container(view.backbone, resolve=True, enum_to_str=True),
                 "seed": view.seed,
             },
             sort_keys=True,
@@ -73,28 +94,22 @@ def ensure_checklist_model(view: DictConfig, logger: Any) -> bool:
     )
 
 
-class StageClock:
-    """Runs a chain's stages under a rule with their names, recording each one's seconds."""
-
-    def __init__(self, console: Console) -> None:
-        self.console = console
-        self.seconds: dict[str, float] = {}
-
-    def __call__(self, name: str, fn: Any, *args: Any) -> Any:
-        self.console.rule(f"[bold]{name}")
-        start = time.perf_counter()
-        out = fn(*args)
-        self.seconds[name] = time.perf_counter() - start
-        return out
+def check_budgets(cfg: DictConfig) -> Path:
+    """Render the split and check the weighting's pair budget against it, before any training."""
+    dataset = OmegaConf.to_object(cfg.dataset)
+    split_dir = preference_split(dataset, Checklist.from_config(cfg.dimensions))
+    num_pairs = cfg.task.stages.fit_weights.num_pairs
+    if num_pairs is not None:
+        available = len(pair_parts(split_dir, dataset.partition)["train"])
+        check_pair_budget(num_pairs, available, "task.stages.fit_weights.num_pairs")
+    return split_dir
 
 
 def pipeline(cfg: DictConfig, logger: Any = None) -> dict[str, Any]:
-    console = Console()
-    timed = StageClock(console)
-    timings = timed.seconds
-
+    layout(cfg.task, cfg.paths.output_dir)
+    timed = StageClock()
     with stage_logger(cfg, logger) as logger:
-        timed("make_data", require_synthworld, cfg)
+        timed("make_data", check_budgets, cfg)
         trained = timed(
             "train_checklist",
             ensure_checklist_model,
@@ -102,20 +117,26 @@ def pipeline(cfg: DictConfig, logger: Any = None) -> dict[str, Any]:
             logger,
         )
         if not trained:
-            console.print(
-                f"reused the checklist model in {cfg.task.stages.train_checklist.save_dir}"
-            )
+            log.info("reused the checklist model in %s", cfg.task.stages.train_checklist.save_dir)
+        next_stage(logger)
         timed("annotate", annotate, stage_view(cfg, "annotate", full_checklist=True), logger)
-        timed("fit_weights", fit_weights, stage_view(cfg, "fit_weights"), logger)
-        result = timed("evaluate", evaluate, stage_view(cfg, "evaluate"), logger)
+        fit_info = timed("fit_weights", fit_weights, stage_view(cfg, "fit_weights"), logger)
+        next_stage(logger)
+        result = timed("evaluate", evaluate, stage_view(cfg, "evaluate"), logger, fit_info=fit_info)
         if logger is not None:
-            logger.log_metrics({f"time/{k}": v for k, v in timings.items()})
+            logger.log_metrics({f"time/{k}": v for k, v in timed.seconds.items()})
+    log.info(render(timings_table(timed.seconds)))
+    (Path(cfg.paths.output_dir) / "timings.json").write_text(
+        json.dumps(timed.seconds, indent=2) + "\n"
+    )
+    return {**result, "fit": fit_info, "timings": timed.seconds}
+
+
+def timings_table(seconds: dict[str, float]) -> Table:
     table = Table(title="Pipeline stages")
     table.add_column("stage")
     table.add_column("seconds", justify="right")
-    for name, seconds in timings.items():
-        table.add_row(name, f"{seconds:.1f}")
-    table.add_row("total", f"{sum(timings.values()):.1f}")
-    console.print(table)
-    (Path(cfg.paths.output_dir) / "timings.json").write_text(json.dumps(timings, indent=2) + "\n")
-    return {**result, "timings": timings}
+    for name, value in seconds.items():
+        table.add_row(name, f"{value:.1f}")
+    table.add_row("total", f"{sum(seconds.values()):.1f}")
+    return table

@@ -3,102 +3,76 @@
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 from typing import Any
 
 import pytorch_lightning as pl
-from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
-from pytorch_lightning.callbacks import ModelCheckpoint
 from pytorch_lightning.loggers import Logger
-from rich.console import Console
 from rich.table import Table
 
-from vrexp.backbones import ChecklistBackbone, build_backbone
+from vrexp.backbones import build_backbone
 from vrexp.checklist import Checklist
 from vrexp.data.checklist_data import ChecklistDataModule
 from vrexp.data.synthworld import ensure_split
 from vrexp.modules import ChecklistModule
+from vrexp.modules.trainer import build_trainer, checkpoint_callback
 from vrexp.tracking import log_table, stage_logger
+from vrexp.tracking.console import render
+
+log = logging.getLogger(__name__)
 
 
 def train_checklist(cfg: DictConfig, logger: Logger | None = None) -> dict[str, Any]:
-    task = cfg.task
+    task = OmegaConf.to_object(cfg.task)
+    dataset = OmegaConf.to_object(cfg.dataset)
     pl.seed_everything(cfg.seed, workers=True)
     checklist = Checklist.from_config(cfg.dimensions)
-    split_dir = ensure_split(OmegaConf.to_object(cfg.dataset), checklist)
+    split_dir = ensure_split(dataset, checklist)
     backbone = build_backbone(OmegaConf.to_object(cfg.backbone))
     data = ChecklistDataModule(
         split_dir,
         checklist,
+        partition=dataset.partition,
         batch_size=task.batch_size,
-        val_fraction=task.val_fraction,
-        test_fraction=task.test_fraction,
         balanced=task.balanced,
         questions_per_item=task.questions_per_item,
         processor=backbone.process,
         seed=cfg.seed,
     )
-    module = ChecklistModule(
-        backbone,
-        checklist,
-        lr=task.lr,
-        weight_decay=task.weight_decay,
-        warmup_steps=task.warmup_steps,
-        vision_lr_scale=task.vision_lr_scale,
-    )
+    module = ChecklistModule(backbone, checklist, task)
+    save_dir = Path(task.save_dir or Path(cfg.paths.output_dir) / "checklist_model")
     with stage_logger(cfg, logger) as logger:
-        return _fit(cfg, task, checklist, backbone, data, module, logger)
+        checkpoint = checkpoint_callback(cfg)
+        trainer = build_trainer(cfg, task, logger, callbacks=[checkpoint])
+        trainer.fit(module, datamodule=data)
+        best = "best" if checkpoint.best_model_path else None
+        trainer.test(module, datamodule=data, ckpt_path=best)
+        backbone.save_pretrained(save_dir)
+        checklist.to_yaml(save_dir / "checklist.yaml")
+        test = module.results.get("test", {})
+        results = {
+            "test": test,
+            "best_val_acc": float(checkpoint.best_model_score or 0),
+            "steps": trainer.global_step,
+        }
+        (save_dir / "checklist_accuracy.json").write_text(json.dumps(results, indent=2) + "\n")
+        log_table(
+            logger,
+            "checklist/test_accuracy",
+            ["id", "dimension", "question", "accuracy"],
+            [
+                [q.id, q.dimension, q.text, test.get(f"question/{q.text}")]
+                for q in checklist.questions
+            ],
+        )
+    log.info(render(accuracy_table(checklist, test)))
+    log.info("checklist model saved to %s", save_dir)
+    return {**results, "save_dir": str(save_dir)}
 
 
-def _fit(
-    cfg: DictConfig,
-    task: DictConfig,
-    checklist: Checklist,
-    backbone: ChecklistBackbone,
-    data: ChecklistDataModule,
-    module: ChecklistModule,
-    logger: Logger | None,
-) -> dict[str, Any]:
-    checkpoint = ModelCheckpoint(
-        dirpath=Path(cfg.paths.output_dir) / "checkpoints",
-        monitor="val/acc",
-        mode="max",
-        save_last=True,
-    )
-    limits = {k: task[k] for k in ("max_epochs", "max_time") if task[k] is not None}
-    trainer = instantiate(
-        cfg.trainer,
-        logger=logger if logger is not None else False,
-        callbacks=[checkpoint],
-        **limits,
-    )
-    trainer.fit(module, datamodule=data)
-    trainer.test(module, datamodule=data, ckpt_path="best" if checkpoint.best_model_path else None)
-    save_dir = Path(task.save_dir)
-    backbone.save_pretrained(save_dir)
-    checklist.to_yaml(save_dir / "checklist.yaml")
-    results = {
-        "test": module.results.get("test", {}),
-        "best_val_acc": float(checkpoint.best_model_score or 0),
-    }
-    (save_dir / "checklist_accuracy.json").write_text(json.dumps(results, indent=2) + "\n")
-    log_table(
-        logger,
-        "checklist/test_accuracy",
-        ["id", "dimension", "question", "accuracy"],
-        [
-            [q.id, q.dimension, q.text, results["test"].get(f"question/{q.text}")]
-            for q in checklist.questions
-        ],
-    )
-    print_accuracy(Console(), checklist, module.results.get("test", {}), save_dir)
-    return results
-
-
-def print_accuracy(
-    console: Console, checklist: Checklist, results: dict[str, float], save_dir: Path
-) -> None:
+def accuracy_table(checklist: Checklist, results: dict[str, float]) -> Table:
     table = Table(title="Held-out checklist accuracy against the oracle")
     table.add_column("dimension")
     table.add_column("questions", justify="right")
@@ -111,5 +85,4 @@ def print_accuracy(
         str(len(checklist.questions)),
         f"{results.get('mean', float('nan')):.1%}",
     )
-    console.print(table)
-    console.print(f"checklist model saved to {save_dir}")
+    return table

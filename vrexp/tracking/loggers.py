@@ -8,7 +8,7 @@ joins one W&B group named after the sweep folder; each run is named after its ta
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -29,6 +29,22 @@ class QuietWandbLogger(WandbLogger):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._wandb_init.pop("anonymous", None)
+        # Stages chained in one run each restart their Trainer's step at 0; they log after the
+        # previous stage's last step instead of on top of it (see next_stage).
+        self.step_offset = 0
+        self.last_step = -1
+
+    def log_metrics(self, metrics: Mapping[str, float], step: int | None = None) -> None:
+        if step is not None:
+            step += self.step_offset
+            self.last_step = max(self.last_step, step)
+        super().log_metrics(metrics, step)
+
+
+def next_stage(logger: Logger | None) -> None:
+    """Start the next chained stage's steps after the last step logged so far."""
+    if isinstance(logger, QuietWandbLogger):
+        logger.step_offset = logger.last_step + 1
 
 
 def run_identity(task: str) -> tuple[str, str | None]:
@@ -75,13 +91,14 @@ def log_table(logger: Logger | None, key: str, columns: list[str], rows: list[li
         logger.log_table(key=key, columns=columns, data=rows)
 
 
-def close_logger(logger: Logger | None) -> None:
-    """Flush and close; W&B runs are finished so the next multirun job starts a fresh run."""
+def close_logger(logger: Logger | None, failed: bool = False) -> None:
+    """Flush and close; W&B runs are finished (exit code 1 when ``failed``) so that a crashed job
+    is recorded as failed and the next multirun job starts a fresh run."""
     if logger is None:
         return
-    logger.finalize("success")
+    logger.finalize("failed" if failed else "success")
     if isinstance(logger, WandbLogger):
-        logger.experiment.finish()
+        logger.experiment.finish(exit_code=1 if failed else 0)
 
 
 @contextmanager
@@ -94,5 +111,7 @@ def stage_logger(cfg: DictConfig, logger: Logger | None = None) -> Iterator[Logg
     own = build_logger(cfg)
     try:
         yield own
-    finally:
-        close_logger(own)
+    except BaseException:
+        close_logger(own, failed=True)
+        raise
+    close_logger(own)

@@ -1,12 +1,14 @@
-"""SynthWorld: a procedural text-to-image/video world with a known truth (DESIGN.md §6)."""
+"""SynthWorld: a procedural text-to-image/video world with a known truth (docs/synthworld.md)."""
 
 from vrexp.data.synthworld.grammar import GrammarError, PromptSpec, parse_prompt
 from vrexp.data.synthworld.oracle import measure
+from vrexp.data.synthworld.preference import Judge, synthworld_judge
 from vrexp.data.synthworld.render import render
 from vrexp.data.synthworld.split import (
     SplitError,
     ensure_split,
     make_split,
+    preference_split,
     read_items,
     read_pairs,
 )
@@ -15,6 +17,7 @@ from vrexp.data.synthworld.world import FACTORS, Plan, sample_plan
 __all__ = [
     "FACTORS",
     "GrammarError",
+    "Judge",
     "Plan",
     "PromptSpec",
     "SplitError",
@@ -22,8 +25,10 @@ __all__ = [
     "make_split",
     "measure",
     "parse_prompt",
+    "preference_split",
     "read_items",
     "read_pairs",
     "render",
     "sample_plan",
+    "synthworld_judge",
 ]

@@ -8,7 +8,8 @@ differences are labelled ties, so the tie rate is exactly the configured one.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -79,3 +80,17 @@ def oracle_utility(
     oracle against each prompt: the stand-in for human raters when evaluating a generator."""
     levels = [measure(np.asarray(m), p) for m, p in zip(media, prompts, strict=True)]
     return utility(levels, kind, weights, interaction)
+
+
+Judge = Callable[[Sequence[np.ndarray], Sequence[str]], np.ndarray]
+
+
+def synthworld_judge(dataset: Any) -> Judge | None:
+    """The oracle utility of the dataset's world, as a judge of media and prompts (the stand-in
+    for human raters), or None when ``dataset`` is not a SynthWorld split (a user's media)."""
+    if getattr(dataset, "kind", None) != "synthworld":
+        return None
+    utility = dataset.utility
+    kind = str(dataset.media)
+    weights = dict(utility.weights)
+    return lambda media, prompts: oracle_utility(media, prompts, kind, weights, utility.interaction)

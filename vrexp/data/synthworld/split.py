@@ -231,6 +231,17 @@ def ensure_split(config: Any, checklist: Checklist) -> Path:
     return split_dir
 
 
+def preference_split(config: Any, checklist: Checklist) -> Path:
+    """:func:`ensure_split` for a stage that needs human preference pairs, which only SynthWorld
+    splits have; any other dataset is an error naming it."""
+    if getattr(config, "kind", None) != "synthworld":
+        raise SplitError(
+            f"this stage needs human preference pairs; dataset {config.name!r} has none (use a "
+            "SynthWorld dataset)"
+        )
+    return ensure_split(config, checklist)
+
+
 def _pairs(items: pa.Table, config: Any) -> pa.Table:
     prompt_ids = items.column("prompt_id").to_numpy()
     item_ids = items.column("item_id").to_numpy()

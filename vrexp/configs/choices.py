@@ -1,0 +1,126 @@
+"""Every list of valid values, as one ``Enum`` each.
+
+The structured configs type their fields with these, so a bad value fails at composition with a
+message naming the key and the allowed values; the registries (backbone and generator families,
+noise schedules, pair rules, reward encodings, baselines) key on the same members. They are
+``str`` enums: a member equals its value (``Solver.sgd == "sgd"``), so YAML and code read alike.
+"""
+
+from __future__ import annotations
+
+from enum import Enum
+
+
+class Choice(str, Enum):
+    """A ``str`` enum whose ``str()`` is its value (so f-strings and file names read naturally)."""
+
+    def __str__(self) -> str:
+        return self.value
+
+    @classmethod
+    def values(cls) -> list[str]:
+        return [m.value for m in cls]
+
+
+class Media(Choice):
+    image = "image"
+    video = "video"
+
+
+class DType(Choice):
+    float32 = "float32"
+    bfloat16 = "bfloat16"
+    float16 = "float16"
+
+
+class BackboneFamily(Choice):
+    qwen2_vl = "qwen2_vl"
+    qwen2_5_vl = "qwen2_5_vl"
+    llava = "llava"
+
+
+class GeneratorFamily(Choice):
+    sd = "sd"
+    sdxl = "sdxl"
+    cogvideox = "cogvideox"
+
+
+class PredictionType(Choice):
+    """What a tiny generator's denoiser predicts (a checkpoint's scheduler decides for real ones)."""
+
+    epsilon = "epsilon"
+    v_prediction = "v_prediction"
+    flow = "flow"
+
+
+class Encoding(Choice):
+    """How an answer in [0, 1] becomes a reward feature: ``2a - 1`` (official code) or ``a``."""
+
+    pm1 = "pm1"
+    binary = "binary"
+
+
+class Solver(Choice):
+    """exact: bounded L-BFGS (scipy); sgd: the paper's Algorithm 1 as a Lightning run."""
+
+    exact = "exact"
+    sgd = "sgd"
+
+
+class QuestionSelection(Choice):
+    """How Fig. 5 picks k questions: at random, or the k largest weights of a full fit."""
+
+    random = "random"
+    top_weight = "top_weight"
+
+
+class Baseline(Choice):
+    """Rewards that ``evaluate`` compares VisionReward with, on the same backbone and pairs."""
+
+    bt_head = "bt_head"  # a scalar Bradley-Terry head (the ImageReward / VideoScore kind)
+    generic_question = "generic_question"  # one generic yes/no question trained on the pairs
+    alignment = "alignment"  # the alignment questions alone, weighted on the same pairs
+
+
+class Part(Choice):
+    """The parts of a dataset's prompt partition."""
+
+    train = "train"
+    val = "val"
+    test = "test"
+
+
+class PairRule(Choice):
+    """total: a total-score gap (standard DPO); mpo: plus dominance on every score (MPO)."""
+
+    total = "total"
+    mpo = "mpo"
+
+
+class Granularity(Choice):
+    """The scores over which MPO requires dominance."""
+
+    dimension = "dimension"
+    sub_dimension = "sub_dimension"
+    question = "question"
+
+
+class Reference(Choice):
+    """The DPO reference: the base with LoRA adapters disabled, or a frozen copy."""
+
+    lora = "lora"
+    copy = "copy"
+
+
+class GeneratorReport(Choice):
+    """What an ``optimize_generator`` job reports: the evaluation, the pairs' statistics (stops
+    after build_pairs) or the reward curve of DPO's validation samples (stops after train_dpo)."""
+
+    eval = "eval"
+    pairs = "pairs"
+    curve = "curve"
+
+
+class DatasetKind(Choice):
+    synthworld = "synthworld"
+    folder = "folder"

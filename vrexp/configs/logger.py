@@ -1,0 +1,29 @@
+"""Schemas of ``logger/``: W&B (offline by default) and CSV."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from omegaconf import MISSING
+
+
+@dataclass
+class WandbLoggerConfig:
+    _target_: str = "vrexp.tracking.loggers.QuietWandbLogger"
+    project: str = "vrexp"
+    entity: str | None = None
+    offline: bool = True  # online only when the user sets logger.offline=false
+    save_dir: str = MISSING
+    group: str | None = None  # default: the multirun sweep, so a sweep's jobs share a group
+    name: str | None = None  # default: task plus the job's overrides
+    job_type: str | None = None
+    tags: list[str] = field(default_factory=list)
+    log_model: bool = False
+
+
+@dataclass
+class CSVLoggerConfig:
+    _target_: str = "pytorch_lightning.loggers.CSVLogger"
+    save_dir: str = MISSING
+    name: str = "csv"
+    version: str | None = None

@@ -1,0 +1,129 @@
+"""Registration of every schema with Hydra's ConfigStore, and validation of a composed config.
+
+Each YAML option in ``conf/<group>/`` lists its schema first in its defaults list (``- base_<x>``),
+so a misspelt key, a value of the wrong type or an unknown choice fails at composition with a
+message naming the key. :func:`validate_config` then runs the range checks that types cannot
+express (the schemas' ``__post_init__``), before any work starts.
+"""
+
+from __future__ import annotations
+
+from dataclasses import fields, is_dataclass
+from typing import Any
+
+from hydra.core.config_store import ConfigStore
+from omegaconf import DictConfig, ListConfig, OmegaConf
+
+from vrexp.configs.backbone import BackboneConfig
+from vrexp.configs.checklist import ChecklistConfig
+from vrexp.configs.choices import Media
+from vrexp.configs.dataset import MediaFolderConfig, SynthWorldConfig
+from vrexp.configs.dpo import DPOConfig
+from vrexp.configs.generator import GeneratorConfig
+from vrexp.configs.generator_tasks import (
+    BuildPairsTaskConfig,
+    EvalGeneratorTaskConfig,
+    OptimizeGeneratorTaskConfig,
+    SampleTaskConfig,
+    TrainDPOTaskConfig,
+    TrainGeneratorTaskConfig,
+)
+from vrexp.configs.logger import CSVLoggerConfig, WandbLoggerConfig
+from vrexp.configs.root import PathsConfig, VrexpConfig
+from vrexp.configs.tasks import (
+    AnnotateTaskConfig,
+    EvaluateTaskConfig,
+    FitWeightsTaskConfig,
+    MakeDataTaskConfig,
+    PipelineTaskConfig,
+    TrainChecklistTaskConfig,
+)
+from vrexp.configs.trainer import TrainerConfig
+
+# (group, name, schema): the names the YAML defaults lists refer to.
+SCHEMAS: list[tuple[str | None, str, type]] = [
+    (None, "base_config", VrexpConfig),
+    ("paths", "base_paths", PathsConfig),
+    ("dimensions", "base_checklist", ChecklistConfig),
+    ("dataset", "base_synthworld", SynthWorldConfig),
+    ("dataset", "base_media_folder", MediaFolderConfig),
+    ("task", "base_make_data", MakeDataTaskConfig),
+    ("task", "base_train_checklist", TrainChecklistTaskConfig),
+    ("task", "base_annotate", AnnotateTaskConfig),
+    ("task", "base_fit_weights", FitWeightsTaskConfig),
+    ("task", "base_evaluate", EvaluateTaskConfig),
+    ("task", "base_pipeline", PipelineTaskConfig),
+    ("task", "base_train_generator", TrainGeneratorTaskConfig),
+    ("task", "base_sample", SampleTaskConfig),
+    ("task", "base_build_pairs", BuildPairsTaskConfig),
+    ("task", "base_train_dpo", TrainDPOTaskConfig),
+    ("task", "base_eval_generator", EvalGeneratorTaskConfig),
+    ("task", "base_optimize_generator", OptimizeGeneratorTaskConfig),
+    ("dpo", "base_dpo", DPOConfig),
+    ("logger", "base_wandb", WandbLoggerConfig),
+    ("logger", "base_csv", CSVLoggerConfig),
+    ("trainer", "base_trainer", TrainerConfig),
+    ("backbone", "base_backbone", BackboneConfig),
+    ("generator", "base_generator", GeneratorConfig),
+]
+
+# Groups whose node is turned into its schema object at validation.
+VALIDATED_GROUPS = ("task", "dataset", "dimensions", "backbone", "generator", "dpo")
+
+
+def by_media(image: Any, video: Any, *, _root_: DictConfig) -> Any:
+    """``${by_media:IMAGE,VIDEO}``: the value for the media of the composed ``dataset``."""
+    media = OmegaConf.select(_root_, "dataset.media", default=Media.image)
+    return video if Media(media) is Media.video else image
+
+
+def register_configs() -> None:
+    """Store the schemas under their ``base_*`` names and register the ``by_media`` resolver."""
+    if not OmegaConf.has_resolver("by_media"):
+        OmegaConf.register_new_resolver("by_media", by_media)
+    store = ConfigStore.instance()
+    for group, name, schema in SCHEMAS:
+        store.store(group=group, name=name, node=schema)
+
+
+def validate_config(cfg: DictConfig) -> dict[str, Any]:
+    """Check every key and range of ``cfg``; returns the groups as schema objects.
+
+    Raises naming the first bad key: an unknown key (also one added with ``+group.key=``), a
+    missing mandatory value, or a value that a schema's ``__post_init__`` refuses.
+    """
+    check_known_keys(cfg)
+    objects = {}
+    for group in VALIDATED_GROUPS:
+        node = cfg.get(group)
+        if isinstance(node, DictConfig) and OmegaConf.get_type(node) not in (None, dict):
+            objects[group] = OmegaConf.to_object(node)
+    return objects
+
+
+def check_known_keys(cfg: Any, where: str = "") -> None:
+    """Raise on keys that a schema does not declare.
+
+    Composition already rejects ``group.key=value`` for unknown keys, but Hydra's ``+group.key=value``
+    opens the struct flag and would let a typo through silently.
+    """
+    if isinstance(cfg, DictConfig):
+        schema = OmegaConf.get_type(cfg)
+        if schema is not None and is_dataclass(schema):
+            known = {f.name for f in fields(schema)}
+            unknown = sorted(set(cfg.keys()) - known)
+            if unknown:
+                raise ValueError(
+                    f"unknown config key '{where}{unknown[0]}' ({schema.__name__} has no field "
+                    f"{unknown[0]!r}; known: {sorted(known)})"
+                )
+        for key in cfg:
+            if key == "hydra":
+                continue
+            child = cfg._get_node(key)
+            if isinstance(child, DictConfig | ListConfig):
+                check_known_keys(child, f"{where}{key}.")
+    elif isinstance(cfg, ListConfig):
+        for i, child in enumerate(cfg._content or []):
+            if isinstance(child, DictConfig | ListConfig):
+                check_known_keys(child, f"{where}{i}.")

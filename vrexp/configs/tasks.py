@@ -1,0 +1,182 @@
+"""Schemas of the reward-side tasks: make_data, train_checklist, annotate, fit_weights, evaluate
+and the ``pipeline`` chain that runs them in order.
+
+Folder settings left null are filled in by the stage (its run folder) or, inside a chain, by the
+chain's folder layout; the prompt partition comes from ``dataset.partition``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from omegaconf import MISSING
+
+from vrexp.configs.checks import require
+from vrexp.configs.choices import Baseline, Encoding, Part, QuestionSelection, Solver
+from vrexp.configs.training import BackboneOptimSettings, TrainingBudget
+
+
+@dataclass
+class MakeDataTaskConfig:
+    name: str = "make_data"
+    overwrite: bool = False  # re-render a split whose manifest differs instead of failing
+    print_summary: bool = True
+
+
+@dataclass
+class TrainChecklistTaskConfig(BackboneOptimSettings, TrainingBudget):
+    name: str = "train_checklist"
+    weight_decay: float = 0.01
+    warmup_steps: int = 100
+    batch_size: int = 32  # items per step; each brings all of its drawn questions
+    balanced: bool = True  # equal yes/no per question each epoch (paper §3.2)
+    questions_per_item: int | None = None  # cap on an item's questions per step (null: all drawn)
+    max_epochs: int | None = 30
+    save_dir: str | None = (
+        None  # the trained checklist model (HF folder); null: <run>/checklist_model
+    )
+
+    def __post_init__(self) -> None:
+        require(
+            "task",
+            {
+                "batch_size": self.batch_size >= 1,
+                "questions_per_item": self.questions_per_item is None
+                or self.questions_per_item >= 1,
+            },
+            self,
+        )
+        super().__post_init__()
+
+
+@dataclass
+class AnnotateTaskConfig:
+    name: str = "annotate"
+    model_dir: str = MISSING  # a folder written by train_checklist
+    batch_size: int = 32  # items per prefix forward
+    chunk_size: int = 512  # items per written part (the unit of resume)
+    out_dir: str | None = None  # null: <run>/annotations
+    skip_bad_media: bool = False  # record unreadable files in skipped.json instead of failing
+    overwrite: bool = False
+
+    def __post_init__(self) -> None:
+        require(
+            "task", {"batch_size": self.batch_size >= 1, "chunk_size": self.chunk_size >= 1}, self
+        )
+
+
+@dataclass
+class SGDSettings:
+    """The paper's Algorithm 1: SGD epochs on the pair log-loss, negatives zeroed after each."""
+
+    lr: float = 0.05
+    batch_size: int = 64  # 1 is the paper's per-sample SGD
+    max_epochs: int = 300
+    tol: float = 1e-5  # stop when ||w - w_prev|| between epochs falls to this
+
+    def __post_init__(self) -> None:
+        require(
+            "task.sgd",
+            {
+                "lr": self.lr > 0,
+                "batch_size": self.batch_size >= 1,
+                "max_epochs": self.max_epochs >= 1,
+                "tol": self.tol >= 0,
+            },
+            self,
+        )
+
+
+@dataclass
+class QuestionSubset:
+    """Fit on a subset of the questions (Fig. 5): ``num_questions`` of them, chosen at random or
+    as the largest weights of a fit on all questions ("after weight masking")."""
+
+    num_questions: int | None = None
+    selection: QuestionSelection = QuestionSelection.random
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        require(
+            "task.questions",
+            {"num_questions": self.num_questions is None or self.num_questions >= 1},
+            self,
+        )
+
+
+@dataclass
+class FitWeightsTaskConfig:
+    name: str = "fit_weights"
+    annotations: str = MISSING  # an annotate output folder (P(yes) per item and question)
+    model_dir: str | None = None  # the checklist model; when set, out_dir is a whole VisionReward
+    out_dir: str | None = None  # null: <run>/reward
+    encoding: Encoding = Encoding.pm1  # pm1: answers as +-1 (official code); binary: {0, 1} (paper)
+    hard_answers: bool = False  # threshold P(yes) at 0.5 before weighting (official code)
+    solver: Solver = Solver.exact
+    l2: float = 0.0
+    num_pairs: int | None = None  # regression pairs drawn from the train part (null: all)
+    select_threshold: float = 0.0  # the select checklist keeps weights above this
+    sgd: SGDSettings = field(default_factory=SGDSettings)
+    questions: QuestionSubset = field(default_factory=QuestionSubset)
+
+    def __post_init__(self) -> None:
+        require(
+            "task",
+            {
+                "l2": self.l2 >= 0,
+                "num_pairs": self.num_pairs is None or self.num_pairs >= 1,
+                "select_threshold": self.select_threshold >= 0,
+            },
+            self,
+        )
+
+
+@dataclass
+class BaselineTraining(BackboneOptimSettings, TrainingBudget):
+    """Training of the pairwise baselines: the same backbone, pairs and recipe as the weighting."""
+
+    lr: float = 3e-4
+    weight_decay: float = 0.01
+    warmup_steps: int = 20
+    batch_size: int = 16  # pairs per step
+    max_epochs: int | None = 20
+    question: str = 'Is this a high-quality image that matches the prompt "[[prompt]]"?'
+
+    def __post_init__(self) -> None:
+        require("task.baseline", {"batch_size": self.batch_size >= 1}, self)
+        super().__post_init__()
+
+
+@dataclass
+class EvaluateTaskConfig:
+    name: str = "evaluate"
+    annotations: str = MISSING
+    reward_dir: str = MISSING  # fit_weights output (weights.json, checklist.yaml)
+    out_dir: str | None = None  # null: <run>/evaluation
+    part: Part = Part.test  # which part of the prompt partition to evaluate on
+    num_resamples: int = 1000  # bootstrap resamples for the 95% intervals
+    baselines: list[Baseline] = field(default_factory=lambda: list(Baseline))
+    baseline: BaselineTraining = field(default_factory=BaselineTraining)
+
+    def __post_init__(self) -> None:
+        require("task", {"num_resamples": self.num_resamples >= 1}, self)
+
+
+@dataclass
+class PipelineStages:
+    train_checklist: TrainChecklistTaskConfig = field(default_factory=TrainChecklistTaskConfig)
+    annotate: AnnotateTaskConfig = field(default_factory=AnnotateTaskConfig)
+    fit_weights: FitWeightsTaskConfig = field(default_factory=FitWeightsTaskConfig)
+    evaluate: EvaluateTaskConfig = field(default_factory=EvaluateTaskConfig)
+
+
+@dataclass
+class PipelineTaskConfig:
+    """make_data -> train_checklist -> annotate -> fit_weights -> evaluate, in one run."""
+
+    name: str = "pipeline"
+    # The checklist model, its annotations and the reward; a sweep points this at one shared
+    # folder so its jobs train and annotate once (a finished stage with the same config is
+    # reused). Null: the run folder.
+    artifacts_dir: str | None = None
+    stages: PipelineStages = field(default_factory=PipelineStages)

@@ -1,0 +1,154 @@
+"""Sampling from a generator: seeded candidates per prompt, scored and written resumably.
+
+Candidate k of prompt p is drawn from noise seeded by (seed, p, k), so any part can be regenerated
+exactly; the folder format is :mod:`vrexp.data.samples`.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+from omegaconf import DictConfig, OmegaConf
+
+from vrexp.configs import GeneratorConfig
+from vrexp.data.atomic import atomic_write, claim_output
+from vrexp.data.media import save_media
+from vrexp.data.samples import SCORING_FILE
+from vrexp.data.synthworld import Judge
+from vrexp.generators.families import (
+    GeneratorError,
+    TextToMediaGenerator,
+    build_generator,
+    load_generator,
+)
+
+if TYPE_CHECKING:
+    from vrexp.reward import RewardScores, VisionReward
+
+
+def noise_seed(seed: int, prompt_id: int, candidate: int) -> int:
+    return int(np.random.SeedSequence([seed, prompt_id, candidate]).generate_state(1)[0])
+
+
+def score_columns(reward: VisionReward) -> dict[str, list[str]]:
+    """Names of the score vectors stored per candidate, at each granularity."""
+    features = reward.reward.feature_questions
+    return {
+        "dimensions": list(reward.checklist.dimension_names),
+        "sub_dimensions": list(dict.fromkeys(f"{q.dimension}/{q.sub_dimension}" for q in features)),
+        "questions": [q.text for q in features],
+    }
+
+
+def sub_dimension_scores(scores: RewardScores, names: list[str]) -> np.ndarray:
+    """[N, S] sums of question contributions per sub-dimension (they add up to the total)."""
+    member = np.zeros((len(scores.feature_questions), len(names)))
+    for f, q in enumerate(scores.feature_questions):
+        member[f, names.index(f"{q.dimension}/{q.sub_dimension}")] = 1.0
+    return scores.contributions.double().numpy() @ member
+
+
+def generate_and_score(
+    generator: TextToMediaGenerator,
+    reward: VisionReward,
+    prompts: Sequence[str],
+    seeds: Sequence[int],
+    batch_size: int,
+    **sampling: Any,
+) -> tuple[np.ndarray, RewardScores]:
+    media = np.concatenate(
+        [
+            generator.generate(prompts[i : i + batch_size], seeds[i : i + batch_size], **sampling)
+            for i in range(0, len(prompts), batch_size)
+        ]
+    )
+    return media, reward.score(list(media), list(prompts))
+
+
+def sample_candidates(
+    generator: TextToMediaGenerator,
+    reward: VisionReward,
+    prompts: Sequence[str],
+    out_dir: str | Path,
+    *,
+    candidates: int = 8,
+    seed: int = 0,
+    batch_size: int = 64,
+    chunk_size: int = 32,
+    judge: Judge | None = None,
+    manifest: dict[str, Any] | None = None,
+    overwrite: bool = False,
+    progress: Callable[[int], None] | None = None,
+    **sampling: Any,
+) -> dict[str, Any]:
+    """Generate, save and score ``candidates`` per prompt into ``out_dir``; resumable."""
+    out_dir = Path(out_dir)
+    claim_output(
+        out_dir,
+        manifest or {},
+        overwrite,
+        stale=("part-*.parquet", "media/*"),
+        what="samples of another generator, reward or prompt list",
+    )
+    columns = score_columns(reward)
+    atomic_write(out_dir / SCORING_FILE, lambda p: p.write_text(json.dumps(columns, indent=2)))
+    (out_dir / "media").mkdir(exist_ok=True)
+    suffix = ".png"
+    for start in range(0, len(prompts), chunk_size):
+        part = out_dir / f"part-{start // chunk_size:05d}.parquet"
+        ids = range(start, min(start + chunk_size, len(prompts)))
+        if not part.exists():
+            rows = [(p, k) for p in ids for k in range(candidates)]
+            texts = [prompts[p] for p, _ in rows]
+            seeds = [noise_seed(seed, p, k) for p, k in rows]
+            media, scores = generate_and_score(
+                generator, reward, texts, seeds, batch_size, **sampling
+            )
+            paths = [out_dir / "media" / f"p{p:05d}_k{k}{suffix}" for p, k in rows]
+            for path, item in zip(paths, media, strict=True):
+                save_media(path, item)
+            table = {
+                "prompt_id": pa.array([p for p, _ in rows], pa.int64()),
+                "prompt": pa.array(texts, pa.string()),
+                "candidate": pa.array([k for _, k in rows], pa.int32()),
+                "noise_seed": pa.array(seeds, pa.int64()),
+                "media_path": pa.array([str(p.relative_to(out_dir)) for p in paths], pa.string()),
+                "total": pa.array(scores.total.double().numpy()),
+                "dimensions": pa.array(scores.dimensions.double().numpy().tolist()),
+                "sub_dimensions": pa.array(
+                    sub_dimension_scores(scores, columns["sub_dimensions"]).tolist()
+                ),
+                "questions": pa.array(scores.contributions.double().numpy().tolist()),
+            }
+            if judge is not None:
+                table["oracle_utility"] = pa.array(judge(list(media), texts), pa.float64())
+            written = pa.table(table)
+            atomic_write(part, lambda f, t=written: pq.write_table(t, f))
+        if progress is not None:
+            progress(len(ids))
+    return {"prompts": len(prompts), "candidates": candidates, "out_dir": str(out_dir)}
+
+
+def load_or_build_generator(cfg: DictConfig, folder: str | None) -> TextToMediaGenerator:
+    """The generator saved in ``folder``, or else the one ``cfg.generator`` describes."""
+    return load_generator(folder) if folder else build_generator(generator_settings(cfg))
+
+
+def generator_settings(cfg: DictConfig) -> GeneratorConfig:
+    """The ``generator`` config as its schema object, checked against the dataset's media."""
+    settings = OmegaConf.to_object(cfg.generator)
+    media = OmegaConf.select(cfg, "dataset.media")
+    made = getattr(settings.media, "value", settings.media)
+    if media is not None and made != getattr(media, "value", media):
+        raise GeneratorError(
+            f"generator {settings.name!r} makes {made}s but dataset "
+            f"{cfg.dataset.name!r} holds {media}s; pick a matching pair (e.g. generator=tiny_video "
+            "dataset=synthworld_video)"
+        )
+    return settings

@@ -1,0 +1,52 @@
+"""The one place a training stage's Lightning ``Trainer`` is built.
+
+Every training stage (checklist SFT, the pairwise baselines, generator pretraining, DPO) gets the
+``trainer`` group's settings, the callbacks of the ``callbacks`` group, the stage's own budget
+(:class:`~vrexp.configs.training.TrainingBudget`: epochs or steps, never a wall clock unless asked
+for) and the run's logger.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import pytorch_lightning as pl
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+from pytorch_lightning.callbacks import Callback, LearningRateMonitor
+from pytorch_lightning.loggers import Logger
+
+from vrexp.configs.training import TrainingBudget
+
+NEEDS_LOGGER = (LearningRateMonitor,)
+
+
+def stage_callbacks(cfg: DictConfig, logger: Logger | None) -> list[Callback]:
+    """The ``callbacks.every_stage`` entries that apply (those needing a logger only with one)."""
+    entries = OmegaConf.select(cfg, "callbacks.every_stage", default=None) or {}
+    built = [instantiate(entry) for entry in entries.values() if entry is not None]
+    return [c for c in built if logger is not None or not isinstance(c, NEEDS_LOGGER)]
+
+
+def checkpoint_callback(cfg: DictConfig) -> Callback:
+    """The ``callbacks.checkpoint`` entry (train_checklist's best-validation checkpoint)."""
+    return instantiate(cfg.callbacks.checkpoint)
+
+
+def build_trainer(
+    cfg: DictConfig,
+    budget: TrainingBudget,
+    logger: Logger | None,
+    *,
+    callbacks: Sequence[Callback] = (),
+    **overrides: Any,
+) -> pl.Trainer:
+    """``cfg.trainer`` with ``budget``'s limits, the configured and the given callbacks, and
+    ``overrides`` (e.g. ``enable_checkpointing=False``) on top."""
+    return instantiate(
+        cfg.trainer,
+        logger=logger if logger is not None else False,
+        callbacks=[*stage_callbacks(cfg, logger), *callbacks],
+        **{**budget.trainer_limits(), **overrides},
+    )
