@@ -18,6 +18,7 @@ from vrexp.backbones import BackboneError, build_backbone
 from vrexp.checklist import Checklist
 from vrexp.configs import DPOConfig, MediaFolderConfig, SynthWorldConfig, check_known_keys
 from vrexp.generators import GeneratorError, build_generator
+from vrexp.tasks import prepare
 
 GROUPS = {
     group.name: sorted(p.stem for p in group.glob("*.yaml"))
@@ -90,7 +91,7 @@ def test_every_option_composes_and_instantiates(group, option, compose_cfg, tmp_
         expected = MediaFolderConfig if option == "media_folder" else SynthWorldConfig
         assert isinstance(OmegaConf.to_object(node), expected)
     elif group == "task":
-        task = OmegaConf.to_object(node)
+        task = prepare(cfg)["task"]  # lays out a chain's folders, then validates every group
         assert (
             type(task).__name__.lower().startswith(option.replace("_", "")) and task.name == option
         )
@@ -136,7 +137,7 @@ def test_every_option_composes_and_instantiates(group, option, compose_cfg, tmp_
         # An experiment is a sweep whose jobs share one artifacts folder per split.
         assert cfg.task.name in ("pipeline", "optimize_generator")
         artifacts = OmegaConf.to_container(cfg.task, resolve=True)["artifacts_dir"]
-        assert artifacts.startswith(f"{tmp_path}/data/{cfg.dataset.name}/")
+        assert artifacts.startswith(f"{tmp_path}/artifacts/{cfg.dataset.name}/")
     elif group == "paths":
         assert OmegaConf.to_container(node, resolve=True)["data_dir"] == f"{tmp_path}/data"
     else:  # a new group must be added to this test

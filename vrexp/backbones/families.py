@@ -27,6 +27,7 @@ from vrexp.backbones.media import frame_indices
 from vrexp.backbones.tokenizer import train_tokenizer, training_corpus
 from vrexp.backbones.video import video_patches
 from vrexp.configs import BackboneConfig
+from vrexp.configs.checks import require_model_folder
 
 CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
 QWEN_SPECIAL = ["<|vision_start|>", "<|vision_end|>", "<|image_pad|>", "<|video_pad|>"]
@@ -258,6 +259,7 @@ FAMILIES: dict[str, type[ChecklistBackbone]] = {
 
 def _load_pretrained(family: type[ChecklistBackbone], cfg: BackboneConfig) -> tuple[Any, Any]:
     source = cfg.name_or_path
+    require_model_folder(source, "backbone.name_or_path")
     kwargs = {
         "local_files_only": cfg.local_files_only,
         "trust_remote_code": cfg.trust_remote_code,
@@ -271,7 +273,7 @@ def _load_pretrained(family: type[ChecklistBackbone], cfg: BackboneConfig) -> tu
         raise BackboneError(
             f"backbone {cfg.name!r}: weights for {source!r} are not on this machine and downloading is "
             f"off (backbone.local_files_only=true). Fetch them where there is network, e.g. "
-            f"`huggingface-cli download {source} --local-dir DIR`, then run with "
+            f"`hf download {source} --local-dir DIR` (huggingface_hub's CLI), then run with "
             f"backbone.name_or_path=DIR, or set backbone.local_files_only=false to let transformers "
             f"download them."
         ) from err

@@ -170,8 +170,7 @@ class OptimizeGeneratorTaskConfig:
     reused by every job of a sweep over ``dpo``."""
 
     name: str = "optimize_generator"
-    # Null: <paths.artifacts_dir>/<the split's folder under paths.data_dir>/<backbone.name>.
-    artifacts_dir: str | None = None
+    artifacts_dir: str = "${shared_artifacts:}"  # one folder per split and backbone
     # A pretrained base generator folder (e.g. one pretrained with trainer=gpu); null pretrains one
     # with the train_generator stage.
     base_dir: str | None = None

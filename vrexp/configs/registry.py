@@ -9,6 +9,7 @@ express (the schemas' ``__post_init__``), before any work starts.
 from __future__ import annotations
 
 from dataclasses import fields, is_dataclass
+from pathlib import Path
 from typing import Any
 
 from hydra.core.config_store import ConfigStore
@@ -77,10 +78,25 @@ def by_media(image: Any, video: Any, *, _root_: DictConfig) -> Any:
     return video if Media(media) is Media.video else image
 
 
+def shared_artifacts(*, _root_: DictConfig) -> str:
+    """``${shared_artifacts:}``: the folder where the jobs of a sweep share their trained models,
+    annotations and samples: ``paths.artifacts_dir`` / the split's folder under
+    ``paths.data_dir`` / the backbone. One per split and backbone, and apart from the data, so
+    deleting ``data/`` never deletes a model."""
+    split = Path(_root_.dataset.out_dir).resolve()
+    data = Path(_root_.paths.data_dir).resolve()
+    relative = split.relative_to(data) if split.is_relative_to(data) else Path(_root_.dataset.name)
+    return str(Path(_root_.paths.artifacts_dir) / relative / _root_.backbone.name)
+
+
+RESOLVERS = {"by_media": by_media, "shared_artifacts": shared_artifacts}
+
+
 def register_configs() -> None:
-    """Store the schemas under their ``base_*`` names and register the ``by_media`` resolver."""
-    if not OmegaConf.has_resolver("by_media"):
-        OmegaConf.register_new_resolver("by_media", by_media)
+    """Store the schemas under their ``base_*`` names and register the resolvers."""
+    for name, resolver in RESOLVERS.items():
+        if not OmegaConf.has_resolver(name):
+            OmegaConf.register_new_resolver(name, resolver)
     store = ConfigStore.instance()
     for group, name, schema in SCHEMAS:
         store.store(group=group, name=name, node=schema)

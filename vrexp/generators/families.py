@@ -40,6 +40,7 @@ from transformers import (
 
 from vrexp.backbones.tokenizer import train_tokenizer, training_corpus
 from vrexp.configs import GeneratorConfig
+from vrexp.configs.checks import require_model_folder
 from vrexp.generators.codecs import SpaceToDepth, VaeCodec, from_unit, to_unit
 from vrexp.generators.schedules import NoiseSchedule
 
@@ -495,8 +496,7 @@ def _load_components(
     family: type[TextToMediaGenerator], cfg: GeneratorConfig
 ) -> TextToMediaGenerator:
     source = cfg.name_or_path
-    if source.startswith((".", "/", "~")) and not Path(source).expanduser().exists():
-        raise GeneratorError(f"generator {cfg.name!r}: folder {source} does not exist")
+    require_model_folder(source, "generator.name_or_path")
     kwargs: dict[str, Any] = {"local_files_only": cfg.local_files_only}
     if cfg.variant:
         kwargs["variant"] = cfg.variant
@@ -528,7 +528,7 @@ def _load_components(
         raise GeneratorError(
             f"generator {cfg.name!r}: weights for {source!r} are not on this machine and "
             f"downloading is off (generator.local_files_only=true). Fetch them where there is "
-            f"network, e.g. `huggingface-cli download {source} --local-dir DIR`, then run with "
+            f"network, e.g. `hf download {source} --local-dir DIR` (huggingface_hub's CLI), then run with "
             f"generator.name_or_path=DIR, or set generator.local_files_only=false to let diffusers "
             f"download them."
         ) from err

@@ -28,10 +28,11 @@ from vrexp.tasks.sample import sample
 from vrexp.tasks.train_checklist import train_checklist
 from vrexp.tasks.train_dpo import train_dpo
 from vrexp.tasks.train_generator import train_generator
+from vrexp.tracking import stage_logger
 
 log = logging.getLogger(__name__)
 
-TASKS: dict[str, Callable[[DictConfig], Any]] = {
+TASKS: dict[str, Callable[[DictConfig, Any], Any]] = {
     "make_data": make_data,
     "train_checklist": train_checklist,
     "annotate": annotate,
@@ -78,7 +79,9 @@ def run_task(cfg: DictConfig) -> float | None:
     prepare(cfg)
     name = cfg.task.name
     try:
-        result = TASKS[name](cfg)
+        # One logger run for the whole task: a failure anywhere in it marks that run failed.
+        with stage_logger(cfg) as logger:
+            result = TASKS[name](cfg, logger)
     except Exception:
         log.exception("task %s failed; its run folder is %s", name, cfg.paths.output_dir)
         raise

@@ -7,23 +7,23 @@ import time
 from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
+from pytorch_lightning.loggers import Logger
 from rich.progress import Progress
 from rich.table import Table
 
 from vrexp.checklist import Checklist
 from vrexp.data.synthworld import make_split
-from vrexp.tracking import build_logger, close_logger, log_table
+from vrexp.tracking import log_table, stage_logger
 from vrexp.tracking.console import render
 
 log = logging.getLogger(__name__)
 
 
-def make_data(cfg: DictConfig) -> dict[str, Any]:
+def make_data(cfg: DictConfig, logger: Logger | None = None) -> dict[str, Any]:
     dataset = OmegaConf.to_object(cfg.dataset)  # runs the schema's range checks
     checklist = Checklist.from_config(cfg.dimensions)
-    logger = build_logger(cfg)
     start = time.perf_counter()
-    try:
+    with stage_logger(cfg, logger) as logger:
         with Progress(transient=True) as bar:
             job = bar.add_task(f"rendering {dataset.name}", total=None)
             summary = make_split(
@@ -54,8 +54,6 @@ def make_data(cfg: DictConfig) -> dict[str, Any]:
             )
         if cfg.task.print_summary:
             print_summary(summary, dataset.out_dir, seconds)
-    finally:
-        close_logger(logger)
     return summary
 
 

@@ -19,8 +19,8 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 
 from vrexp.configs.choices import GeneratorReport
 from vrexp.configs.views import stage_view
-from vrexp.reports.sweep import job_overrides, write_results
 from vrexp.data.artifacts import ensure_artifact
+from vrexp.reports.sweep import job_overrides, write_results
 from vrexp.tasks.build_pairs import build_pairs
 from vrexp.tasks.eval_generator import eval_generator
 from vrexp.tasks.pipeline import layout as reward_layout
@@ -35,19 +35,10 @@ from vrexp.tracking.loggers import next_stage
 log = logging.getLogger(__name__)
 
 
-def default_artifacts_dir(cfg: DictConfig) -> Path:
-    """``paths.artifacts_dir`` / the split's folder under ``paths.data_dir`` / the backbone: one
-    folder per split and backbone, apart from the data."""
-    split = Path(cfg.dataset.out_dir).resolve()
-    data = Path(cfg.paths.data_dir).resolve()
-    relative = split.relative_to(data) if split.is_relative_to(data) else Path(cfg.dataset.name)
-    return Path(cfg.paths.artifacts_dir) / relative / cfg.backbone.name
-
-
 def layout(cfg: DictConfig) -> None:
     """Fill in every stage's folders from ``task.artifacts_dir`` and the run folder."""
     task, output_dir = cfg.task, Path(cfg.paths.output_dir)
-    artifacts = Path(task.artifacts_dir or default_artifacts_dir(cfg))
+    artifacts = Path(task.artifacts_dir)
     stages = task.stages
     generator = cfg.generator.name
     with open_dict(task):

@@ -22,10 +22,10 @@ from rich.table import Table
 
 from vrexp.checklist import Checklist
 from vrexp.configs.views import stage_view
+from vrexp.data.artifacts import ensure_artifact
 from vrexp.data.pairs import check_pair_budget, pair_parts
 from vrexp.data.synthworld import preference_split
 from vrexp.tasks.annotate import annotate
-from vrexp.data.artifacts import ensure_artifact
 from vrexp.tasks.evaluate import evaluate
 from vrexp.tasks.fit_weights import fit_weights
 from vrexp.tasks.train_checklist import train_checklist

@@ -32,6 +32,7 @@ class OfflineRun:
     config: dict[str, Any] = field(default_factory=dict)
     history: list[dict[str, Any]] = field(default_factory=list)
     summary: dict[str, Any] = field(default_factory=dict)
+    exit_code: int | None = None  # None while the run has not finished
 
     def logged(self, key: str) -> list[Any]:
         """Every value logged under ``key``, in order."""
@@ -93,6 +94,8 @@ def read_offline_run(path: str | Path) -> OfflineRun:
             run.history.append(
                 {_item_key(i): json.loads(i.value_json) for i in record.history.item}
             )
+        elif kind == "exit":
+            run.exit_code = int(record.exit.exit_code)
         elif kind == "summary":
             for item in record.summary.update:
                 run.summary[_item_key(item)] = json.loads(item.value_json)
