@@ -566,7 +566,7 @@ def test_optimize_generator_from_the_cli_shares_its_artifacts(tmp_path, monkeypa
     assert 0 <= tuned["oracle_win_rate"] <= 1
     statistics = json.loads((out / "pairs" / "statistics.json").read_text())
     assert statistics["pairs"] == 10 and statistics["rule"] == "mpo"
-    # The reward curve (PAPER.md Fig. 11) is kept with the tuned generator.
+    # The reward curve (paper Fig. 11) is kept with the tuned generator.
     curve = json.loads((out / "generator" / "training.json").read_text())["curve"]
     assert [p["step"] for p in curve] == [0, 2, 4]
     names = {k for k in rows[0] if k.startswith("reward/")}

@@ -5,7 +5,7 @@ locally trained tokenizer, how to load real weights (offline unless allowed, wit
 how to provide them), and what position ids a suffix needs after a cached prefix.
 
 Qwen processors carry a video sub-processor that cannot be built without torchvision (absent on CPU
-machines; STACK_NOTES.md), so Qwen families use an image-only processor subclass, and their native
+machines; docs/stack.md §3), so Qwen families use an image-only processor subclass, and their native
 video input (temporal patches) is built from the image processor by ``video.py``.
 """
 

@@ -4,7 +4,7 @@ Qwen-VL encodes a video as *temporal patches*: each vision token covers ``tempor
 consecutive frames (a 3-D convolution), so motion between those frames is seen by the patch
 embedding itself, and a clip costs half the tokens of its frames sent as images. transformers'
 ``Qwen2VLVideoProcessor`` builds these patches but imports torchvision, which has no CPU build
-(STACK_NOTES.md). The layout is plain array reshaping, so it is rebuilt here on top of the
+(docs/stack.md §3). The layout is plain array reshaping, so it is rebuilt here on top of the
 checkpoint's own *image* processor, which resizes and normalises every frame exactly as for an
 image.
 """

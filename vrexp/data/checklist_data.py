@@ -3,7 +3,7 @@
 Labels are the pixel oracle's levels turned into answers for the *configured* checklist, so an
 ablated or reworded SynthWorld checklist trains on the same split. Items are split by prompt into
 train / val / test. Each training epoch draws a balanced subset per question (as many yes as no,
-PAPER.md §3.2) and yields each item once with all of its drawn questions, so one media forward
+docs/method.md §5) and yields each item once with all of its drawn questions, so one media forward
 serves all of them. With a ``processor`` (the backbone's :meth:`~ChecklistBackbone.process`), each
 item is also run through the model's processor once and its output kept for later epochs.
 """

@@ -1,8 +1,8 @@
 """Pairwise preference accuracy: tie-calibrated tau*, diff accuracy, and their bootstrap intervals.
 
-This module owns the paper's preference metrics (PAPER.md section 5.1) and nothing else:
+This module owns the paper's preference metrics (docs/method.md §6) and nothing else:
 
-* :func:`tau_star` -- accuracy with ties plus tie calibration ([TM], Deutsch et al. 2023);
+* :func:`tau_star` -- accuracy with ties plus tie calibration (Deutsch et al. 2023, "Ties Matter");
 * :func:`diff_accuracy` -- accuracy over pairs whose human label is not a tie ("diff**");
 * the same two as torchmetrics ``Metric`` classes (:class:`TauStarAccuracy`, :class:`DiffAccuracy`);
 * :func:`per_dimension_accuracy`, :func:`bootstrap_interval` and :func:`preference_report`.

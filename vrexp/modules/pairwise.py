@@ -1,6 +1,6 @@
 """``PairwiseRewardModule``: scalar rewards trained with the Bradley-Terry loss on preference pairs.
 
-These are the "black-box" baselines of the evaluation (PAPER.md §5.3): the same backbone and the
+These are the "black-box" baselines of the evaluation (docs/method.md §6.4): the same backbone and the
 same pairs as VisionReward's weighting, but one opaque number per item instead of a checklist.
 
 - ``head="scalar"``: a linear head on the final hidden state of the item's prompt read after its

@@ -1,4 +1,4 @@
-"""``RewardCurve``: score periodic validation samples during generator training (PAPER.md Fig. 11).
+"""``RewardCurve``: score periodic validation samples during generator training (paper Fig. 11).
 
 Every ``every_n_steps`` optimizer steps (and before the first), the callback samples the same
 prompts from the same noise, scores them with VisionReward, and logs the total and per-dimension

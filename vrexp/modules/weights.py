@@ -1,4 +1,4 @@
-"""``WeightModule``: the paper's Algorithm 1, "iterative regression with weight masking" (PAPER §4.2).
+"""``WeightModule``: the paper's Algorithm 1, "iterative regression with weight masking" (docs/method.md §4.4).
 
 Logistic regression without intercept on pair feature differences ``ΔX`` (label 1 = first item
 preferred), trained by plain SGD; after every epoch negative weights are zeroed (projection onto

@@ -1,4 +1,4 @@
-"""The Diffusion-DPO loss (Wallace et al. 2024; PAPER.md §6.2) on noise, v or flow predictions."""
+"""The Diffusion-DPO loss (Wallace et al. 2024; docs/method.md §7.2) on noise, v or flow predictions."""
 
 from __future__ import annotations
 

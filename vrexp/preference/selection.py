@@ -1,8 +1,8 @@
 """DPO pair selection among K candidates per prompt, vectorised over [prompts, K, dimensions].
 
-``total`` is ordinary DPO: the winner's total reward (the sum of its dimension scores, PAPER.md
+``total`` is ordinary DPO: the winner's total reward (the sum of its dimension scores, paper
 Eq. 6) beats the loser's by at least ``threshold``. ``mpo`` adds multi-dimensional dominance
-(PAPER.md §6.1): the winner is at least as good on *every* dimension (non-strict). The granularity
+(docs/method.md §7.1): the winner is at least as good on *every* dimension (non-strict). The granularity
 (dimension, sub-dimension or question) is whatever the last axis of the scores holds.
 """
 
@@ -59,7 +59,7 @@ def select_pairs(dim_scores: Tensor, rule: PairRule = "mpo", threshold: float = 
 
 
 def dominance_statistics(dim_scores: Tensor, threshold: float = 0.0) -> dict[str, float]:
-    """PAPER.md Table 5: of the pairs the total-score rule picks, how many the winner dominates."""
+    """Paper Table 5: of the pairs the total-score rule picks, how many the winner dominates."""
     dim_scores = _validate(dim_scores)
     by_total = _by_total(dim_scores, threshold)
     total_pairs = int(by_total.sum())

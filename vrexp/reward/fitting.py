@@ -1,4 +1,4 @@
-"""Fitting non-negative linear reward weights from human preference pairs (PAPER §4.1-4.2).
+"""Fitting non-negative linear reward weights from human preference pairs (docs/method.md §4.3-4.4).
 
 This module owns the regression data (feature differences ``ΔX = X_a - X_b`` with ties dropped)
 and the two solvers of the same problem, logistic regression without intercept under ``w >= 0``:

@@ -1,4 +1,4 @@
-"""``LinearReward``: the linear weighting of checklist answers into a score (PAPER §4.1, §4.3, §4.4).
+"""``LinearReward``: the linear weighting of checklist answers into a score (docs/method.md §4).
 
 This module owns the mapping from an answer array (one column per checklist question, flat order)
 to feature vectors, total scores and per-dimension scores; the released VisionReward weights are
@@ -12,7 +12,7 @@ read by :mod:`vrexp.reward.official`.
   (the image alignment item, VQAScore) enters as its raw probability, never re-encoded.
 - ``score = features @ weights`` with no intercept (divided by the number of features when
   ``reduction="mean"``, the released video formula); ``dimension_scores`` are the per-dimension sums
-  of ``weight * feature`` (PAPER Eq. 6) and add up to the score.
+  of ``weight * feature`` (paper Eq. 6) and add up to the score.
 """
 
 from __future__ import annotations
@@ -156,7 +156,7 @@ class LinearReward:
     def dimension_scores(
         self, answers: torch.Tensor | np.ndarray, alignment: torch.Tensor | np.ndarray | None = None
     ) -> torch.Tensor:
-        """[N, D] per-dimension scores over ``checklist.dimension_names`` (PAPER Eq. 6)."""
+        """[N, D] per-dimension scores over ``checklist.dimension_names`` (paper Eq. 6)."""
         contrib = self.contributions(answers, alignment)
         return contrib @ self._dimension_onehot.to(contrib.device, contrib.dtype)
 

@@ -9,7 +9,7 @@ A VisionReward folder (``save_pretrained`` / ``from_pretrained``) holds::
 
 ``score`` answers every checklist question (external ones, such as the official image alignment
 item, are answered by the same VLM unless ``alignment=`` is given), then returns the total, the
-per-dimension sub-scores (PAPER.md Eq. 6) and each question's P(yes) and contribution.
+per-dimension sub-scores (paper Eq. 6) and each question's P(yes) and contribution.
 """
 
 from __future__ import annotations

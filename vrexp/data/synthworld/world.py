@@ -3,7 +3,7 @@
 A *factor* is a world quality with ordered levels, best first (level 0). Every sub-dimension of a
 SynthWorld checklist names its factor with ``key``; its options are the factor's levels. A *plan*
 fixes the prompt and one level per factor for one item. Levels are drawn "mostly neutral, few
-extremes", as in the paper's label statistics (PAPER.md §2.1).
+extremes", as in the paper's label statistics (paper App. 6.2, Fig. 7).
 """
 
 from __future__ import annotations
