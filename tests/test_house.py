@@ -178,3 +178,26 @@ def test_run_task_returns_the_metric_for_a_sweeper(tmp_path):
 
     assert METRICS["pipeline"]({"rows": [{"tau_star": 0.7}]}) == 0.7
     assert json.loads(json.dumps(sorted(METRICS)))  # every metric is named by its task
+
+
+@pytest.mark.slow
+def test_train_checklist_is_bitwise_reproducible_on_cpu(tmp_path):
+    """The same command and seed give the same model and metrics: budgets are steps, not time."""
+    from safetensors.torch import load_file
+
+    results = []
+    for run in ("a", "b"):
+        cfg = compose_config(
+            tmp_path / run,
+            "task=train_checklist",
+            "dataset.num_prompts=12",
+            "task.max_epochs=2",
+            "task.batch_size=8",
+            "logger=none",
+        )
+        results.append(run_task(cfg))
+        model = tmp_path / run / "out" / "checklist_model"
+        results.append(json.loads((model / "checklist_accuracy.json").read_text()))
+        results.append({k: v.tolist() for k, v in load_file(model / "model.safetensors").items()})
+    assert results[0] == results[3] and results[1] == results[4]
+    assert results[2] == results[5]

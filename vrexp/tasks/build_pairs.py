@@ -47,4 +47,4 @@ def build_pairs(cfg: DictConfig, logger: Logger | None = None) -> dict[str, Any]
         stats["total_rule"]["non_dominating"],
         out_dir,
     )
-    return {**stats, "out_dir": str(out_dir)}
+    return stats
