@@ -138,6 +138,12 @@ def test_every_option_composes_and_instantiates(group, option, compose_cfg, tmp_
         assert cfg.task.name in ("pipeline", "optimize_generator")
         artifacts = OmegaConf.to_container(cfg.task, resolve=True)["artifacts_dir"]
         assert artifacts.startswith(f"{tmp_path}/artifacts/{cfg.dataset.name}/")
+    elif group == "callbacks":
+        from vrexp.modules.trainer import checkpoint_callback, stage_callbacks
+
+        assert checkpoint_callback(cfg).monitor == "val/acc"
+        names = {type(c).__name__ for c in stage_callbacks(cfg, logger=object())}
+        assert names == ({"LearningRateMonitor"} if option == "default" else set())
     elif group == "paths":
         assert OmegaConf.to_container(node, resolve=True)["data_dir"] == f"{tmp_path}/data"
     else:  # a new group must be added to this test
