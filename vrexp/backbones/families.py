@@ -27,8 +27,8 @@ from vrexp.backbones.media import frame_indices
 from vrexp.backbones.tokenizer import train_tokenizer, training_corpus
 from vrexp.backbones.video import video_patches
 from vrexp.configs.schema import BackboneConfig
+from vrexp.resources import dimensions_dir
 
-CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
 QWEN_SPECIAL = ["<|vision_start|>", "<|vision_end|>", "<|image_pad|>", "<|video_pad|>"]
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
@@ -50,7 +50,7 @@ ImageOnlyQwen2_5_VLProcessor = _image_only(transformers.Qwen2_5_VLProcessor)
 
 
 def _tiny_tokenizer(special: list[str], vocab_size: int) -> Any:
-    return train_tokenizer(training_corpus(CONF_DIR / "dimensions"), special, vocab_size)
+    return train_tokenizer(training_corpus(dimensions_dir()), special, vocab_size)
 
 
 def _token_ids(tokenizer: Any, names: dict[str, str]) -> dict[str, int]:

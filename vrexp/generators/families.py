@@ -42,8 +42,8 @@ from vrexp.backbones.tokenizer import train_tokenizer, training_corpus
 from vrexp.configs.schema import GeneratorConfig
 from vrexp.generators.codecs import SpaceToDepth, VaeCodec, from_unit, to_unit
 from vrexp.generators.schedules import NoiseSchedule
+from vrexp.resources import dimensions_dir
 
-CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
 CONFIG_FILE = "vrexp_generator.json"
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 Conditioning = dict[str, torch.Tensor]
@@ -461,7 +461,7 @@ TEXT_ENCODERS: dict[str, tuple[type, ...]] = {
 
 
 def _tiny_tokenizer(vocab_size: int, max_length: int) -> Any:
-    tokenizer = train_tokenizer(training_corpus(CONF_DIR / "dimensions"), [], vocab_size)
+    tokenizer = train_tokenizer(training_corpus(dimensions_dir()), [], vocab_size)
     tokenizer.model_max_length = max_length
     return tokenizer
 

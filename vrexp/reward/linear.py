@@ -24,7 +24,7 @@ from typing import Any, Literal
 import numpy as np
 import torch
 
-import vrexp
+from vrexp import resources
 from vrexp.checklist import Checklist, ChecklistError, Dimension, Question, SubDimension
 
 Encoding = Literal["pm1", "binary"]
@@ -32,9 +32,6 @@ Reduction = Literal["sum", "mean"]
 OfficialName = Literal["image", "image_select", "video_select"]
 Masks = Mapping[int, Sequence[int]]
 
-ROOT = Path(vrexp.__file__).resolve().parents[1]
-OFFICIAL_DIR = ROOT / "conf" / "official" / "visionreward"
-DIMENSIONS_DIR = ROOT / "conf" / "dimensions"
 
 # The released image code's MASK_FEATURE_MAP (inference-image.py), in indices into the 30-line
 # image_questions_select.txt: body (0) gates 22, 23, 24, 28, 29; face (1) gates 25, 26; hands (2)
@@ -420,9 +417,9 @@ class LinearReward:
                 f"unknown official reward {name!r}; choose from {list(_OFFICIAL_FILES)}"
             )
         yaml_name, questions_file, weights_file = _OFFICIAL_FILES[name]
-        folder = Path(official_dir) if official_dir is not None else OFFICIAL_DIR
+        folder = Path(official_dir) if official_dir is not None else resources.official_dir()
         if checklist is None:
-            checklist = Checklist.from_yaml(DIMENSIONS_DIR / f"{yaml_name}.yaml")
+            checklist = Checklist.from_yaml(resources.dimensions_dir() / f"{yaml_name}.yaml")
         lines = [line.rstrip() for line in (folder / questions_file).read_text().splitlines()]
         raw = json.loads((folder / weights_file).read_text())
         coef = [float(v) for v in (raw["coef"] if isinstance(raw, dict) else raw)]
