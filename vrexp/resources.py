@@ -7,10 +7,15 @@ to the repository's ``conf/``. Code asks this module instead of building paths f
 
 Lookup order:
 
-1. A source checkout: when ``vrexp`` is imported from a repository (``python run.py`` or
-   ``python -m pytest`` at the root of a clone or git worktree), that checkout's own ``conf/`` is
-   used, even if another checkout is installed editable in the same environment.
-2. The installed package data, through ``importlib`` (wheel or editable install).
+1. A source checkout: when ``vrexp`` is imported from a repository (an editable install, or
+   ``python run.py`` / ``python -m pytest`` at the root of a clone or git worktree), that
+   checkout's own ``conf/`` is used, even if another checkout is installed editable in the same
+   environment. (This is also what serves editable installs: setuptools' editable finder does not
+   resolve a mapped folder without ``__init__.py`` below a regular package, so there
+   ``importlib.util.find_spec("vrexp.conf")`` is None; ``conf/`` gets no ``__init__.py``, which
+   would litter the config tree with ``__pycache__``.)
+2. The installed package data (a wheel): ``site-packages/vrexp/conf``, found through
+   ``importlib`` as the namespace package ``vrexp.conf``.
 
 Every function returns a real directory (``pathlib.Path``): Hydra needs one, and the package is
 always installed unzipped.
