@@ -37,6 +37,15 @@ def test_resources_are_this_checkout_s_folders():
     assert (resources.official_dir() / "image_weight.json").is_file()
 
 
+def test_vrexp_data_resolver_gives_the_data_folders():
+    from omegaconf import OmegaConf
+
+    import vrexp.configs  # noqa: F401  (registers the resolvers)
+
+    cfg = OmegaConf.create({"c": "${vrexp_data:conf}", "e": "${vrexp_data:experiments}"})
+    assert cfg.c == str(ROOT / "conf") and cfg.e == str(ROOT / "experiments")
+
+
 def test_pyproject_lists_every_package_and_maps_the_data_folders():
     setuptools = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
     code = {

@@ -647,11 +647,31 @@ def by_media(image: Any, video: Any, *, _root_: DictConfig) -> Any:
     return video if Media(media) is Media.video else image
 
 
+def vrexp_data(folder: str) -> str:
+    """``${vrexp_data:experiments}``: the absolute path of one of the package's data folders
+    (``conf`` or ``experiments``; :mod:`vrexp.resources`), e.g. for Hydra's search path:
+    ``hydra.searchpath: [file://${vrexp_data:experiments}]`` works from a checkout, an editable
+    install and a wheel alike (``pkg://vrexp.experiments`` does not resolve in editable installs).
+    """
+    from vrexp import resources
+
+    if folder == "conf":
+        return str(resources.config_dir())
+    if folder == "experiments":
+        found = resources.experiments_dir()
+        if found is None:
+            raise ValueError("${vrexp_data:experiments}: this vrexp ships no experiments/ folder")
+        return str(found)
+    raise ValueError(f"${{vrexp_data:{folder}}}: expected conf or experiments")
+
+
 def register_configs() -> None:
     """Store the schemas under the names that the YAML defaults lists refer to, and register the
-    ``by_media`` resolver."""
+    ``by_media`` and ``vrexp_data`` resolvers."""
     if not OmegaConf.has_resolver("by_media"):
         OmegaConf.register_new_resolver("by_media", by_media)
+    if not OmegaConf.has_resolver("vrexp_data"):
+        OmegaConf.register_new_resolver("vrexp_data", vrexp_data)
     cs = ConfigStore.instance()
     cs.store(name="base_config", node=VrexpConfig)
     cs.store(group="paths", name="base_paths", node=PathsConfig)
