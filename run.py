@@ -1,18 +1,9 @@
-"""The single entry point: ``python run.py task=<stage> [group=option ...] [--multirun]``."""
+"""The single entry point: ``python run.py task=<stage> [group=option ...] [--multirun]``.
 
-from __future__ import annotations
+The same Hydra app as the installed ``vrexp`` console command (:func:`vrexp.cli.main`).
+"""
 
-import hydra
-from omegaconf import DictConfig
-
-import vrexp.configs  # noqa: F401  (registers the structured-config schemas)
-from vrexp.tasks import run_task
-
-
-@hydra.main(version_base="1.3", config_path="conf", config_name="config")
-def main(cfg: DictConfig) -> None:
-    run_task(cfg)
-
+from vrexp.cli import main
 
 if __name__ == "__main__":
     main()

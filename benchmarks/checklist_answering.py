@@ -1,6 +1,7 @@
 """Checklist answering speed, measured side by side in one process on the default tiny backbone.
 
     python benchmarks/checklist_answering.py [--image-size 224] [--repeats 3] [--dataset D]
+    python benchmarks/checklist_answering.py --smoke   # seconds: tiny sizes, 4 questions
 
 1. The official release's way (one ``generate`` call per question, the media re-encoded each time,
    the answer string-matched) against ours (one prefix forward + all questions as cached suffixes),
@@ -84,7 +85,17 @@ def main() -> None:
     )
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--train-items", type=int, default=4)
+    parser.add_argument(
+        "--smoke",
+        action="store_true",
+        help="a run of seconds that only checks the benchmark works: 56 px, 2 frames, 1 repeat, "
+        "1 training item, the first 4 questions of each checklist",
+    )
     args = parser.parse_args()
+    max_questions = None
+    if args.smoke:
+        args.image_size, args.frames, args.repeats, args.train_items = 56, 2, 1, 1
+        max_questions = 4
     torch.manual_seed(0)
     overrides = [
         f"backbone.image_size={args.image_size}",
@@ -109,7 +120,7 @@ def main() -> None:
 
     for name, media in (("visionreward_image", image), ("visionreward_video", video)):
         checklist = Checklist.from_yaml(ROOT / "conf" / "dimensions" / f"{name}.yaml")
-        questions = [q.render(PROMPT) for q in checklist.vlm_questions]
+        questions = [q.render(PROMPT) for q in checklist.vlm_questions][:max_questions]
         with torch.inference_mode():
             naive = best_of(1, lambda m=media, q=questions: official_style(backbone, m, q))
             ours = best_of(
@@ -136,7 +147,7 @@ def main() -> None:
 
     # Training throughput on the video checklist's image twin: B items x Q questions.
     checklist = Checklist.from_yaml(ROOT / "conf" / "dimensions" / "visionreward_image.yaml")
-    questions = [q.render(PROMPT) for q in checklist.vlm_questions]
+    questions = [q.render(PROMPT) for q in checklist.vlm_questions][:max_questions]
     items = [rng.integers(0, 256, (64, 64, 3), dtype=np.uint8) for _ in range(args.train_items)]
     labels = torch.randint(0, 2, (len(items) * len(questions),)).float()
     backbone.train()

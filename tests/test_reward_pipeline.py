@@ -15,6 +15,7 @@ import yaml
 from omegaconf import OmegaConf
 from rich.console import Console
 
+import vrexp
 from tests.conftest import compose_config, run_cli
 from vrexp.backbones import build_backbone
 from vrexp.checklist import Checklist
@@ -103,7 +104,8 @@ def test_fit_weights_writes_reward_select_checklist_and_plot(world):
         q.id for q, w in zip(reward.feature_questions, reward.weights, strict=True) if w > 0
     }
     assert (out / "weights.png").stat().st_size > 1000
-    assert json.loads((out / "reward_config.json").read_text()) == {"hard_answers": False}
+    saved = json.loads((out / "reward_config.json").read_text())
+    assert saved == {"format_version": 1, "vrexp_version": vrexp.__version__, "hard_answers": False}
 
 
 def test_question_subsets_for_fig5(world):

@@ -28,8 +28,13 @@ from transformers import DynamicCache
 
 from vrexp.backbones.media import to_frames
 from vrexp.configs import BackboneConfig
+from vrexp.configs.versioning import stamp
 
 BACKBONE_FILE = "vrexp_backbone.json"
+# BackboneConfig fields that say how to load, not what the model is: not saved in a folder's
+# BACKBONE_FILE, and ignored there on load (folders without a format_version hold them) in
+# favour of the caller's value. name_or_path is always the folder itself.
+LOAD_SWITCHES = ("name_or_path", "local_files_only", "trust_remote_code")
 
 
 class BackboneError(RuntimeError):
@@ -348,6 +353,7 @@ class ChecklistBackbone(nn.Module):
         model.save_pretrained(directory, safe_serialization=True)
         self.processor.save_pretrained(directory)
         settings = OmegaConf.to_container(OmegaConf.structured(self.config), resolve=True)
-        settings["name_or_path"] = str(directory)
+        for key in LOAD_SWITCHES:  # the loader's choice, not the folder's
+            settings.pop(key)
         settings["lora"]["enabled"] = False  # the saved weights are merged
-        (directory / BACKBONE_FILE).write_text(json.dumps(settings, indent=2) + "\n")
+        (directory / BACKBONE_FILE).write_text(json.dumps(stamp(settings), indent=2) + "\n")

@@ -22,14 +22,21 @@ import transformers
 from omegaconf import OmegaConf
 from transformers.processing_utils import ProcessorMixin
 
-from vrexp.backbones.base import BACKBONE_FILE, BackboneError, ChecklistBackbone, Prefix
+from vrexp.backbones.base import (
+    BACKBONE_FILE,
+    LOAD_SWITCHES,
+    BackboneError,
+    ChecklistBackbone,
+    Prefix,
+)
 from vrexp.backbones.media import frame_indices
 from vrexp.backbones.tokenizer import train_tokenizer, training_corpus
 from vrexp.backbones.video import video_patches
 from vrexp.configs import BackboneConfig
 from vrexp.configs.checks import require_model_folder
+from vrexp.configs.versioning import check_format
+from vrexp.resources import dimensions_dir
 
-CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
 QWEN_SPECIAL = ["<|vision_start|>", "<|vision_end|>", "<|image_pad|>", "<|video_pad|>"]
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
@@ -51,7 +58,7 @@ ImageOnlyQwen2_5_VLProcessor = _image_only(transformers.Qwen2_5_VLProcessor)
 
 
 def _tiny_tokenizer(special: list[str], vocab_size: int) -> Any:
-    return train_tokenizer(training_corpus(CONF_DIR / "dimensions"), special, vocab_size)
+    return train_tokenizer(training_corpus(dimensions_dir()), special, vocab_size)
 
 
 def _token_ids(tokenizer: Any, names: dict[str, str]) -> dict[str, int]:
@@ -302,7 +309,11 @@ def build_backbone(cfg: BackboneConfig) -> ChecklistBackbone:
 
 
 def load_backbone(directory: str | Path, **overrides: Any) -> ChecklistBackbone:
-    """Reload a folder written by :meth:`ChecklistBackbone.save_pretrained`."""
+    """Reload a folder written by :meth:`ChecklistBackbone.save_pretrained`.
+
+    ``overrides`` are BackboneConfig fields (``dtype``, ``question_batch_size``, ``lora``, the load
+    switches ``local_files_only`` and ``trust_remote_code``); the folder's own load switches, if an
+    old folder has them, are ignored."""
     directory = Path(directory)
     settings_file = directory / BACKBONE_FILE
     if not settings_file.is_file():
@@ -310,9 +321,10 @@ def load_backbone(directory: str | Path, **overrides: Any) -> ChecklistBackbone:
             f"{directory} is not a vrexp checklist model folder (no {BACKBONE_FILE}); train one with "
             "`python run.py task=train_checklist`"
         )
-    settings = OmegaConf.merge(
-        OmegaConf.structured(BackboneConfig), json.loads(settings_file.read_text()), overrides
-    )
+    _, saved = check_format(directory, json.loads(settings_file.read_text()))
+    if "name_or_path" in overrides:
+        raise BackboneError(f"load_backbone({directory}): the folder is the weights' source")
+    saved = {k: v for k, v in saved.items() if k not in LOAD_SWITCHES}
+    settings = OmegaConf.merge(OmegaConf.structured(BackboneConfig), saved, overrides)
     settings.name_or_path = str(directory)
-    settings.local_files_only = True
     return build_backbone(OmegaConf.to_object(settings))

@@ -26,7 +26,10 @@ def training_corpus(dimensions_dir: Path, extra: Iterable[str] = ()) -> list[str
     rng = np.random.default_rng(0)
     prompts = [sample_spec(rng, 4, bool(rng.random() < 0.5)).text for _ in range(400)]
     corpus = list(prompts) + list(extra)
-    for path in sorted(dimensions_dir.glob("*.yaml")):
+    paths = sorted(Path(dimensions_dir).glob("*.yaml"))
+    if not paths:  # without the checklists the tokenizer would silently lack their vocabulary
+        raise FileNotFoundError(f"no checklist YAMLs in {dimensions_dir}")
+    for path in paths:
         checklist = Checklist.from_yaml(path)
         for q in checklist.questions:
             for prompt in prompts[:20]:

@@ -89,7 +89,29 @@ def shared_artifacts(*, _root_: DictConfig) -> str:
     return str(Path(_root_.paths.artifacts_dir) / relative / _root_.backbone.name)
 
 
-RESOLVERS = {"by_media": by_media, "shared_artifacts": shared_artifacts}
+def vrexp_data(folder: str) -> str:
+    """``${vrexp_data:experiments}``: the absolute path of one of the package's data folders
+    (``conf`` or ``experiments``; :mod:`vrexp.resources`), e.g. for Hydra's search path:
+    ``hydra.searchpath: [file://${vrexp_data:experiments}]`` works from a checkout, an editable
+    install and a wheel alike (``pkg://vrexp.experiments`` does not resolve in editable installs).
+    """
+    from vrexp import resources
+
+    if folder == "conf":
+        return str(resources.config_dir())
+    if folder == "experiments":
+        found = resources.experiments_dir()
+        if found is None:
+            raise ValueError("${vrexp_data:experiments}: this vrexp ships no experiments/ folder")
+        return str(found)
+    raise ValueError(f"${{vrexp_data:{folder}}}: expected conf or experiments")
+
+
+RESOLVERS = {
+    "by_media": by_media,
+    "shared_artifacts": shared_artifacts,
+    "vrexp_data": vrexp_data,
+}
 
 
 def register_configs() -> None:

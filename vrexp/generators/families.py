@@ -41,11 +41,17 @@ from transformers import (
 from vrexp.backbones.tokenizer import train_tokenizer, training_corpus
 from vrexp.configs import GeneratorConfig
 from vrexp.configs.checks import require_model_folder
+from vrexp.configs.versioning import check_format, stamp
 from vrexp.generators.codecs import SpaceToDepth, VaeCodec, from_unit, to_unit
 from vrexp.generators.schedules import NoiseSchedule
+from vrexp.resources import dimensions_dir
 
-CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
 CONFIG_FILE = "vrexp_generator.json"
+# GeneratorConfig fields that say how to load, not what the generator is: not saved in a folder's
+# CONFIG_FILE, and ignored there on load (folders without a format_version hold them) in favour of
+# the caller's value. name_or_path is always the folder; variant names hub weight files (fp16), but
+# save_pretrained writes plain ones.
+LOAD_SWITCHES = ("name_or_path", "local_files_only", "variant")
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 Conditioning = dict[str, torch.Tensor]
 
@@ -243,7 +249,8 @@ class TextToMediaGenerator(nn.Module):
         self.schedule.scheduler.save_pretrained(directory / "scheduler")
         if isinstance(self.codec, VaeCodec):
             self.codec.vae.save_pretrained(directory / "vae")
-        (directory / CONFIG_FILE).write_text(json.dumps(asdict(self.config), indent=2) + "\n")
+        settings = {k: v for k, v in asdict(self.config).items() if k not in LOAD_SWITCHES}
+        (directory / CONFIG_FILE).write_text(json.dumps(stamp(settings), indent=2) + "\n")
 
 
 def _cat(a: Conditioning, b: Conditioning) -> Conditioning:
@@ -462,7 +469,7 @@ TEXT_ENCODERS: dict[str, tuple[type, ...]] = {
 
 
 def _tiny_tokenizer(vocab_size: int, max_length: int) -> Any:
-    tokenizer = train_tokenizer(training_corpus(CONF_DIR / "dimensions"), [], vocab_size)
+    tokenizer = train_tokenizer(training_corpus(dimensions_dir()), [], vocab_size)
     tokenizer.model_max_length = max_length
     return tokenizer
 
@@ -565,7 +572,10 @@ def _load_codec(
 
 
 def load_generator(directory: str | Path, **overrides: Any) -> TextToMediaGenerator:
-    """Reload a folder written by :meth:`TextToMediaGenerator.save_pretrained`."""
+    """Reload a folder written by :meth:`TextToMediaGenerator.save_pretrained`.
+
+    ``overrides`` are GeneratorConfig fields (``dtype``, ``num_inference_steps``, the load switch
+    ``local_files_only``, ...); an old folder's own load switches are ignored."""
     directory = Path(directory)
     settings_file = directory / CONFIG_FILE
     if not settings_file.is_file():
@@ -574,10 +584,11 @@ def load_generator(directory: str | Path, **overrides: Any) -> TextToMediaGenera
             "`python run.py task=train_generator`, or point generator.name_or_path at a diffusers "
             "checkpoint"
         )
-    settings = OmegaConf.merge(
-        OmegaConf.structured(GeneratorConfig), json.loads(settings_file.read_text()), overrides
-    )
+    _, saved = check_format(directory, json.loads(settings_file.read_text()))
+    if "name_or_path" in overrides:
+        raise GeneratorError(f"load_generator({directory}): the folder is the weights' source")
+    saved = {k: v for k, v in saved.items() if k not in LOAD_SWITCHES}
+    settings = OmegaConf.merge(OmegaConf.structured(GeneratorConfig), saved, overrides)
     settings.name_or_path = str(directory)
-    settings.local_files_only = True
     settings.lora.enabled = False
     return build_generator(OmegaConf.to_object(settings))

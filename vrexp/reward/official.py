@@ -16,13 +16,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import vrexp
+from vrexp import resources
 from vrexp.checklist import Checklist
 from vrexp.reward.linear import LinearReward, RewardError, _structure_masks
-
-ROOT = Path(vrexp.__file__).resolve().parents[1]
-OFFICIAL_DIR = ROOT / "conf" / "official" / "visionreward"
-DIMENSIONS_DIR = ROOT / "conf" / "dimensions"
 
 # The released image code's MASK_FEATURE_MAP (inference-image.py), in indices into the 30-line
 # image_questions_select.txt: body (0) gates 22, 23, 24, 28, 29; face (1) gates 25, 26; hands (2)
@@ -72,9 +68,9 @@ def official_reward(
     if name not in OFFICIAL_FILES:
         raise RewardError(f"unknown official reward {name!r}; choose from {list(OFFICIAL_FILES)}")
     yaml_name, questions_file, weights_file = OFFICIAL_FILES[name]
-    folder = Path(official_dir) if official_dir is not None else OFFICIAL_DIR
+    folder = Path(official_dir) if official_dir is not None else resources.official_dir()
     if checklist is None:
-        checklist = Checklist.from_yaml(DIMENSIONS_DIR / f"{yaml_name}.yaml")
+        checklist = Checklist.from_yaml(resources.dimensions_dir() / f"{yaml_name}.yaml")
     lines = [line.rstrip() for line in (folder / questions_file).read_text().splitlines()]
     raw = json.loads((folder / weights_file).read_text())
     coef = [float(v) for v in (raw["coef"] if isinstance(raw, dict) else raw)]

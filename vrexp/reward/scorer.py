@@ -29,6 +29,7 @@ from rich.table import Table
 
 from vrexp.backbones import ChecklistBackbone, load_backbone
 from vrexp.checklist import Checklist, Question
+from vrexp.configs.versioning import check_format, stamp
 from vrexp.data.media import load_media
 from vrexp.reward.linear import LinearReward, RewardError
 
@@ -194,7 +195,8 @@ def save_reward_files(directory: Path, reward: LinearReward, *, hard_answers: bo
     directory.mkdir(parents=True, exist_ok=True)
     reward.checklist.to_yaml(directory / CHECKLIST)
     reward.save(directory / WEIGHTS)
-    (directory / CONFIG).write_text(json.dumps({"hard_answers": hard_answers}, indent=2) + "\n")
+    config = stamp({"hard_answers": hard_answers})
+    (directory / CONFIG).write_text(json.dumps(config, indent=2) + "\n")
 
 
 def load_reward_files(directory: str | Path) -> tuple[LinearReward, dict[str, Any]]:
@@ -203,6 +205,7 @@ def load_reward_files(directory: str | Path) -> tuple[LinearReward, dict[str, An
     _require(directory, CHECKLIST, WEIGHTS)
     reward = LinearReward.load(directory / WEIGHTS, Checklist.from_yaml(directory / CHECKLIST))
     config = json.loads((directory / CONFIG).read_text()) if (directory / CONFIG).exists() else {}
+    _, config = check_format(directory, config)
     return reward, config
 
 
