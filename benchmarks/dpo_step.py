@@ -124,7 +124,7 @@ def build_sd15(cfg: Any) -> Any:
 
     from vrexp.backbones.tokenizer import train_tokenizer, training_corpus
     from vrexp.generators import NoiseSchedule, SDGenerator
-    from vrexp.generators.families import DTYPES
+    from vrexp.generators.base import DTYPES
 
     class LatentSDGenerator(SDGenerator):
         def encode_media(self, media: Any) -> torch.Tensor:

@@ -21,7 +21,7 @@ from vrexp.backbones.base import BACKBONE_FILE
 from vrexp.checklist import Checklist
 from vrexp.configs.versioning import FORMAT_VERSION, FolderFormatError, check_format
 from vrexp.generators import build_generator, load_generator
-from vrexp.generators.families import CONFIG_FILE
+from vrexp.generators.base import CONFIG_FILE
 from vrexp.reward import LinearReward
 from vrexp.reward.scorer import CONFIG, load_reward_files, save_reward_files
 

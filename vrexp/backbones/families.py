@@ -34,6 +34,7 @@ from vrexp.backbones.tokenizer import train_tokenizer, training_corpus
 from vrexp.backbones.video import video_patches
 from vrexp.configs import BackboneConfig
 from vrexp.configs.checks import require_model_folder
+from vrexp.configs.choices import BackboneFamily
 from vrexp.configs.versioning import check_format
 from vrexp.resources import dimensions_dir
 
@@ -257,10 +258,10 @@ class LlavaBackbone(ChecklistBackbone):
         return model, processor
 
 
-FAMILIES: dict[str, type[ChecklistBackbone]] = {
-    "qwen2_vl": QwenVLBackbone,
-    "qwen2_5_vl": Qwen2_5_VLBackbone,
-    "llava": LlavaBackbone,
+FAMILIES: dict[BackboneFamily, type[ChecklistBackbone]] = {
+    BackboneFamily.qwen2_vl: QwenVLBackbone,
+    BackboneFamily.qwen2_5_vl: Qwen2_5_VLBackbone,
+    BackboneFamily.llava: LlavaBackbone,
 }
 
 

@@ -1,17 +1,14 @@
-"""Text-to-image and text-to-video generators (diffusers classes), their codecs and schedules."""
+"""Text-to-image and text-to-video generators on real diffusers classes, one module per family
+(``sd``, ``sdxl``, ``cogvideox``) behind the interface of :mod:`vrexp.generators.base`, with their
+codecs, noise schedules, building and loading, and seeded sampling."""
 
+from vrexp.generators.base import GeneratorError, TextToMediaGenerator
 from vrexp.generators.codecs import SpaceToDepth, VaeCodec, from_unit, to_unit
-from vrexp.generators.families import (
-    FAMILIES,
-    CogVideoXGenerator,
-    GeneratorError,
-    SDGenerator,
-    SDXLGenerator,
-    TextToMediaGenerator,
-    build_generator,
-    load_generator,
-)
+from vrexp.generators.cogvideox import CogVideoXGenerator
+from vrexp.generators.loading import FAMILIES, build_generator, load_generator
 from vrexp.generators.schedules import PREDICTION_TYPES, NoiseSchedule
+from vrexp.generators.sd import SDGenerator
+from vrexp.generators.sdxl import SDXLGenerator
 
 __all__ = [
     "FAMILIES",

@@ -21,12 +21,8 @@ from vrexp.data.atomic import atomic_write, claim_output
 from vrexp.data.media import save_media
 from vrexp.data.samples import SCORING_FILE
 from vrexp.data.synthworld import Judge
-from vrexp.generators.families import (
-    GeneratorError,
-    TextToMediaGenerator,
-    build_generator,
-    load_generator,
-)
+from vrexp.generators.base import GeneratorError, TextToMediaGenerator
+from vrexp.generators.loading import build_generator, load_generator
 
 if TYPE_CHECKING:
     from vrexp.reward import RewardScores, VisionReward

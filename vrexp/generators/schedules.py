@@ -18,7 +18,9 @@ from diffusers import (
     SchedulerMixin,
 )
 
-PREDICTION_TYPES = ("epsilon", "v_prediction", "flow")
+from vrexp.configs.choices import PredictionType
+
+PREDICTION_TYPES = tuple(PredictionType.values())  # the valid targets, from their one home
 
 
 class NoiseSchedule:

@@ -8,13 +8,12 @@ Eq. 6) beats the loser's by at least ``threshold``. ``mpo`` adds multi-dimension
 
 from __future__ import annotations
 
-from typing import Literal
-
 import torch
 from torch import Tensor
 
-PairRule = Literal["total", "mpo"]
-RULES = ("total", "mpo")
+from vrexp.configs.choices import PairRule
+
+RULES = tuple(PairRule.values())
 
 
 def _validate(dim_scores: Tensor) -> Tensor:
