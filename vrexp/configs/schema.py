@@ -284,6 +284,7 @@ class TrainChecklistTaskConfig:
     val_fraction: float = 0.1
     test_fraction: float = 0.1
     max_epochs: int | None = None  # when set, overrides trainer.max_epochs
+    max_steps: int = -1  # when not -1, overrides trainer.max_steps
     max_time: str | None = None  # "DD:HH:MM:SS"; when set, overrides trainer.max_time
     save_dir: str = MISSING  # the trained checklist model, as an HF folder
 
@@ -357,6 +358,7 @@ class BaselineTraining:
     vision_lr_scale: float = 0.1  # as in train_checklist: same recipe for every method
     batch_size: int = 16  # pairs per step
     max_epochs: int = 20
+    max_steps: int = -1  # when not -1, a step budget on top of max_epochs
     max_time: str | None = "00:00:01:00"
     question: str = 'Is this a high-quality image that matches the prompt "[[prompt]]"?'
 

@@ -94,6 +94,8 @@ def _pairwise_baseline(
     )
     data = PairDataModule(parts, records, batch_size=settings.batch_size, seed=cfg.seed)
     limits = {k: settings[k] for k in ("max_epochs", "max_time") if settings[k] is not None}
+    if settings.max_steps != -1:
+        limits["max_steps"] = settings.max_steps
     trainer = instantiate(
         cfg.trainer,
         logger=logger if logger is not None else False,

@@ -67,6 +67,8 @@ def _fit(
         save_last=True,
     )
     limits = {k: task[k] for k in ("max_epochs", "max_time") if task[k] is not None}
+    if task.max_steps != -1:
+        limits["max_steps"] = task.max_steps
     trainer = instantiate(
         cfg.trainer,
         logger=logger if logger is not None else False,
