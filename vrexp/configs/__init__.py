@@ -1,7 +1,9 @@
 """Config schemas (structured configs) and their registration with Hydra."""
 
+from vrexp.configs.experiments import register_experiments
 from vrexp.configs.schema import register_configs
 
 register_configs()
+register_experiments()
 
-__all__ = ["register_configs"]
+__all__ = ["register_configs", "register_experiments"]
