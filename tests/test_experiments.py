@@ -1,6 +1,6 @@
 """The experiments in ``experiments/``: each is a sweep ending in a table, each runs end to end at
 ``debug=smoke`` size, ``debug=smoke`` shrinks every task, a sweep's table can be rebuilt from its
-folder (``python -m vrexp.reports``)."""
+folder (``python -m vrexp.reports``), and ``run.py --help`` lists tasks and experiments."""
 
 from __future__ import annotations
 
@@ -207,3 +207,14 @@ def test_a_partly_failed_sweep_is_rebuilt_from_its_folder(tmp_path):
         check=False,
     )
     assert not_a_sweep.returncode == 2 and "multirun.yaml" in not_a_sweep.stderr
+
+
+# ------------------------------------------------------------------------------ --help
+def test_help_lists_the_tasks_and_experiments_one_line_each():
+    result = run_cli("--help")
+    assert result.returncode == 0, result.stderr[-3000:]
+    lines = result.stdout.splitlines()
+    assert len(lines) < 80 and "base_" not in result.stdout
+    for name in [*TASKS, *NAMES]:
+        (line,) = [x for x in lines if x.strip().startswith(name + " ")]
+        assert len(line.split()) > 2, line  # the name and its description
