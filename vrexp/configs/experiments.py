@@ -62,7 +62,11 @@ def _package(path: Path) -> str | None:
 
 def register_experiments() -> None:
     """Store every ``experiments/NAME.yaml`` as the config ``experiment/NAME``."""
+    try:
+        files = experiment_files()
+    except FileNotFoundError:  # an install without the experiments: the group is empty
+        return
     cs = ConfigStore.instance()
-    for name, path in experiment_files().items():
+    for name, path in files.items():
         node = OmegaConf.load(path)
         cs.store(group=GROUP, name=name, node=node, package=_package(path), provider="vrexp")
