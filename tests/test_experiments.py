@@ -218,3 +218,24 @@ def test_help_lists_the_tasks_and_experiments_one_line_each():
     for name in [*TASKS, *NAMES]:
         (line,) = [x for x in lines if x.strip().startswith(name + " ")]
         assert len(line.split()) > 2, line  # the name and its description
+
+
+def test_the_sweep_end_publishes_when_asked(tmp_path):
+    sweep, publish = tmp_path / "sweep", tmp_path / "results"
+    for job in (0, 1):
+        write_results(sweep / str(job), [{"tau_star": 0.5 + job / 10}], [f"seed={job}"])
+    config = OmegaConf.create(
+        {
+            "hydra": {
+                "sweep": {"dir": str(sweep)},
+                "overrides": {"task": ["experiment=x", "seed=0,1"]},
+            },
+            "logger": None,
+        }
+    )
+    plot = {"kind": "line", "x": "seed", "metrics": ["tau_star"]}
+    SweepTable("x", plot=plot, publish_dir=str(publish)).on_multirun_end(config)
+    header, _, table = (publish / "x.md").read_text().partition("\n\n")
+    assert "`python run.py experiment=x seed=0,1`" in header and platform.node() in header
+    assert table == (sweep / "x.md").read_text() and "| 1 | 0.6000 |" in table
+    assert (publish / "x.csv").exists() and (publish / "x.png").exists()
