@@ -17,6 +17,7 @@ import vrexp.configs  # noqa: F401  (registers the schemas)
 
 ROOT = Path(__file__).resolve().parents[1]
 CONF = ROOT / "conf"
+EXPERIMENTS = ROOT / "experiments"
 
 
 def compose_config(root: Path, *overrides: str) -> DictConfig:

@@ -173,11 +173,9 @@ def test_checklist_module_trains_and_reports_per_dimension_accuracy(
 
 @pytest.mark.slow
 def test_train_checklist_then_annotate_from_the_cli(tmp_path):
-    common = [f"paths.root_dir={tmp_path}", "dataset.num_prompts=24", "logger=csv"]
+    common = [f"paths.root_dir={tmp_path}", "debug=smoke", "dataset.num_prompts=24", "logger=csv"]
     result = run_cli(
         "task=train_checklist",
-        "task.max_epochs=1",
-        "task.batch_size=8",
         f"paths.output_dir={tmp_path}/train",
         *common,
     )

@@ -7,13 +7,12 @@ from pathlib import Path
 
 import pytest
 import pytorch_lightning as pl
-from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.errors import ConfigCompositionException
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 from omegaconf.errors import ValidationError
 
-from tests.conftest import CONF, run_cli
+from tests.conftest import CONF, EXPERIMENTS, run_cli
 from vrexp.backbones import BackboneError, build_backbone
 from vrexp.checklist import Checklist
 from vrexp.configs import DPOConfig, MediaFolderConfig, SynthWorldConfig, check_known_keys
@@ -25,6 +24,7 @@ GROUPS = {
     for group in CONF.iterdir()
     if group.is_dir() and group.name not in {"hydra", "official"}
 }
+GROUPS["experiment"] = sorted(p.stem for p in EXPERIMENTS.glob("*.yaml"))  # experiments/
 
 
 def test_the_config_groups_of_this_issue_exist():
@@ -144,6 +144,10 @@ def test_every_option_composes_and_instantiates(group, option, compose_cfg, tmp_
         assert checkpoint_callback(cfg).monitor == "val/acc"
         names = {type(c).__name__ for c in stage_callbacks(cfg, logger=object())}
         assert names == ({"LearningRateMonitor"} if option == "default" else set())
+    elif group == "debug":
+        smoke = option == "smoke"
+        assert (cfg.dataset.num_prompts < 100) == smoke, "debug=smoke shrinks the split"
+        assert (cfg.task.stages.train_checklist.max_steps != -1) == smoke
     elif group == "paths":
         assert OmegaConf.to_container(node, resolve=True)["data_dir"] == f"{tmp_path}/data"
     else:  # a new group must be added to this test
@@ -232,38 +236,3 @@ def test_cli_rejects_a_misspelt_key_with_its_name(tmp_path):
     result = run_cli("dataset.num_prompts=abc", f"paths.root_dir={tmp_path}")
     assert result.returncode != 0
     assert "num_prompts" in result.stderr and "abc" in result.stderr
-
-
-@pytest.mark.parametrize("experiment", GROUPS.get("experiment", []))
-def test_experiments_are_sweeps_that_end_in_a_table(experiment, tmp_path):
-    from hydra import compose, initialize_config_dir
-
-    from vrexp.reports import SweepTable
-
-    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-        cfg = compose(
-            config_name="config",
-            overrides=[f"paths.root_dir={tmp_path}", f"experiment={experiment}"],
-            return_hydra_config=True,
-        )
-    assert str(cfg.hydra.mode) == "RunMode.MULTIRUN"
-    assert cfg.hydra.sweeper.params, "an experiment sweeps something"
-    # The sweep parses with Hydra's override grammar, and every job it launches composes.
-    parser = OverridesParser.create()
-    sweeps = parser.parse_overrides([f"{k}={v}" for k, v in cfg.hydra.sweeper.params.items()])
-    for sweep in sweeps:
-        values = list(sweep.sweep_string_iterator())
-        assert len(values) >= 2, sweep.input_line
-        for value in values:
-            with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-                job = compose(
-                    config_name="config",
-                    overrides=[
-                        f"paths.root_dir={tmp_path}",
-                        f"experiment={experiment}",
-                        f"{sweep.get_key_element()}={value}",
-                    ],
-                )
-            Checklist.from_config(job.dimensions)  # e.g. a dropped dimension must exist
-    callback = instantiate(cfg.hydra.callbacks.table)
-    assert isinstance(callback, SweepTable) and callback.name == experiment

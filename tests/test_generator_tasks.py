@@ -529,24 +529,9 @@ def test_train_generator_refuses_a_generator_for_other_media(tmp_path):
 # ------------------------------------------------------------------------------ the CLI chain
 CHAIN = [
     "task=optimize_generator",
+    "debug=smoke",  # toy sizes: conf/debug/smoke.yaml and conf/debug/tasks/smoke/
     "logger=csv",
-    "dataset.num_prompts=40",
-    "dataset.renders_per_prompt=2",
-    "task.stages.reward.stages.train_checklist.max_steps=10",
-    "task.stages.reward.stages.train_checklist.batch_size=8",
-    "task.stages.reward.stages.fit_weights.num_pairs=null",
-    "task.stages.train_generator.max_steps=10",
-    "task.stages.train_generator.batch_size=8",
-    "task.stages.sample.prompts.num_prompts=6",
-    "task.stages.sample.candidates=4",
-    "task.stages.sample.chunk_size=4",
-    "generator.num_inference_steps=3",
-    "task.stages.train_dpo.max_steps=4",
-    "task.stages.train_dpo.batch_size=2",
-    "task.stages.train_dpo.curve_every_n_steps=2",
-    "task.stages.train_dpo.curve_prompts.num_prompts=3",
-    "task.stages.eval_generator.prompts.num_prompts=4",
-    "dpo.threshold=0",
+    "task.stages.sample.chunk_size=4",  # 6 prompts in parts of 4: the reuse check counts parts
     "dpo.num_pairs=10",
 ]
 

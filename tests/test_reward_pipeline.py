@@ -267,21 +267,11 @@ def test_sweep_table_gathers_jobs_into_md_csv_and_plot(tmp_path):
     assert (tmp_path / "t11.png").stat().st_size > 1000
 
 
-TINY_PIPELINE = [
-    "dataset.num_prompts=80",
-    "dataset.renders_per_prompt=4",
-    "task.stages.train_checklist.max_steps=40",
-    "task.stages.evaluate.baseline.max_steps=20",
-    "task.stages.evaluate.num_resamples=200",
-]
-
-
 @pytest.mark.slow
 def test_the_main_job_runs_the_whole_chain(tmp_path):
     result = run_cli(
         f"paths.root_dir={tmp_path}",
-        *TINY_PIPELINE,
-        "task.stages.fit_weights.num_pairs=300",
+        "debug=smoke",  # toy sizes: conf/debug/smoke.yaml
         timeout=900,
     )
     assert result.returncode == 0, result.stderr[-3000:]
@@ -308,16 +298,15 @@ def test_an_experiment_sweeps_shares_artifacts_and_writes_its_table(tmp_path):
     result = run_cli(
         f"paths.root_dir={tmp_path}",
         "experiment=table11_regression_size",
-        "dataset.num_prompts=60",
-        *TINY_PIPELINE[2:],  # the experiment sets its own split size
-        "task.stages.fit_weights.num_pairs=50,400",
+        "debug=smoke",
+        "task.stages.fit_weights.num_pairs=50,90",  # the command line wins over smoke's sweep
         timeout=900,
     )
     assert result.returncode == 0, result.stderr[-3000:]
     assert "reused the checklist model" in result.stdout  # the second job trains nothing
     (sweep,) = (tmp_path / "logs" / "pipeline" / "multiruns").iterdir()
     md = (sweep / "table11_regression_size.md").read_text()
-    assert "| 50 |" in md and "| 400 |" in md
+    assert "| 50 |" in md and "| 90 |" in md
     assert (sweep / "table11_regression_size.png").exists()
     runs = read_offline_runs(tmp_path / "logs")
     assert len({r.group for r in runs}) == 1 and len(runs) == 3  # two jobs and the table

@@ -11,11 +11,15 @@ from vrexp.configs.checks import ConfigValueError
 from vrexp.configs.choices import Media
 from vrexp.configs.dataset import MediaFolderConfig, PartitionConfig, SynthWorldConfig
 from vrexp.configs.dpo import DPOConfig
+from vrexp.configs.experiments import register_experiments
 from vrexp.configs.generator import GeneratorConfig, GeneratorLora, TinyGeneratorConfig
+from vrexp.configs.help import register_help_resolver
 from vrexp.configs.registry import check_known_keys, register_configs, validate_config
 from vrexp.configs.training import BackboneOptimSettings, OptimSettings, TrainingBudget
 
 register_configs()
+register_experiments()
+register_help_resolver()
 
 __all__ = [
     "BackboneConfig",
@@ -37,5 +41,7 @@ __all__ = [
     "TrainingBudget",
     "check_known_keys",
     "register_configs",
+    "register_experiments",
+    "register_help_resolver",
     "validate_config",
 ]

@@ -3,13 +3,19 @@
 Every job that produces result rows writes ``results.json`` (``{"overrides": ..., "rows": ...}``)
 in its output folder. When the sweep ends, the callback gathers them, adds each job's swept values
 as columns, writes ``<name>.md/.csv/.png`` in the sweep folder and, if the sweep logs to W&B, logs
-the table and plot as one more run of the sweep's group.
+the table and plot as one more run of the sweep's group. With ``publish_dir`` set, the three files
+are also copied there (``experiments/results/``: the last full run of each experiment), the ``.md``
+headed by the date, the machine and the command. ``python -m vrexp.reports SWEEP_DIR`` rebuilds the
+table of a finished or partly failed sweep from its folder.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import platform
+import shutil
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -59,6 +65,63 @@ def collect_rows(sweep_dir: str | Path) -> list[dict[str, Any]]:
     return rows
 
 
+def job_dirs(sweep_dir: str | Path) -> list[Path]:
+    """The sweep's job folders (those Hydra started: each has ``.hydra/``), in job order."""
+    jobs = [p for p in Path(sweep_dir).iterdir() if (p / ".hydra").is_dir()]
+    return sorted(
+        jobs, key=lambda p: (not p.name.isdigit(), int(p.name) if p.name.isdigit() else 0)
+    )
+
+
+def missing_jobs(sweep_dir: str | Path, num_jobs: int | None = None) -> list[str]:
+    """Jobs without ``results.json`` (failed, killed or never started), each as ``NAME: overrides``.
+
+    ``num_jobs``, when known, counts jobs numbered 0 .. num_jobs - 1 that have no folder at all.
+    """
+    sweep_dir = Path(sweep_dir)
+    names = [p.name for p in job_dirs(sweep_dir)]
+    if num_jobs is not None:
+        names += [str(i) for i in range(num_jobs) if str(i) not in names]
+    missing = []
+    for name in sorted(set(names), key=lambda n: (not n.isdigit(), int(n) if n.isdigit() else n)):
+        job = sweep_dir / name
+        if (job / RESULTS_FILE).is_file():
+            continue
+        overrides = job / ".hydra" / "overrides.yaml"
+        what = " ".join(OmegaConf.load(overrides)) if overrides.is_file() else "(never started)"
+        missing.append(f"{name}: {what}")
+    return missing
+
+
+def provenance(command: str) -> str:
+    """The header line of a published table: date, machine and command."""
+    now = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    machine = f"{platform.node()} ({os.cpu_count()} CPUs, {platform.machine()})"
+    return f"_Run {now} on {machine}: `{command}`_"
+
+
+def publish(paths: dict[str, Path], publish_dir: str | Path, command: str) -> dict[str, Path]:
+    """Copy a table's files to ``publish_dir``; the ``.md`` gains the :func:`provenance` line."""
+    publish_dir = Path(publish_dir)
+    publish_dir.mkdir(parents=True, exist_ok=True)
+    out = {}
+    for kind, path in paths.items():
+        target = publish_dir / Path(path).name
+        if kind == "md":
+            text = provenance(command) + "\n\n" + Path(path).read_text()
+            atomic_write(target, lambda p, text=text: p.write_text(text))
+        else:
+            atomic_write(target, lambda p, path=path: shutil.copyfile(path, p))
+        out[kind] = target
+    return out
+
+
+def sweep_command(config: DictConfig) -> str:
+    """``python run.py OVERRIDES`` of the sweep, from its Hydra config."""
+    overrides = OmegaConf.select(config, "hydra.overrides.task", default=None) or []
+    return " ".join(["python run.py", *overrides])
+
+
 class SweepTable(Callback):
     def __init__(
         self,
@@ -66,16 +129,32 @@ class SweepTable(Callback):
         title: str = "",
         columns: list[str] | None = None,
         plot: dict[str, Any] | None = None,
+        publish_dir: str | None = None,
     ) -> None:
         self.name, self.title, self.columns = name, title, columns
         self.plot = PlotSpec(**plot) if plot else None
+        self.publish_dir = publish_dir  # relative paths are relative to the cwd
 
-    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
-        sweep_dir = Path(config.hydra.sweep.dir)
+    def build(
+        self,
+        sweep_dir: str | Path,
+        command: str = "",
+        publish_dir: str | Path | None = None,
+        num_jobs: int | None = None,
+    ) -> tuple[list[dict[str, Any]], dict[str, Path]]:
+        """Write the table of the jobs' results in ``sweep_dir`` (and publish it); jobs without
+        results are listed as missing. No rows, no files."""
+        sweep_dir = Path(sweep_dir)
+        missing = missing_jobs(sweep_dir, num_jobs)
+        if missing:
+            console = Console()
+            console.print(f"[yellow]{self.name}: {len(missing)} job(s) without {RESULTS_FILE}:[/]")
+            for job in missing:  # overrides such as dimensions.drop=[Quality] are not markup
+                console.print(f"  missing {job}", markup=False, highlight=False)
         rows = collect_rows(sweep_dir)
         if not rows:
             Console().print(f"[yellow]{self.name}: no job wrote {RESULTS_FILE}; no table[/]")
-            return
+            return rows, {}
         if self.columns:
             rows = [{c: r.get(c, "") for c in self.columns} for r in rows]
         paths = write_table(rows, sweep_dir, self.name, title=self.title, plot=self.plot)
@@ -83,7 +162,17 @@ class SweepTable(Callback):
         console.print(f"\n[bold]{self.title or self.name}[/]")
         console.print(format_markdown(rows))
         console.print("written: " + ", ".join(str(p) for p in paths.values()))
-        self._log_wandb(config, sweep_dir, rows, paths)
+        publish_dir = publish_dir or self.publish_dir
+        if publish_dir:
+            published = publish(paths, publish_dir, command)
+            console.print("published: " + ", ".join(str(p) for p in published.values()))
+        return rows, paths
+
+    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        sweep_dir = Path(config.hydra.sweep.dir)
+        rows, paths = self.build(sweep_dir, command=sweep_command(config))
+        if rows:
+            self._log_wandb(config, sweep_dir, rows, paths)
 
     def _log_wandb(
         self, config: DictConfig, sweep_dir: Path, rows: list[dict[str, Any]], paths: dict

@@ -1,0 +1,241 @@
+"""The experiments in ``experiments/``: each is a sweep ending in a table, each runs end to end at
+``debug=smoke`` size, ``debug=smoke`` shrinks every task, a sweep's table can be rebuilt from its
+folder (``python -m vrexp.reports``), and ``run.py --help`` lists tasks and experiments."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import platform
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_dir
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.utils import instantiate
+from omegaconf import OmegaConf
+
+from tests.conftest import CONF, EXPERIMENTS, ROOT, compose_config, run_cli
+from vrexp.checklist import Checklist
+from vrexp.reports import SweepTable
+from vrexp.reports.__main__ import num_jobs
+from vrexp.reports.sweep import RESULTS_FILE, write_results
+
+NAMES = sorted(p.stem for p in EXPERIMENTS.glob("*.yaml"))
+TASKS = sorted(p.stem for p in (CONF / "task").glob("*.yaml"))
+
+
+def test_the_experiments_are_the_experiment_group():
+    assert {"table2_synthworld", "table4_mpo_vs_dpo", "fig11_curves"} <= set(NAMES)
+    assert not (CONF / "experiment").exists()  # one place: experiments/
+
+
+@pytest.mark.parametrize("experiment", NAMES)
+def test_experiments_are_sweeps_that_end_in_a_table(experiment, tmp_path):
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        cfg = compose(
+            config_name="config",
+            overrides=[f"paths.root_dir={tmp_path}", f"experiment={experiment}"],
+            return_hydra_config=True,
+        )
+    assert str(cfg.hydra.mode) == "RunMode.MULTIRUN"
+    assert cfg.hydra.sweeper.params, "an experiment sweeps something"
+    # The sweep parses with Hydra's override grammar, and every job it launches composes.
+    parser = OverridesParser.create()
+    sweeps = parser.parse_overrides([f"{k}={v}" for k, v in cfg.hydra.sweeper.params.items()])
+    for sweep in sweeps:
+        values = list(sweep.sweep_string_iterator())
+        assert len(values) >= 2, sweep.input_line
+        for value in values:
+            job = compose_config(
+                tmp_path, f"experiment={experiment}", f"{sweep.get_key_element()}={value}"
+            )
+            Checklist.from_config(job.dimensions)  # e.g. a dropped dimension must exist
+    callback = instantiate(cfg.hydra.callbacks.table)
+    assert isinstance(callback, SweepTable) and callback.name == experiment
+    assert callback.publish_dir is None
+
+
+def test_an_experiment_is_found_from_any_cwd(tmp_path):
+    result = run_cli("experiment=table5_dominance", "--cfg", "job", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "name: optimize_generator" in result.stdout and "report: pairs" in result.stdout
+
+
+# ------------------------------------------------------------------------------ debug=smoke
+def test_every_task_has_smoke_sizes_with_step_budgets_only():
+    smoke = CONF / "debug" / "tasks" / "smoke"
+    assert sorted(p.stem for p in smoke.glob("*.yaml")) == TASKS
+    for path in (CONF / "debug").rglob("*.yaml"):
+        assert "max_time" not in path.read_text(), f"{path}: smoke budgets are steps, not time"
+
+
+@pytest.mark.parametrize("task", TASKS)
+def test_debug_smoke_shrinks_every_task(task, tmp_path):
+    cfg = OmegaConf.to_container(
+        compose_config(tmp_path, f"task={task}", "debug=smoke").task, resolve=True
+    )
+    full = OmegaConf.to_container(compose_config(tmp_path, f"task={task}").task, resolve=True)
+
+    def budgets(node, path=""):
+        if isinstance(node, dict):
+            for key, value in node.items():
+                yield from budgets(value, f"{path}.{key}")
+        elif path.endswith(("max_epochs", "max_steps", "num_prompts", "num_resamples")):
+            yield path, node
+
+    small, large = dict(budgets(cfg)), dict(budgets(full))
+    changed = [k for k in small if small[k] != large[k]]
+    shrinks = {"make_data", "annotate", "build_pairs"}  # nothing of their own to shrink
+    assert changed or task in shrinks, task
+    for key in changed:
+        assert small[key] != -1 and (large[key] == -1 or small[key] < large[key]), key
+
+
+def test_debug_smoke_follows_the_experiments_task(tmp_path):
+    cfg = compose_config(tmp_path, "experiment=table4_mpo_vs_dpo", "debug=smoke")
+    reward = cfg.task.stages.reward.stages
+    assert reward.train_checklist.max_steps == 36 and reward.evaluate.num_resamples < 1000
+    assert cfg.task.stages.train_dpo.max_steps < 10 and cfg.dataset.num_prompts < 100
+    # The command line still wins.
+    cfg = compose_config(tmp_path, "debug=smoke", "dataset.num_prompts=33")
+    assert cfg.dataset.num_prompts == 33
+
+
+def check_table(sweep: Path, name: str) -> None:
+    """The sweep's table has every job's rows, its swept values, and numbers in range."""
+    config = OmegaConf.load(sweep / "multirun.yaml")
+    jobs = sorted(p for p in sweep.iterdir() if (p / RESULTS_FILE).is_file())
+    assert len(jobs) == num_jobs(config), f"{name}: a job wrote no {RESULTS_FILE}"
+    expected = sum(len(json.loads((j / RESULTS_FILE).read_text())["rows"]) for j in jobs)
+    md = (sweep / f"{name}.md").read_text()
+    with open(sweep / f"{name}.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == expected >= len(jobs) and md.count("\n|") >= expected
+    for key, values in config.hydra.sweeper.params.items():
+        column = key.split(".")[-1]
+        if column in rows[0]:
+            assert len({r[column] for r in rows}) == len(str(values).split(",")), column
+    unit = ("tau_star", "diff", "oracle_win_rate", "oracle_agreement", "_low", "_high")
+    for row in rows:
+        for column, cell in row.items():
+            try:
+                value = float(cell)
+            except ValueError:
+                continue
+            assert math.isfinite(value), (name, column, cell)
+            if column.endswith(unit) or column in unit:
+                assert 0 <= value <= 1, (name, column, cell)
+        for metric in ("tau_star", "diff", "oracle_win_rate"):
+            low, high = (
+                row.get(metric.replace("_rate", "") + "_low"),
+                row.get(metric.replace("_rate", "") + "_high"),
+            )
+            if row.get(metric) not in (None, "") and low not in (None, ""):
+                assert float(low) <= float(row[metric]) <= float(high), (name, metric)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("experiment", NAMES)
+def test_every_experiment_runs_at_smoke_size(experiment, tmp_path, monkeypatch):
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")  # toy tensors: see tests.conftest.one_thread
+    result = run_cli(
+        f"paths.root_dir={tmp_path}",
+        f"experiment={experiment}",
+        "debug=smoke",
+        "logger=none",
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    (sweep,) = (tmp_path / "logs").glob("*/multiruns/*")
+    check_table(sweep, experiment)
+    assert (sweep / f"{experiment}.png").stat().st_size > 1000
+
+
+# ------------------------------------------------------------------------------ rebuilding
+def test_a_partly_failed_sweep_is_rebuilt_from_its_folder(tmp_path):
+    # A real (cheap) multirun gives the real layout: multirun.yaml and the jobs' .hydra folders.
+    result = run_cli(
+        "-m",
+        "task=make_data",
+        "dataset.num_prompts=4,5,6",
+        f"paths.root_dir={tmp_path}",
+        "logger=none",
+        "+hydra.callbacks.table._target_=vrexp.reports.SweepTable",
+        "+hydra.callbacks.table.name=tiny",
+        "+hydra.callbacks.table.columns=[num_prompts,tau_star,tau_star_low,tau_star_high]",
+        "+hydra.callbacks.table.plot={kind:line,x:num_prompts,metrics:[tau_star]}",
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    (sweep,) = (tmp_path / "logs" / "make_data" / "multiruns").iterdir()
+    for job in (0, 2):  # job 1 "failed": it has no results.json
+        overrides = list(OmegaConf.load(sweep / str(job) / ".hydra" / "overrides.yaml"))
+        row = {"tau_star": 0.5 + job / 10, "tau_star_low": 0.4, "tau_star_high": 0.8}
+        write_results(sweep / str(job), [row], overrides)
+
+    publish = tmp_path / "results"
+    rebuilt = subprocess.run(
+        [sys.executable, "-m", "vrexp.reports", str(sweep), "--publish", str(publish)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert rebuilt.returncode == 0, rebuilt.stderr[-3000:]
+    output = rebuilt.stdout + rebuilt.stderr
+    assert "missing 1: " in output and "dataset.num_prompts=5" in output
+    md = (sweep / "tiny.md").read_text()
+    assert "| 4 | 0.5000 |" in md and "| 6 | 0.7000 |" in md and "| 5 |" not in md
+    assert (sweep / "tiny.csv").read_text().count("\n") == 3 and (sweep / "tiny.png").exists()
+    header, _, table = (publish / "tiny.md").read_text().partition("\n\n")
+    assert platform.node() in header and "CPUs" in header
+    assert "python run.py task=make_data dataset.num_prompts=4,5,6" in header
+    assert table == md
+    assert (publish / "tiny.csv").read_text() == (sweep / "tiny.csv").read_text()
+    assert (publish / "tiny.png").exists()
+
+    not_a_sweep = subprocess.run(
+        [sys.executable, "-m", "vrexp.reports", str(tmp_path)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert not_a_sweep.returncode == 2 and "multirun.yaml" in not_a_sweep.stderr
+
+
+# ------------------------------------------------------------------------------ --help
+def test_help_lists_the_tasks_and_experiments_one_line_each():
+    result = run_cli("--help")
+    assert result.returncode == 0, result.stderr[-3000:]
+    lines = result.stdout.splitlines()
+    assert len(lines) < 80 and "base_" not in result.stdout
+    for name in [*TASKS, *NAMES]:
+        (line,) = [x for x in lines if x.strip().startswith(name + " ")]
+        assert len(line.split()) > 2, line  # the name and its description
+
+
+def test_the_sweep_end_publishes_when_asked(tmp_path):
+    sweep, publish = tmp_path / "sweep", tmp_path / "results"
+    for job in (0, 1):
+        write_results(sweep / str(job), [{"tau_star": 0.5 + job / 10}], [f"seed={job}"])
+    config = OmegaConf.create(
+        {
+            "hydra": {
+                "sweep": {"dir": str(sweep)},
+                "overrides": {"task": ["experiment=x", "seed=0,1"]},
+            },
+            "logger": None,
+        }
+    )
+    plot = {"kind": "line", "x": "seed", "metrics": ["tau_star"]}
+    SweepTable("x", plot=plot, publish_dir=str(publish)).on_multirun_end(config)
+    header, _, table = (publish / "x.md").read_text().partition("\n\n")
+    assert "`python run.py experiment=x seed=0,1`" in header and platform.node() in header
+    assert table == (sweep / "x.md").read_text() and "| 1 | 0.6000 |" in table
+    assert (publish / "x.csv").exists() and (publish / "x.png").exists()
