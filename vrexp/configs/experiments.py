@@ -8,37 +8,28 @@ the package from its ``# @package`` header. It happens when :mod:`vrexp.configs`
 (``run.py`` and the tests do), so ``python run.py experiment=NAME`` works from any cwd; the YAML
 files stay the one place an experiment is written.
 
-The folder is ``experiments/`` next to the ``vrexp`` package (a checkout) or, where it ships inside
-the wheel, the ``vrexp.experiments`` package.
+The folder is :func:`vrexp.resources.experiments_dir`: ``experiments/`` in a checkout, or the
+``vrexp.experiments`` package data of a wheel.
 """
 
 from __future__ import annotations
 
-import importlib.resources
-import importlib.util
 import re
 from pathlib import Path
 
 from hydra.core.config_store import ConfigStore
 from omegaconf import OmegaConf
 
+from vrexp.resources import experiments_dir
+
 GROUP = "experiment"
 _PACKAGE = re.compile(r"^#\s*@package\s+(\S+)\s*$")
 
 
-def experiments_dir() -> Path:
-    """The folder holding the experiment YAML files."""
-    checkout = Path(__file__).resolve().parents[2] / "experiments"
-    if checkout.is_dir():
-        return checkout
-    if importlib.util.find_spec("vrexp.experiments") is not None:
-        return Path(str(importlib.resources.files("vrexp.experiments")))
-    raise FileNotFoundError(f"no experiments folder: {checkout} is missing")
-
-
 def experiment_files() -> dict[str, Path]:
-    """Experiment name -> its YAML file, sorted by name."""
-    return {p.stem: p for p in sorted(experiments_dir().glob("*.yaml"))}
+    """Experiment name -> its YAML file, sorted by name (none where no experiments ship)."""
+    folder = experiments_dir()
+    return {} if folder is None else {p.stem: p for p in sorted(folder.glob("*.yaml"))}
 
 
 def description(path: Path) -> str:

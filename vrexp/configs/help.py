@@ -13,8 +13,8 @@ from pathlib import Path
 from omegaconf import OmegaConf
 
 from vrexp.configs.experiments import description, experiment_files
+from vrexp.resources import config_dir
 
-CONF = Path(__file__).resolve().parents[2] / "conf"
 HIDDEN_GROUPS = {"hydra", "official"}  # Hydra's own settings; data files, not options
 
 
@@ -26,7 +26,7 @@ def _listing(entries: dict[str, Path]) -> str:
 def _groups() -> str:
     groups = {
         d.name: sorted(p.stem for p in d.glob("*.yaml"))
-        for d in sorted(CONF.iterdir())
+        for d in sorted(config_dir().iterdir())
         if d.is_dir() and d.name not in HIDDEN_GROUPS
     }
     groups["task"] = groups["experiment"] = ["(above)"]
@@ -39,7 +39,7 @@ def _groups() -> str:
 def help_section(what: str) -> str:
     """``tasks``, ``experiments`` or ``groups``: the lines of that part of the help."""
     if what == "tasks":
-        return _listing({p.stem: p for p in sorted((CONF / "task").glob("*.yaml"))})
+        return _listing({p.stem: p for p in sorted((config_dir() / "task").glob("*.yaml"))})
     if what == "experiments":
         return _listing(experiment_files())
     if what == "groups":

@@ -12,6 +12,7 @@ table of a finished or partly failed sweep from its folder.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import platform
 import shutil
@@ -21,10 +22,11 @@ from typing import Any
 
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
-from rich.console import Console
 
 from vrexp.data.atomic import atomic_write
 from vrexp.reports.tables import PlotSpec, format_markdown, write_table
+
+log = logging.getLogger(__name__)
 
 RESULTS_FILE = "results.json"
 
@@ -147,25 +149,22 @@ class SweepTable(Callback):
         sweep_dir = Path(sweep_dir)
         missing = missing_jobs(sweep_dir, num_jobs)
         if missing:
-            console = Console()
-            console.print(f"[yellow]{self.name}: {len(missing)} job(s) without {RESULTS_FILE}:[/]")
-            for job in missing:  # overrides such as dimensions.drop=[Quality] are not markup
-                console.print(f"  missing {job}", markup=False, highlight=False)
+            log.warning("%s: %d job(s) without %s:", self.name, len(missing), RESULTS_FILE)
+            for job in missing:
+                log.warning("  missing %s", job)
         rows = collect_rows(sweep_dir)
         if not rows:
-            Console().print(f"[yellow]{self.name}: no job wrote {RESULTS_FILE}; no table[/]")
+            log.warning("%s: no job wrote %s; no table", self.name, RESULTS_FILE)
             return rows, {}
         if self.columns:
             rows = [{c: r.get(c, "") for c in self.columns} for r in rows]
         paths = write_table(rows, sweep_dir, self.name, title=self.title, plot=self.plot)
-        console = Console()
-        console.print(f"\n[bold]{self.title or self.name}[/]")
-        console.print(format_markdown(rows))
-        console.print("written: " + ", ".join(str(p) for p in paths.values()))
+        log.info("%s\n%s", self.title or self.name, format_markdown(rows))
+        log.info("written: %s", ", ".join(str(p) for p in paths.values()))
         publish_dir = publish_dir or self.publish_dir
         if publish_dir:
             published = publish(paths, publish_dir, command)
-            console.print("published: " + ", ".join(str(p) for p in published.values()))
+            log.info("published: %s", ", ".join(str(p) for p in published.values()))
         return rows, paths
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
