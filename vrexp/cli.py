@@ -17,8 +17,8 @@ from vrexp.tasks import run_task
 
 
 @hydra.main(version_base="1.3", config_path=str(config_dir()), config_name="config")
-def main(cfg: DictConfig) -> None:
-    run_task(cfg)
+def main(cfg: DictConfig) -> float | None:
+    return run_task(cfg)  # a sweeper (Optuna) optimises the returned metric
 
 
 if __name__ == "__main__":

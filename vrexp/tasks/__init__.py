@@ -53,7 +53,7 @@ LAYOUTS: dict[str, Callable[[DictConfig], None]] = {
     "optimize_generator": optimize_generator_layout,
 }
 
-# The metric each task returns to a sweeper: (key in the task's result, key in that row).
+# The value each task returns to a sweeper (higher is better), read from its result.
 METRICS: dict[str, Callable[[Any], float | None]] = {
     "train_checklist": lambda r: r["test"].get("mean"),
     "evaluate": lambda r: r["rows"][0]["tau_star"],
