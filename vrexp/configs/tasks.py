@@ -139,9 +139,9 @@ class BaselineTraining(BackboneOptimSettings, TrainingBudget):
     weight_decay: float = 0.01
     warmup_steps: int = 20
     batch_size: int = 16  # pairs per step
-    # One pass over the 1k regression pairs (about 60 steps, a minute each on 2 cores): the
-    # budget the main job's comparison was calibrated with.
-    max_epochs: int | None = 1
+    # Six passes over the main job's 800 untied regression pairs (300 steps): what the former
+    # one-minute cap allowed each baseline on a quiet 2-core CPU.
+    max_epochs: int | None = 6
     question: str = 'Is this a high-quality image that matches the prompt "[[prompt]]"?'
 
     def __post_init__(self) -> None:
