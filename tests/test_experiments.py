@@ -41,6 +41,13 @@ def test_experiments_are_sweeps_that_end_in_a_table(experiment, tmp_path):
             overrides=[f"paths.root_dir={tmp_path}", f"experiment={experiment}"],
             return_hydra_config=True,
         )
+        # experiments/README.md's publishing command: the key exists, so no `+` is needed
+        published = compose(
+            config_name="config",
+            overrides=[f"experiment={experiment}", f"hydra.callbacks.table.publish_dir={tmp_path}"],
+            return_hydra_config=True,
+        )
+    assert instantiate(published.hydra.callbacks.table).publish_dir == str(tmp_path)
     assert str(cfg.hydra.mode) == "RunMode.MULTIRUN"
     assert cfg.hydra.sweeper.params, "an experiment sweeps something"
     # The sweep parses with Hydra's override grammar, and every job it launches composes.
