@@ -202,3 +202,16 @@ def test_the_main_job_is_bitwise_reproducible_on_cpu(tmp_path):
         )
     assert runs[0] == runs[1]
     assert runs[0][0] == runs[0][2][0]["tau_star"]  # the metric a sweeper gets
+
+
+def test_stage_views_keep_their_schema_at_every_depth(tmp_path):
+    from vrexp.configs.tasks import PipelineTaskConfig, TrainChecklistTaskConfig
+    from vrexp.configs.views import stage_view
+
+    cfg = compose_config(tmp_path, "task=optimize_generator")
+    prepare(cfg)
+    reward = stage_view(cfg, "reward")
+    assert OmegaConf.get_type(reward.task) is PipelineTaskConfig
+    inner = stage_view(reward, "train_checklist", full_checklist=True)
+    assert isinstance(OmegaConf.to_object(inner.task), TrainChecklistTaskConfig)
+    assert inner.dimensions.drop == [] and cfg.task.name == "optimize_generator"

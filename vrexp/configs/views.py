@@ -14,6 +14,9 @@ def stage_view(cfg: DictConfig, stage: str, *, full_checklist: bool = False) -> 
     ablation takes effect at weighting and evaluation."""
     view = copy.deepcopy(cfg)
     with open_dict(view):
+        # An assigned structured node fixes the key's type; deleting first lets a chain's stage
+        # (the reward pipeline of optimize_generator) take views of its own stages.
+        del view["task"]
         view.task = copy.deepcopy(cfg.task.stages[stage])
         if full_checklist:
             view.dimensions.drop = []
