@@ -69,6 +69,7 @@ def test_validation_runs_inside_chains(tmp_path):
     assert type(objects["dataset"]).__name__ == "SynthWorldConfig"
 
 
+@pytest.mark.slow  # the same check as at composition, through a subprocess
 def test_the_cli_names_an_unknown_baseline(tmp_path):
     result = run_cli("task=evaluate", "task.baselines=[bt_haed]", f"paths.root_dir={tmp_path}")
     assert result.returncode != 0 and "bt_haed" in result.stderr

@@ -178,6 +178,7 @@ def test_pairs_follow_the_prompt_partition(world):
         parts["train"].sample(100000, seed=0)
 
 
+@pytest.mark.slow  # 100 epochs of a backbone: about 30 s per head on 2 cores
 @pytest.mark.parametrize("head", ["scalar", "question"])
 def test_pairwise_baseline_learns_its_training_pairs(world, head, tmp_path):
     _, split_dir, _ = world
