@@ -66,6 +66,7 @@ def test_experiments_are_sweeps_that_end_in_a_table(experiment, tmp_path):
     assert callback.publish_dir is None
 
 
+@pytest.mark.slow  # CLI runs
 def test_an_experiment_is_found_from_any_cwd(tmp_path):
     result = run_cli("experiment=table5_dominance", "--cfg", "job", cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
@@ -163,6 +164,7 @@ def test_every_experiment_runs_at_smoke_size(experiment, tmp_path, monkeypatch):
 
 
 # ------------------------------------------------------------------------------ rebuilding
+@pytest.mark.slow  # CLI runs
 def test_a_partly_failed_sweep_is_rebuilt_from_its_folder(tmp_path):
     # A real (cheap) multirun gives the real layout: multirun.yaml and the jobs' .hydra folders.
     result = run_cli(
@@ -217,6 +219,7 @@ def test_a_partly_failed_sweep_is_rebuilt_from_its_folder(tmp_path):
 
 
 # ------------------------------------------------------------------------------ --help
+@pytest.mark.slow  # CLI runs
 def test_help_lists_the_tasks_and_experiments_one_line_each():
     result = run_cli("--help")
     assert result.returncode == 0, result.stderr[-3000:]

@@ -4,6 +4,7 @@ metric and failure marking, the logger's chained steps and the callbacks group."
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
 from hydra.errors import ConfigCompositionException
@@ -141,7 +142,11 @@ def test_chained_stages_log_after_each_other(tmp_path):
     logger.log_metrics({"b": 1.0}, step=0)
     assert logger.last_step == 3
     logger.experiment.finish()
-    (run,) = read_offline_runs(tmp_path)
+    for _ in range(100):  # wandb-core may still be writing the offline file: up to 20 s
+        (run,) = read_offline_runs(tmp_path)
+        if run.exit_code is not None:
+            break
+        time.sleep(0.2)
     steps = [row["trainer/global_step"] for row in run.history if "trainer/global_step" in row]
     assert steps == [0, 1, 2, 3]
 
@@ -161,6 +166,7 @@ def test_a_failing_job_is_recorded_as_failed(tmp_path):
     assert "task fit_weights failed" in log.read_text()
 
 
+@pytest.mark.slow  # a CLI run
 def test_run_log_holds_what_the_run_printed(tmp_path):
     result = run_cli(
         "task=make_data", f"paths.root_dir={tmp_path}", "dataset.num_prompts=4", "logger=none"
