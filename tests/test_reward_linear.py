@@ -212,6 +212,30 @@ def test_dimension_scores_sum_to_the_score(answers, reduction):
     torch.testing.assert_close(dims[:, c.dimension_names.index("Quality")], expected)
 
 
+@settings(max_examples=40, deadline=None)
+@given(
+    answers=probabilities,
+    encoding=st.sampled_from(["pm1", "binary"]),
+    reduction=st.sampled_from(["sum", "mean"]),
+)
+def test_every_total_lies_within_the_bounds_and_the_bounds_are_reached(
+    answers, encoding, reduction
+):
+    c = load("visionreward_image")
+    reward = LinearReward(
+        c, np.random.default_rng(1).uniform(0, 1, 55), encoding=encoding, reduction=reduction
+    )
+    low, high = reward.bounds()
+    totals = reward.score(answers)
+    assert (totals >= low - 1e-9).all() and (totals <= high + 1e-9).all()
+    # All yes reaches the top; all no with every gate present (presence questions yes) the bottom.
+    presence = torch.tensor([q.kind == "presence" for q in c.questions])
+    all_yes, all_no = torch.ones(1, 60, dtype=torch.float64), presence[None].double()
+    assert float(reward.score(all_yes)) == pytest.approx(high)
+    assert float(reward.score(all_no)) == pytest.approx(low)
+    assert low == pytest.approx((-high if encoding == "pm1" else 0.0))
+
+
 def test_masking_sets_dependants_to_zero_in_both_encodings():
     c = load("visionreward_image")
     answers = np.ones((2, 60))

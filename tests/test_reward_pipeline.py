@@ -236,8 +236,9 @@ def test_vision_reward_scores_explains_and_round_trips(world, tmp_path):
     console = Console(record=True, width=400)
     console.print(table)
     shown = console.export_text()
-    # "[[prompt]]" in a question is shown as text, never parsed as rich markup.
-    assert any("[[prompt]]" in q["question"] for q in item["questions"])
+    # Questions are shown with the item's prompt filled in, as text (never rich markup).
+    assert not any("[[prompt]]" in q["question"] for q in item["questions"])
+    assert any(prompts[0] in q["question"] for q in item["questions"])
     assert all(q["question"] in shown for q in item["questions"])
     with pytest.raises(FileNotFoundError, match="not a VisionReward folder"):
         VisionReward.from_pretrained(tmp_path)

@@ -37,6 +37,7 @@ from vrexp.configs.tasks import (
     FitWeightsTaskConfig,
     MakeDataTaskConfig,
     PipelineTaskConfig,
+    ScoreTaskConfig,
     TrainChecklistTaskConfig,
 )
 from vrexp.configs.trainer import TrainerConfig
@@ -54,6 +55,7 @@ SCHEMAS: list[tuple[str | None, str, type]] = [
     ("task", "base_fit_weights", FitWeightsTaskConfig),
     ("task", "base_evaluate", EvaluateTaskConfig),
     ("task", "base_pipeline", PipelineTaskConfig),
+    ("task", "base_score", ScoreTaskConfig),
     ("task", "base_train_generator", TrainGeneratorTaskConfig),
     ("task", "base_sample", SampleTaskConfig),
     ("task", "base_build_pairs", BuildPairsTaskConfig),

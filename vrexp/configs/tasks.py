@@ -11,8 +11,8 @@ from dataclasses import dataclass, field
 
 from omegaconf import MISSING
 
-from vrexp.configs.checks import require
-from vrexp.configs.choices import Baseline, Encoding, Part, QuestionSelection, Solver
+from vrexp.configs.checks import ConfigValueError, require
+from vrexp.configs.choices import Baseline, DType, Encoding, Part, QuestionSelection, Solver
 from vrexp.configs.training import BackboneOptimSettings, TrainingBudget
 
 
@@ -50,19 +50,77 @@ class TrainChecklistTaskConfig(BackboneOptimSettings, TrainingBudget):
 
 
 @dataclass
-class AnnotateTaskConfig:
+class InferenceSettings:
+    """Where and how a trained model answers: shared by ``annotate`` and ``score``."""
+
+    device: str | None = None  # null: the GPU when there is one, else the CPU
+    dtype: DType | None = None  # null: the model folder's own
+    batch_size: int = 32  # items per prefix forward (halved on a CUDA out-of-memory error)
+
+    def __post_init__(self) -> None:
+        require("task", {"batch_size": self.batch_size >= 1}, self)
+
+
+@dataclass
+class AnnotateTaskConfig(InferenceSettings):
     name: str = "annotate"
     model_dir: str = MISSING  # a folder written by train_checklist
-    batch_size: int = 32  # items per prefix forward
     chunk_size: int = 512  # items per written part (the unit of resume)
     out_dir: str | None = None  # null: <run>/annotations
     skip_bad_media: bool = False  # record unreadable files in skipped.json instead of failing
     overwrite: bool = False
 
     def __post_init__(self) -> None:
+        require("task", {"chunk_size": self.chunk_size >= 1}, self)
+        super().__post_init__()
+
+
+@dataclass
+class ScoreTaskConfig(InferenceSettings):
+    """Score your own media with a VisionReward: a parquet, an HTML report and a W&B table.
+
+    The reward is ``reward_dir`` (a VisionReward folder) or ``official`` (the released weighting,
+    answered by the composed ``backbone``). The items are ``media`` (a file or a folder, one
+    ``prompt`` for all), ``list_file`` (csv, jsonl or parquet with ``media`` and ``prompt``
+    columns, media paths relative to the file's folder), or else the composed ``dataset``.
+    """
+
+    name: str = "score"
+    reward_dir: str | None = None
+    official: str | None = None  # a released weighting (vrexp/reward/official.py)
+    media: str | None = None
+    prompt: str = ""  # the prompt of every file given with task.media
+    list_file: str | None = None
+    chunk_size: int = 256  # items per written part (the unit of resume)
+    out_dir: str | None = None  # null: <run>/scores
+    skip_bad_media: bool = False  # record unreadable files in skipped.json instead of failing
+    overwrite: bool = False
+    report: bool = True  # write report.html
+    report_max_items: int = 500  # items shown one by one (the best and worst halves beyond it)
+    thumbnail_size: int = 256
+    log_table: bool = True  # the scores as a W&B table with the media (W&B loggers only)
+
+    def __post_init__(self) -> None:
+        if (self.reward_dir is None) == (self.official is None):
+            raise ConfigValueError(
+                "task=score needs exactly one reward: task.reward_dir=DIR (a VisionReward folder) "
+                f"or task.official=NAME (a released weighting: image, image_select or video_select); got reward_dir={self.reward_dir!r}, "
+                f"official={self.official!r}"
+            )
+        if self.media is not None and self.list_file is not None:
+            raise ConfigValueError(
+                "task=score reads its items from task.media or task.list_file, not both"
+            )
         require(
-            "task", {"batch_size": self.batch_size >= 1, "chunk_size": self.chunk_size >= 1}, self
+            "task",
+            {
+                "chunk_size": self.chunk_size >= 1,
+                "report_max_items": self.report_max_items >= 2,
+                "thumbnail_size": self.thumbnail_size >= 16,
+            },
+            self,
         )
+        super().__post_init__()
 
 
 @dataclass

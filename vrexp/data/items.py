@@ -15,6 +15,7 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from vrexp.checklist import Checklist
+from vrexp.media import MEDIA_SUFFIXES
 from vrexp.data.synthworld.split import ensure_split, read_items
 
 
@@ -45,8 +46,11 @@ def read_table(path: Path) -> list[dict[str, Any]]:
 
 
 def folder_items(root: str | Path, prompts_file: str | Path) -> list[Item]:
+    """The rows of a prompts file; each ``media`` path is relative to ``root`` and must stay
+    inside it (``../`` or an absolute path elsewhere is refused, naming the row)."""
     root, prompts_file = Path(root), Path(prompts_file)
     rows = read_table(prompts_file if prompts_file.is_absolute() else root / prompts_file)
+    inside = root.resolve()
     items = []
     for number, row in enumerate(rows):
         media, prompt = row.get("media"), row.get("prompt")
@@ -54,8 +58,30 @@ def folder_items(root: str | Path, prompts_file: str | Path) -> list[Item]:
             raise ItemsError(f"{prompts_file} row {number}: 'media' must be a path, got {media!r}")
         if not isinstance(prompt, str):
             raise ItemsError(f"{prompts_file} row {number}: 'prompt' must be text, got {prompt!r}")
-        items.append(Item(number, root / media, prompt))
+        path = root / media
+        if not path.resolve().is_relative_to(inside):
+            raise ItemsError(
+                f"{prompts_file} row {number}: media {media!r} is outside the folder {root}"
+            )
+        items.append(Item(number, path, prompt))
     return items
+
+
+def media_files(path: str | Path) -> list[Path]:
+    """A media file, or every media file under a folder (by suffix, recursively, sorted)."""
+    path = Path(path)
+    if path.is_file():
+        return [path]
+    if not path.is_dir():
+        raise ItemsError(f"no such media file or folder: {path}")
+    found = sorted(
+        p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in MEDIA_SUFFIXES
+    )
+    if not found:
+        raise ItemsError(
+            f"{path} holds no media files (suffixes read: {' '.join(sorted(MEDIA_SUFFIXES))})"
+        )
+    return found
 
 
 def split_items(split_dir: str | Path) -> list[Item]:

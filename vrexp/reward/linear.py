@@ -153,6 +153,19 @@ class LinearReward:
         out = feats @ self.weights.to(feats.device, feats.dtype)
         return out / self.num_features if self.reduction == "mean" else out
 
+    def bounds(self) -> tuple[float, float]:
+        """The lowest and highest total any answers can give: every weighted answer no (-1 in
+        pm1, 0 in binary; an external raw probability 0) or yes (1), with every gate present.
+        ``(total - low) / (high - low)`` puts rewards of different checklists on [0, 1]."""
+        w = self.weights.double()
+        low_feature = torch.where(
+            self._external, 0.0, -1.0 if self.encoding == "pm1" else 0.0
+        ).double()
+        low, high = float(w @ low_feature), float(w.sum())
+        if self.reduction == "mean":
+            low, high = low / self.num_features, high / self.num_features
+        return low, high
+
     def dimension_scores(
         self, answers: torch.Tensor | np.ndarray, alignment: torch.Tensor | np.ndarray | None = None
     ) -> torch.Tensor:

@@ -25,6 +25,7 @@ from vrexp.tasks.optimize_generator import optimize_generator
 from vrexp.tasks.pipeline import layout as pipeline_layout
 from vrexp.tasks.pipeline import pipeline
 from vrexp.tasks.sample import sample
+from vrexp.tasks.score import score
 from vrexp.tasks.train_checklist import train_checklist
 from vrexp.tasks.train_dpo import train_dpo
 from vrexp.tasks.train_generator import train_generator
@@ -39,6 +40,7 @@ TASKS: dict[str, Callable[[DictConfig, Any], Any]] = {
     "fit_weights": fit_weights,
     "evaluate": evaluate,
     "pipeline": pipeline,
+    "score": score,
     "train_generator": train_generator,
     "sample": sample,
     "build_pairs": build_pairs,

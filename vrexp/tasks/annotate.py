@@ -27,6 +27,7 @@ from pytorch_lightning.loggers import Logger
 from rich.progress import Progress
 
 from vrexp.backbones import ChecklistBackbone, load_backbone
+from vrexp.backbones.provenance import resolve_device
 from vrexp.checklist import Checklist
 from vrexp.data.atomic import OutputClaimError, atomic_write, claim_output
 from vrexp.data.items import Item, dataset_items
@@ -148,7 +149,8 @@ def annotate(cfg: DictConfig, logger: Logger | None = None) -> dict[str, Any]:
     out_dir = Path(task.out_dir or Path(cfg.paths.output_dir) / "annotations")
     checklist = Checklist.from_config(cfg.dimensions)
     items = dataset_items(OmegaConf.to_object(cfg.dataset), checklist)
-    backbone = load_backbone(task.model_dir)
+    overrides = {} if task.dtype is None else {"dtype": task.dtype}
+    backbone = load_backbone(task.model_dir, **overrides).to(resolve_device(task.device))
     manifest = {
         "model_dir": str(Path(task.model_dir).resolve()),
         "dataset": OmegaConf.to_container(cfg.dataset, resolve=True, enum_to_str=True),

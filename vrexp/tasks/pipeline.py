@@ -129,6 +129,12 @@ def pipeline(cfg: DictConfig, logger: Any = None) -> dict[str, Any]:
     (Path(cfg.paths.output_dir) / "timings.json").write_text(
         json.dumps(timed.seconds, indent=2) + "\n"
     )
+    reward_dir = Path(cfg.task.stages.evaluate.reward_dir).resolve()
+    log.info(
+        "score your own media with this reward (it knows SynthWorld only): python run.py "
+        "task=score task.reward_dir=%s task.media=FILE_OR_FOLDER task.prompt='...'",
+        reward_dir,
+    )
     return {**result, "fit": fit_info, "timings": timed.seconds}
 
 

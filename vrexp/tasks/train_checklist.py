@@ -13,6 +13,7 @@ from pytorch_lightning.loggers import Logger
 from rich.table import Table
 
 from vrexp.backbones import build_backbone
+from vrexp.backbones.provenance import save_provenance
 from vrexp.checklist import Checklist
 from vrexp.data.checklist_data import ChecklistDataModule
 from vrexp.data.synthworld import ensure_split
@@ -50,7 +51,7 @@ def train_checklist(cfg: DictConfig, logger: Logger | None = None) -> dict[str, 
         best = "best" if checkpoint.best_model_path else None
         trainer.test(module, datamodule=data, ckpt_path=best)
         backbone.save_pretrained(save_dir)
-        checklist.to_yaml(save_dir / "checklist.yaml")
+        save_provenance(save_dir, checklist, dataset)
         test = module.results.get("test", {})
         results = {
             "test": test,

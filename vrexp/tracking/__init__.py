@@ -3,9 +3,10 @@
 from vrexp.tracking.loggers import (
     build_logger,
     close_logger,
+    log_media_table,
     log_table,
     run_identity,
     stage_logger,
 )
 
-__all__ = ["build_logger", "close_logger", "log_table", "run_identity", "stage_logger"]
+__all__ = ["build_logger", "close_logger", "log_media_table", "log_table", "run_identity", "stage_logger"]

@@ -91,6 +91,19 @@ def log_table(logger: Logger | None, key: str, columns: list[str], rows: list[li
         logger.log_table(key=key, columns=columns, data=rows)
 
 
+def log_media_table(
+    logger: Logger | None, key: str, columns: list[str], rows: list[list[Any]], media: str
+) -> None:
+    """Log a table whose ``media`` column holds uint8 pictures as ``wandb.Image`` s (W&B only)."""
+    if not isinstance(logger, WandbLogger):
+        return
+    import wandb
+
+    at = columns.index(media)
+    data = [[*r[:at], wandb.Image(r[at]), *r[at + 1 :]] for r in rows]
+    logger.log_table(key=key, columns=columns, data=data)
+
+
 def close_logger(logger: Logger | None, failed: bool = False) -> None:
     """Flush and close; W&B runs are finished (exit code 1 when ``failed``) so that a crashed job
     is recorded as failed and the next multirun job starts a fresh run."""

@@ -1,0 +1,119 @@
+"""Stage ``score``: a VisionReward scores your media; a parquet, an HTML report, a W&B table.
+
+``python run.py task=score task.reward_dir=DIR task.media=PATH task.prompt="..."`` (or
+``task.list_file=FILE`` with a prompt per file, or a ``dataset=``) writes, in ``task.out_dir``
+(default ``<run>/scores``), the resumable per-item table of :mod:`vrexp.reward.scoring` and
+``report.html``: open it in a browser (:mod:`vrexp.reports.score_report`).
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+from pytorch_lightning.loggers import Logger
+from rich.progress import Progress
+
+from vrexp.backbones import build_backbone
+from vrexp.backbones.provenance import resolve_device
+from vrexp.checklist import Checklist
+from vrexp.data.items import Item, dataset_items, folder_items, media_files
+from vrexp.reports.score_items import media_table_rows, report_items
+from vrexp.reports.score_report import write_score_report
+from vrexp.reward import LinearReward
+from vrexp.reward.scorer import VisionReward
+from vrexp.reward.scoring import read_scores, score_items
+from vrexp.tracking import log_media_table, stage_logger
+
+log = logging.getLogger(__name__)
+
+
+def load_reward(cfg: DictConfig, task: Any) -> VisionReward:
+    """The task's VisionReward on its device: a saved folder, or a released weighting answered
+    by the composed backbone."""
+    if task.reward_dir is not None:
+        return VisionReward.from_pretrained(
+            task.reward_dir,
+            device=task.device,
+            dtype=None if task.dtype is None else task.dtype.value,
+            batch_size=task.batch_size,
+        )
+    backbone_cfg = OmegaConf.to_object(cfg.backbone)
+    if task.dtype is not None:
+        backbone_cfg.dtype = task.dtype
+    backbone = build_backbone(backbone_cfg).to(resolve_device(task.device))
+    return VisionReward(backbone, LinearReward.from_official(task.official), batch_size=task.batch_size)
+
+
+def task_items(cfg: DictConfig, task: Any, checklist: Checklist) -> list[Item]:
+    if task.media is not None:
+        return [Item(i, path, task.prompt) for i, path in enumerate(media_files(task.media))]
+    if task.list_file is not None:
+        path = Path(task.list_file)
+        return folder_items(path.parent, path)
+    return dataset_items(OmegaConf.to_object(cfg.dataset), checklist)
+
+
+def score(cfg: DictConfig, logger: Logger | None = None) -> dict[str, Any]:
+    task = OmegaConf.to_object(cfg.task)
+    out_dir = Path(task.out_dir or Path(cfg.paths.output_dir) / "scores")
+    reward = load_reward(cfg, task)
+    items = task_items(cfg, task, reward.checklist)
+    source = task.media or task.list_file or OmegaConf.to_container(cfg.dataset, resolve=True)
+    manifest = {"reward": str(Path(task.reward_dir).resolve()) if task.reward_dir else task.official,
+                "items": source}
+    with stage_logger(cfg, logger) as logger:
+        with Progress(transient=True) as bar:
+            job = bar.add_task("scoring", total=len(items))
+            result = score_items(
+                reward,
+                items,
+                out_dir,
+                chunk_size=task.chunk_size,
+                skip_bad_media=task.skip_bad_media,
+                manifest=manifest,
+                overwrite=task.overwrite,
+                progress=lambda n: bar.advance(job, n),
+            )
+        table, checklist = read_scores(out_dir)
+        report = None
+        if task.report and table.num_rows:
+            shown, notes = report_items(
+                table,
+                checklist,
+                reward.backbone.config.frames,
+                max_items=task.report_max_items,
+                thumbnail_size=task.thumbnail_size,
+                skipped=result["skipped"],
+            )
+            report = write_score_report(
+                out_dir / "report.html",
+                shown,
+                dimension_names=checklist.dimension_names,
+                title=f"VisionReward scores ({checklist.name}, {table.num_rows} items)",
+                notes=notes,
+                thumbnail_size=task.thumbnail_size,
+            )
+        if logger is not None:
+            logger.log_metrics(
+                {"score/items": result["items"], "score/skipped": len(result["skipped"])}
+            )
+            if task.log_table and table.num_rows:
+                columns, rows, media = media_table_rows(
+                    table, checklist, reward.backbone.config.frames
+                )
+                log_media_table(logger, "score/items", columns, rows, media)
+    totals = table.column("total").to_numpy() if table.num_rows else []
+    log.info(
+        "%d items scored into %s%s (mean total %.3f)%s",
+        result["items"],
+        out_dir / "scores.parquet",
+        f"; report: {report}" if report else "",
+        float(sum(totals) / len(totals)) if len(totals) else float("nan"),
+        f"; {len(result['skipped'])} unreadable files recorded in skipped.json"
+        if result["skipped"]
+        else "",
+    )
+    return {**result, "out_dir": str(out_dir), "report": str(report) if report else None}
