@@ -2,7 +2,7 @@
 # installs into the active Python, as the README's test command does after `python3 -m venv`).
 PYTHON ?= python
 
-.PHONY: install test test-slow lint format bench-smoke
+.PHONY: install test test-slow lint format bench-smoke docs-images
 
 install:
 	$(PYTHON) -m pip install -e ".[test]"
@@ -31,3 +31,7 @@ bench-smoke:
 	$(BENCH) benchmarks/fit_weights.py --pairs 500 --max-epochs 3
 	$(BENCH) benchmarks/select_pairs.py --prompts 200 --loop-prompts 20
 	$(BENCH) benchmarks/synthworld_render.py --images 20 --videos 2
+
+# docs/images/score_report.png, the score report in headless Chromium (needs chromium installed).
+docs-images:
+	$(BENCH) docs/images/make_score_report_screenshot.py
