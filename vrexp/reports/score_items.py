@@ -61,7 +61,7 @@ def _placeholder(size: int) -> np.ndarray:
     return np.full((size, size, 3), 200, dtype=np.uint8)
 
 
-def report_items(
+def table_report_items(
     table: pa.Table,
     checklist: Checklist,
     sampling: FrameSampling,

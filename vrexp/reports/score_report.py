@@ -141,7 +141,7 @@ def report_items(
     item_ids: Sequence[int] | None = None,
 ) -> list[ReportItem]:
     """ReportItems from ``VisionReward.score`` output, with each question's ``[[prompt]]`` filled
-    in (``RewardScores.item`` keeps the checklist's template text)."""
+    in from ``prompts`` (whatever prompts the scores were made with)."""
     n = len(scores)
     strips = [()] * n if strips is None else strips
     item_ids = range(n) if item_ids is None else item_ids

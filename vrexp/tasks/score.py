@@ -20,7 +20,7 @@ from vrexp.backbones import build_backbone
 from vrexp.backbones.provenance import resolve_device
 from vrexp.checklist import Checklist
 from vrexp.data.items import Item, dataset_items, folder_items, media_files
-from vrexp.reports.score_items import media_table_rows, report_items
+from vrexp.reports.score_items import media_table_rows, table_report_items
 from vrexp.reports.score_report import write_score_report
 from vrexp.reward import LinearReward
 from vrexp.reward.scorer import VisionReward
@@ -80,7 +80,7 @@ def score(cfg: DictConfig, logger: Logger | None = None) -> dict[str, Any]:
         table, checklist = read_scores(out_dir)
         report = None
         if task.report and table.num_rows:
-            shown, notes = report_items(
+            shown, notes = table_report_items(
                 table,
                 checklist,
                 reward.backbone.config.frames,
