@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageSequence, UnidentifiedImageError
 
-from vrexp.data.atomic import atomic_write
+from vrexp.atomic import atomic_write
 
 FRAME_MS = 125
 
