@@ -25,12 +25,12 @@ from vrexp.checklist import Checklist
 from vrexp.configs import DPOConfig
 from vrexp.data.atomic import OutputClaimError
 from vrexp.data.dpo_pairs import choose_pairs
-from vrexp.data.media import load_media, save_media
 from vrexp.data.prompts import synthworld_prompts
 from vrexp.data.samples import read_samples
 from vrexp.data.synthworld import synthworld_judge
 from vrexp.generators import CogVideoXGenerator, GeneratorError, build_generator, load_generator
 from vrexp.generators.sampling import noise_seed, sample_candidates
+from vrexp.media import load_media, save_media
 from vrexp.preference import dominance_statistics
 from vrexp.reward import LinearReward
 from vrexp.reward.scorer import VisionReward

@@ -294,6 +294,9 @@ def test_missing_empty_and_non_media_files_are_named(tmp_path):
     raises(tmp_path / "empty.png", r"empty file \(0 bytes\)", probe_media)
     (tmp_path / "notes.mp4").write_text("these are notes, not a video\n")
     raises(tmp_path / "notes.mp4", "not a media file", read_frames, sampling=COUNT_8)
+    # FFmpeg would open any file named .png, going by the name alone
+    (tmp_path / "fake.png").write_text("not an image either\n")
+    raises(tmp_path / "fake.png", "not a media file", probe_media)
 
 
 def test_truncated_files_are_reported_as_truncated(tmp_path, videos):

@@ -18,11 +18,11 @@ from omegaconf import DictConfig, OmegaConf
 
 from vrexp.configs import GeneratorConfig
 from vrexp.data.atomic import atomic_write, claim_output
-from vrexp.data.media import save_media
 from vrexp.data.samples import SCORING_FILE
 from vrexp.data.synthworld import Judge
 from vrexp.generators.base import GeneratorError, TextToMediaGenerator
 from vrexp.generators.loading import build_generator, load_generator
+from vrexp.media import save_media
 
 if TYPE_CHECKING:
     from vrexp.reward import RewardScores, VisionReward

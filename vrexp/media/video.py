@@ -34,11 +34,25 @@ CONTAINER_SIGNATURES = {
 }
 
 
+# FFmpeg demuxers for still images (chosen by the file name alone) and text (ANSI art): a file
+# only they open is one Pillow, which reads every still image vrexp takes, did not recognise.
+NOT_VIDEO_DEMUXERS = frozenset({"image2", "tty"})
+
+
 def open_video(path: Path) -> av.container.InputContainer:
+    """``path`` opened by FFmpeg, which Pillow did not recognise."""
     try:
-        return av.open(str(path), metadata_errors="ignore")
+        container = av.open(str(path), metadata_errors="ignore")
     except av.FFmpegError as err:
         raise MediaError(_not_openable(path, err)) from err
+    name = container.format.name
+    if name in NOT_VIDEO_DEMUXERS or name.endswith("_pipe"):
+        container.close()
+        raise MediaError(
+            f"{path}: not a media file (Pillow does not recognise it as an image; FFmpeg's "
+            f"{name} reader only goes by its name)"
+        )
+    return container
 
 
 def _not_openable(path: Path, err: Exception) -> str:

@@ -30,7 +30,7 @@ from rich.table import Table
 from vrexp.backbones import ChecklistBackbone, load_backbone
 from vrexp.checklist import Checklist, Question
 from vrexp.configs.versioning import check_format, stamp
-from vrexp.data.media import load_media
+from vrexp.media import load_media
 from vrexp.reward.linear import LinearReward, RewardError
 
 MediaLike = str | Path | np.ndarray
