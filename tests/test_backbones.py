@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -9,8 +11,10 @@ from omegaconf import OmegaConf
 
 from tests.conftest import compose_config
 from vrexp.backbones import BackboneError, build_backbone, load_backbone
-from vrexp.backbones.media import frame_indices, to_frames
+from vrexp.backbones.base import BACKBONE_FILE
+from vrexp.backbones.media import to_frames
 from vrexp.configs import FrameSampling
+from vrexp.media import Clip
 
 QUESTIONS = [
     "Is the image very clear?",
@@ -180,19 +184,88 @@ def test_unknown_answer_token_is_rejected(tmp_path):
         )
 
 
-def test_frame_sampling_by_count_and_by_fps():
-    assert frame_indices(16, FrameSampling(num_frames=4)).tolist() == [0, 5, 10, 15]
-    assert frame_indices(16, FrameSampling(num_frames=24, fps=2.0, source_fps=8.0)).tolist() == [
-        0,
-        4,
-        8,
-        12,
-    ]
-    assert frame_indices(100, FrameSampling(num_frames=3, fps=1.0, source_fps=8.0)).tolist() == [
-        0,
-        8,
-        16,
-    ]
-    video = np.zeros((16, 64, 64, 3), dtype=np.uint8)
+def numbered_video(count: int, size: int = 64) -> np.ndarray:
+    """Frame i is a flat grey of value i, so the frames a sampling kept can be read back."""
+    return np.repeat(np.arange(count, dtype=np.uint8), size * size * 3).reshape(
+        count, size, size, 3
+    )
+
+
+def kept(frames: list[np.ndarray]) -> list[int]:
+    return [int(f[0, 0, 0]) for f in frames]
+
+
+def test_a_video_array_is_sampled_as_frames_source_fps_apart():
+    video = numbered_video(16)
     frames = to_frames(video, 32, FrameSampling(num_frames=4))
-    assert len(frames) == 4 and frames[0].shape == (32, 32, 3)
+    assert kept(frames) == [0, 5, 10, 15] and frames[0].shape == (32, 32, 3)
+    # 16 frames at 8 fps span 0 .. 1.875 s: a frame every 0.5 s, the last nearest 2.0 s
+    by_rate = FrameSampling(num_frames=24, select="fps", fps=2.0, source_fps=8.0)
+    assert kept(to_frames(video, 64, by_rate)) == [0, 4, 8, 12, 15]
+    by_rate = FrameSampling(num_frames=3, select="fps", fps=1.0, source_fps=8.0)
+    assert kept(to_frames(numbered_video(100), 64, by_rate)) == [0, 8, 16]
+    official = FrameSampling(num_frames=24, select="official", source_fps=25.0)
+    assert kept(to_frames(numbered_video(80), 64, official)) == [0, 25, 50, 75]
+
+
+def test_a_clip_is_sampled_by_its_own_times_unless_already_sampled_so():
+    sampling = FrameSampling(num_frames=3)
+    video = numbered_video(10)
+    # Frames crowded at the start: evenly spaced in time is not evenly spaced in index.
+    times = np.array([0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 3.0, 6.0])
+    assert kept(to_frames(Clip(video, times), 64, sampling)) == [0, 8, 9]
+    # A clip its reader already sampled with this sampling reaches the model as it is.
+    assert kept(to_frames(Clip(video[:3], times[:3], sampling), 64, sampling)) == [0, 1, 2]
+    other = FrameSampling(num_frames=2)
+    assert kept(to_frames(Clip(video[:3], times[:3], other), 64, sampling)) == [0, 1, 2]
+    assert kept(to_frames(Clip(video[:3], times[:3], sampling), 64, other)) == [0, 2]
+
+
+def test_qwen2_5_spaces_temporal_patches_by_the_clip_s_real_time(tmp_path):
+    bb = build_backbone(
+        backbone_config(
+            tmp_path, "tiny_qwen2_vl", "backbone.family=qwen2_5_vl", "backbone.name=tiny_qwen2_5_vl"
+        )
+    )
+    patch = bb.processor.image_processor.temporal_patch_size
+    video = media_batch("video", 1)[0]  # 8 frames: all of them reach the model
+    as_array = bb.process([video])["second_per_grid_ts"]
+    at_4_fps = bb.process([Clip(video, np.arange(8) / 4.0)])["second_per_grid_ts"]
+    uneven = np.array([0.0, 0.1, 0.3, 0.6, 1.0, 1.5, 2.1, 2.8])
+    uneven_inputs = bb.process([Clip(video, uneven)])["second_per_grid_ts"]
+    torch.testing.assert_close(as_array, torch.tensor([patch / 8.0]))  # source_fps
+    torch.testing.assert_close(at_4_fps, torch.tensor([patch / 4.0]))
+    torch.testing.assert_close(uneven_inputs, torch.tensor([patch * 2.8 / 7]))
+
+
+def test_clips_sampled_to_different_lengths_are_batched_apart(tmp_path):
+    bb = build_backbone(
+        backbone_config(
+            tmp_path,
+            "tiny_qwen2_vl",
+            "backbone.frames.select=fps",
+            "backbone.frames.fps=2.0",
+            "backbone.frames.num_frames=8",
+        )
+    ).eval()
+    video = media_batch("video", 1)[0]
+    video = np.concatenate([video, video[::-1]])  # 16 frames
+    fast = Clip(video, np.arange(16) / 8.0)  # 2 s: 5 frames at 2 fps
+    slow = Clip(video, np.arange(16) / 2.0)  # 7.5 s: the first 8 of 16 frames at 2 fps
+    assert [len(bb.frames(c)) for c in (fast, slow)] == [5, 8]
+    questions = [QUESTIONS[:2]] * 2
+    batched = bb.answer_batched([fast, slow], questions)
+    with torch.inference_mode():
+        alone = [bb.answer([c], QUESTIONS[:2])[0].numpy() for c in (fast, slow)]
+    np.testing.assert_allclose(batched, np.stack(alone), atol=1e-5, rtol=0)
+
+
+def test_a_folder_from_before_frames_select_keeps_sampling_by_rate(tmp_path):
+    bb = build_backbone(backbone_config(tmp_path, "tiny_qwen2_vl"))
+    bb.save_pretrained(tmp_path / "model")
+    settings_file = tmp_path / "model" / BACKBONE_FILE
+    settings = json.loads(settings_file.read_text())
+    settings["frames"] = {"num_frames": 24, "fps": 1.0, "source_fps": 8.0, "native": True}
+    settings_file.write_text(json.dumps(settings))
+    frames = load_backbone(tmp_path / "model").config.frames
+    assert frames == FrameSampling(num_frames=24, select="fps", fps=1.0)

@@ -25,8 +25,8 @@ from vrexp.data.checklist_data import (
     split_by_prompt,
 )
 from vrexp.data.items import ItemsError, folder_items
-from vrexp.data.media import save_media
 from vrexp.data.synthworld import make_split
+from vrexp.media import save_media
 from vrexp.metrics import PerQuestionAccuracy
 from vrexp.modules import ChecklistModule
 from vrexp.tasks.annotate import AnnotateError, annotate_items
@@ -90,10 +90,13 @@ def test_per_question_accuracy_counts_and_groups():
 
 
 def test_packed_batches_carry_all_questions_of_an_item(small_split):
-    split_dir, checklist, _ = small_split
-    data = ChecklistDataModule(split_dir, checklist, partition=PartitionConfig(), batch_size=4)
+    split_dir, checklist, backbone = small_split
+    frames = backbone.config.frames
+    data = ChecklistDataModule(
+        split_dir, checklist, partition=PartitionConfig(), frames=frames, batch_size=4
+    )
     data.setup()
-    examples = load_examples(split_dir, checklist)
+    examples = load_examples(split_dir, checklist, frames)
     assert examples.labels.shape == (60, len(checklist.questions))
     batch = next(iter(data.val_dataloader()))
     assert len(batch["media"]) == 4
@@ -118,7 +121,12 @@ def test_items_are_processed_once_and_answer_as_if_processed_in_the_batch(small_
         return backbone.process(media)
 
     data = ChecklistDataModule(
-        split_dir, checklist, partition=PartitionConfig(), batch_size=4, processor=processor
+        split_dir,
+        checklist,
+        partition=PartitionConfig(),
+        frames=backbone.config.frames,
+        batch_size=4,
+        processor=processor,
     )
     data.setup()
     loader = data.val_dataloader()
@@ -142,7 +150,13 @@ def test_checklist_module_trains_and_reports_per_dimension_accuracy(
     small_split, tmp_path, vision_lr_scale
 ):
     split_dir, checklist, backbone = small_split
-    data = ChecklistDataModule(split_dir, checklist, partition=PartitionConfig(), batch_size=8)
+    data = ChecklistDataModule(
+        split_dir,
+        checklist,
+        partition=PartitionConfig(),
+        frames=backbone.config.frames,
+        batch_size=8,
+    )
     optim = BackboneOptimSettings(lr=1e-3, warmup_steps=2, vision_lr_scale=vision_lr_scale)
     module = ChecklistModule(backbone, checklist, optim)
     before = {n: p.detach().clone() for n, p in backbone.named_parameters()}
@@ -245,7 +259,7 @@ def test_annotate_names_bad_media_or_skips_and_records_it(small_split, tmp_path)
         'media,prompt\ngood.png,"one red circle on a sky background"\nbroken.png,a cat\nmissing.png,a dog\n'
     )
     items = folder_items(root, "prompts.csv")
-    with pytest.raises(AnnotateError, match=r"item 1: cannot read media file .*broken\.png"):
+    with pytest.raises(AnnotateError, match=r"item 1: .*broken\.png: not a media file"):
         annotate_small(backbone, checklist, items, tmp_path / "a")
     result = annotate_small(backbone, checklist, items, tmp_path / "b", skip_bad_media=True)
     assert [s["item_id"] for s in result["skipped"]] == [1, 2]

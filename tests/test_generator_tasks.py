@@ -23,14 +23,15 @@ from tests.conftest import compose_config, run_cli
 from vrexp.backbones import build_backbone
 from vrexp.checklist import Checklist
 from vrexp.configs import DPOConfig
+from vrexp.configs.choices import VideoFormat
 from vrexp.data.atomic import OutputClaimError
 from vrexp.data.dpo_pairs import choose_pairs
-from vrexp.data.media import load_media, save_media
 from vrexp.data.prompts import synthworld_prompts
 from vrexp.data.samples import read_samples
-from vrexp.data.synthworld import synthworld_judge
+from vrexp.data.synthworld import render, sample_plan, synthworld_judge
 from vrexp.generators import CogVideoXGenerator, GeneratorError, build_generator, load_generator
 from vrexp.generators.sampling import noise_seed, sample_candidates
+from vrexp.media import load_media, probe_media, save_media
 from vrexp.preference import dominance_statistics
 from vrexp.reward import LinearReward
 from vrexp.reward.scorer import VisionReward
@@ -97,6 +98,64 @@ def column(table: pa.Table, name: str) -> np.ndarray:
 
 
 # ------------------------------------------------------------------------------ sample
+class SynthWorldRenderer:
+    """A stand-in video generator: candidate seed s is a rendered SynthWorld plan."""
+
+    video = True
+
+    def generate(self, prompts, seeds, **sampling):
+        plans = [sample_plan(np.random.default_rng(s), "video", 0.4, 0.5) for s in seeds]
+        return np.stack([render(plan, seed=s) for plan, s in zip(plans, seeds, strict=True)])
+
+
+def test_sample_writes_mp4_videos_and_judges_the_generated_pixels(tmp_path):
+    cfg = compose_config(tmp_path, "dataset=synthworld_video", *SMALL)
+    checklist = Checklist.from_config(cfg.dimensions)
+    backbone = build_backbone(OmegaConf.to_object(cfg.backbone)).eval()
+    features = [q for q in checklist.questions if q.kind != "presence"]
+    reward = VisionReward(backbone, LinearReward(checklist, np.linspace(0.1, 1.0, len(features))))
+    judge = synthworld_judge(OmegaConf.to_object(cfg.dataset))
+    prompts = synthworld_prompts(2, 5, "video")
+    tables = {}
+    for video_format in VideoFormat:
+        out = tmp_path / str(video_format)
+        sample_candidates(
+            SynthWorldRenderer(),
+            reward,
+            prompts,
+            out,
+            candidates=2,
+            judge=judge,
+            video_format=video_format,
+        )
+        tables[video_format], _ = read_samples(out)
+    paths = tables[VideoFormat.mp4].column("media_path").to_pylist()
+    assert all(p.endswith(".mp4") for p in paths)
+    assert all(
+        p.endswith(".png") for p in tables[VideoFormat.apng].column("media_path").to_pylist()
+    )
+    info = probe_media(tmp_path / "mp4" / paths[0])
+    assert (info.codec, info.num_frames, info.fps, info.width) == ("h264", 8, 8.0, 64)
+    # Scores and the oracle come from the generated pixels, not from the lossy files.
+    generated = SynthWorldRenderer().generate(
+        None, tables[VideoFormat.mp4].column("noise_seed").to_pylist()
+    )
+    texts = tables[VideoFormat.mp4].column("prompt").to_pylist()
+    for table in tables.values():
+        np.testing.assert_array_equal(
+            column(table, "oracle_utility"), judge(list(generated), texts)
+        )
+        np.testing.assert_array_equal(
+            column(table, "total"), column(tables[VideoFormat.apng], "total")
+        )
+    decoded = load_media(tmp_path / "mp4" / paths[0])
+    assert decoded.shape == generated[0].shape and np.any(decoded != generated[0])
+    np.testing.assert_array_equal(
+        load_media(tmp_path / "apng" / tables[VideoFormat.apng].column("media_path")[0].as_py()),
+        generated[0],
+    )
+
+
 def test_sample_candidates_scores_resumes_and_guards_its_folder(world, tmp_path, monkeypatch):
     prompts = synthworld_prompts(5, 7, "image")
     judge = synthworld_judge(OmegaConf.to_object(world.cfg.dataset))

@@ -1,8 +1,9 @@
 """The layering rule of CONTRIBUTING.md, checked on the source: imports flow one way.
 
 tasks -> modules / reports -> library layers (reward, generators, backbones, metrics, preference,
-data, tracking) -> primitives (checklist, configs). A task module imports no other task module,
-except that a chain may call stage entry points; nothing below the tasks imports them.
+data, tracking) -> primitives (checklist, media, configs). A task module imports no other task
+module, except that a chain may call stage entry points; nothing below the tasks imports them. The
+top-level primitive modules (resources, atomic) import no other vrexp module.
 """
 
 from __future__ import annotations
@@ -18,17 +19,19 @@ CHAINS = {"pipeline", "optimize_generator"}
 ALLOWED = {
     "configs": set(),
     "checklist": {"configs"},
+    "media": {"configs"},
     "preference": {"configs"},
     "metrics": {"configs"},
-    "data": {"configs", "checklist", "preference"},
+    "data": {"configs", "checklist", "media", "preference"},
     "tracking": {"configs"},
-    "backbones": {"configs", "checklist", "data"},
-    "reward": {"configs", "checklist", "data", "backbones", "metrics"},
-    "generators": {"configs", "checklist", "data", "backbones", "reward"},
-    "reports": {"configs", "checklist", "data", "reward", "metrics"},
+    "backbones": {"configs", "checklist", "media", "data"},
+    "reward": {"configs", "checklist", "media", "data", "backbones", "metrics"},
+    "generators": {"configs", "checklist", "media", "data", "backbones", "reward"},
+    "reports": {"configs", "checklist", "media", "data", "reward", "metrics"},
     "modules": {
         "configs",
         "checklist",
+        "media",
         "data",
         "backbones",
         "reward",
@@ -92,6 +95,12 @@ def test_a_task_imports_no_other_task_except_chains_calling_stages():
 def test_the_reward_does_not_import_the_lightning_modules():
     for path in modules_of("reward"):
         assert not any(n.startswith("vrexp.modules") for n in vrexp_imports(path)), path.name
+
+
+@pytest.mark.parametrize("module", ["resources", "atomic"])
+def test_top_level_primitives_import_no_other_vrexp_module(module):
+    imported = {n for n in vrexp_imports(PACKAGE / f"{module}.py") if n != "vrexp"}
+    assert not imported, f"vrexp/{module}.py imports {sorted(imported)}"
 
 
 def test_the_rule_catches_a_violation(tmp_path):

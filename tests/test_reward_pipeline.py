@@ -191,7 +191,12 @@ def test_pairwise_baseline_learns_its_training_pairs(world, head, tmp_path):
         BaselineTraining(lr=3e-4, warmup_steps=1),
         head=head,
     )
-    data = PairDataModule({"train": few, "val": few}, item_records(split_dir), batch_size=6)
+    data = PairDataModule(
+        {"train": few, "val": few},
+        item_records(split_dir),
+        frames=module.backbone.config.frames,
+        batch_size=6,
+    )
     trainer = pl.Trainer(
         max_epochs=100,
         logger=False,

@@ -14,7 +14,6 @@ from omegaconf import OmegaConf
 
 from tests.conftest import compose_config
 from vrexp.checklist import Checklist, ChecklistError
-from vrexp.data.media import MediaError, load_media, save_media
 from vrexp.data.synthworld import (
     GrammarError,
     PromptSpec,
@@ -28,6 +27,7 @@ from vrexp.data.synthworld import (
 from vrexp.data.synthworld.grammar import BACKGROUNDS, OBJECT_COLORS, SHAPES
 from vrexp.data.synthworld.preference import label_pairs
 from vrexp.data.synthworld.split import oracle_agreement
+from vrexp.media import MediaError, load_media, save_media
 
 # The sizes asserted below count 2 renders (one pair) per prompt; a test may override it after.
 PIN = "dataset.renders_per_prompt=2"

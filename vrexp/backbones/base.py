@@ -26,9 +26,10 @@ from omegaconf import OmegaConf
 from torch import nn
 from transformers import DynamicCache
 
-from vrexp.backbones.media import to_frames
+from vrexp.backbones.media import is_video, media_shape, sampled, to_frames
 from vrexp.configs import BackboneConfig
 from vrexp.configs.versioning import stamp
+from vrexp.media import Clip
 
 BACKBONE_FILE = "vrexp_backbone.json"
 # BackboneConfig fields that say how to load, not what the model is: not saved in a folder's
@@ -69,7 +70,9 @@ class ChecklistBackbone(nn.Module):
     def media_text(self, num_frames: int) -> str:
         return self.media_token * num_frames
 
-    def video_inputs(self, media: Sequence[np.ndarray], frames: list[list[np.ndarray]]) -> Any:
+    def video_inputs(
+        self, media: Sequence[np.ndarray | Clip], frames: list[list[np.ndarray]]
+    ) -> Any:
         """Prefix inputs of clips sent as the family's native video input (``native_video``)."""
         raise NotImplementedError(f"{type(self).__name__} has no native video input")
 
@@ -115,7 +118,7 @@ class ChecklistBackbone(nn.Module):
             ids.append(encoded[0])
         return ids
 
-    def frames(self, media: np.ndarray) -> list[np.ndarray]:
+    def frames(self, media: np.ndarray | Clip) -> list[np.ndarray]:
         return to_frames(media, self.config.image_size, self.config.frames)
 
     def prefix_text(self, num_frames: int) -> str:
@@ -125,7 +128,7 @@ class ChecklistBackbone(nn.Module):
         return self.config.question_template.format(question=question)
 
     # ------------------------------------------------------------------ the cached path
-    def process(self, media: Sequence[np.ndarray]) -> dict[str, torch.Tensor]:
+    def process(self, media: Sequence[np.ndarray | Clip]) -> dict[str, torch.Tensor]:
         """Processor outputs of the prefixes of ``media`` (equal frame counts), on the CPU.
 
         Every output has the items along its first axis, so the outputs of single items
@@ -136,14 +139,14 @@ class ChecklistBackbone(nn.Module):
         counts = {len(f) for f in frames}
         if len(counts) != 1:
             raise BackboneError(f"a prefix batch needs equal frame counts, got {sorted(counts)}")
-        if self.native_video and self.config.frames.native and np.ndim(media[0]) == 4:
+        if self.native_video and self.config.frames.native and is_video(media[0]):
             return dict(self.video_inputs(media, frames))
         text = [self.prefix_text(counts.pop())] * len(frames)
         images = [frame for item in frames for frame in item]
         return dict(self.processor(text=text, images=images, return_tensors="pt"))
 
     def prefix_inputs(
-        self, media: Sequence[np.ndarray], processed: dict[str, torch.Tensor] | None = None
+        self, media: Sequence[np.ndarray | Clip], processed: dict[str, torch.Tensor] | None = None
     ) -> dict[str, torch.Tensor]:
         """Model inputs of the prefixes of ``media`` on the model's device (``processed``: the
         output of :meth:`process` for these media, when already computed)."""
@@ -155,7 +158,7 @@ class ChecklistBackbone(nn.Module):
         return inputs
 
     def encode_prefix(
-        self, media: Sequence[np.ndarray], processed: dict[str, torch.Tensor] | None = None
+        self, media: Sequence[np.ndarray | Clip], processed: dict[str, torch.Tensor] | None = None
     ) -> Prefix:
         """Encode media (all of the same shape) once; the returned cache serves every question."""
         inputs = self.prefix_inputs(media, processed)
@@ -165,7 +168,7 @@ class ChecklistBackbone(nn.Module):
         return Prefix(out.cache, inputs["input_ids"].shape[1], rope_deltas)
 
     def answer_logits(
-        self, media: Sequence[np.ndarray], questions: Sequence[Sequence[str]] | Sequence[str]
+        self, media: Sequence[np.ndarray | Clip], questions: Sequence[Sequence[str]] | Sequence[str]
     ) -> torch.Tensor:
         """[B, Q] log-odds of yes against no for every item and question.
 
@@ -289,27 +292,32 @@ class ChecklistBackbone(nn.Module):
         return torch.logsumexp(yes, -1) - torch.logsumexp(no, -1)
 
     def answer(
-        self, media: Sequence[np.ndarray], questions: Sequence[Sequence[str]] | Sequence[str]
+        self, media: Sequence[np.ndarray | Clip], questions: Sequence[Sequence[str]] | Sequence[str]
     ) -> torch.Tensor:
         """[B, Q] P(yes) = softmax over the yes/no answer logits; the hard answer is P > 0.5."""
         with torch.inference_mode():
             return torch.sigmoid(self.answer_logits(media, questions))
 
     def answer_batched(
-        self, media: Sequence[np.ndarray], questions: Sequence[Sequence[str]], batch_size: int = 32
+        self,
+        media: Sequence[np.ndarray | Clip],
+        questions: Sequence[Sequence[str]],
+        batch_size: int = 32,
     ) -> np.ndarray:
         """[N, Q] P(yes) for any number of items, ``batch_size`` prefixes per forward.
 
-        Items are grouped by media shape (videos may differ in length), and every item has its own
-        question list (prompts filled in), all of length Q.
+        Items are grouped by the shape of what the model sees (videos may differ in length and
+        frame rate, so in their sampled frames), and every item has its own question list
+        (prompts filled in), all of length Q.
         """
         if len(media) != len(questions):
             raise BackboneError(f"got {len(media)} media but {len(questions)} question lists")
         width = len(questions[0]) if len(questions) else 0
         out = np.zeros((len(media), width), dtype=np.float64)
+        media = [sampled(m, self.config.frames) for m in media]
         by_shape: dict[tuple, list[int]] = {}
         for index, m in enumerate(media):
-            by_shape.setdefault(np.shape(m), []).append(index)
+            by_shape.setdefault(media_shape(m), []).append(index)
         for indices in by_shape.values():
             for start in range(0, len(indices), batch_size):
                 chunk = indices[start : start + batch_size]
@@ -321,7 +329,7 @@ class ChecklistBackbone(nn.Module):
         return out
 
     # ------------------------------------------------------------------ the reference path
-    def full_inputs(self, media: np.ndarray, question: str) -> dict[str, torch.Tensor]:
+    def full_inputs(self, media: np.ndarray | Clip, question: str) -> dict[str, torch.Tensor]:
         """Processor inputs of one (media, question) sequence, tokenised exactly as the cached path."""
         inputs = self.prefix_inputs([media])
         suffix = torch.tensor(
@@ -335,7 +343,7 @@ class ChecklistBackbone(nn.Module):
             )
         return dict(inputs)
 
-    def full_log_odds(self, media: np.ndarray, question: str) -> torch.Tensor:
+    def full_log_odds(self, media: np.ndarray | Clip, question: str) -> torch.Tensor:
         """Yes/no log-odds from one full forward of (media, prompt, question): no cache."""
         out = self.model(**self.full_inputs(media, question), use_cache=False)
         return self.yes_no_log_odds(out.logits[:, -1, self.yes_ids + self.no_ids])[0]

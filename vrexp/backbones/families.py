@@ -29,13 +29,14 @@ from vrexp.backbones.base import (
     ChecklistBackbone,
     Prefix,
 )
-from vrexp.backbones.media import frame_indices
+from vrexp.backbones.media import sampled
 from vrexp.backbones.tokenizer import train_tokenizer, training_corpus
 from vrexp.backbones.video import video_patches
 from vrexp.configs import BackboneConfig
 from vrexp.configs.checks import require_model_folder
-from vrexp.configs.choices import BackboneFamily
+from vrexp.configs.choices import BackboneFamily, FrameSelection
 from vrexp.configs.versioning import check_format
+from vrexp.media import Clip
 from vrexp.resources import dimensions_dir
 
 QWEN_SPECIAL = ["<|vision_start|>", "<|vision_end|>", "<|image_pad|>", "<|video_pad|>"]
@@ -92,7 +93,9 @@ class QwenVLBackbone(ChecklistBackbone):
     processor_class: Any = ImageOnlyQwen2VLProcessor
     native_video = True
 
-    def video_inputs(self, media: Sequence[np.ndarray], frames: list[list[np.ndarray]]) -> Any:
+    def video_inputs(
+        self, media: Sequence[np.ndarray | Clip], frames: list[list[np.ndarray]]
+    ) -> Any:
         image_processor = self.processor.image_processor
         clips = [video_patches(image_processor, f) for f in frames]
         grids = torch.tensor([grid for _, grid in clips])
@@ -185,17 +188,19 @@ class Qwen2_5_VLBackbone(QwenVLBackbone):
     config_class = transformers.Qwen2_5_VLConfig
     processor_class = ImageOnlyQwen2_5_VLProcessor
 
-    def video_inputs(self, media: Sequence[np.ndarray], frames: list[list[np.ndarray]]) -> Any:
+    def video_inputs(
+        self, media: Sequence[np.ndarray | Clip], frames: list[list[np.ndarray]]
+    ) -> Any:
         inputs = super().video_inputs(media, frames)
-        # Qwen2.5-VL spaces temporal positions by real time: seconds per temporal patch.
+        # Qwen2.5-VL spaces temporal positions by real time: seconds per temporal patch, from the
+        # times of the frames it sees.
         sampling = self.config.frames
+        patch = self.processor.image_processor.temporal_patch_size
         seconds = []
-        for clip in media:
-            index = frame_indices(len(clip), sampling)
-            step = float(np.diff(index).mean()) if len(index) > 1 else 1.0
-            seconds.append(
-                self.processor.image_processor.temporal_patch_size * step / sampling.source_fps
-            )
+        for item in media:
+            times = sampled(item, sampling).timestamps
+            spacing = float(np.diff(times).mean()) if len(times) > 1 else 1.0 / sampling.source_fps
+            seconds.append(patch * spacing)
         inputs["second_per_grid_ts"] = torch.tensor(seconds)
         return inputs
 
@@ -326,6 +331,10 @@ def load_backbone(directory: str | Path, **overrides: Any) -> ChecklistBackbone:
     if "name_or_path" in overrides:
         raise BackboneError(f"load_backbone({directory}): the folder is the weights' source")
     saved = {k: v for k, v in saved.items() if k not in LOAD_SWITCHES}
+    frames = saved.get("frames") or {}
+    if "select" not in frames and frames.get("fps") is not None:
+        # Folders from before frames.select sampled by rate whenever fps was set.
+        frames["select"] = FrameSelection.fps.value
     settings = OmegaConf.merge(OmegaConf.structured(BackboneConfig), saved, overrides)
     settings.name_or_path = str(directory)
     return build_backbone(OmegaConf.to_object(settings))

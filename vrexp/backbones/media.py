@@ -1,4 +1,5 @@
-"""Media -> the frames a backbone sees: resize to a square size, sample video frames."""
+"""Media -> the frames a backbone sees: a video's frames picked by the backbone's sampling
+(:func:`vrexp.media.select_frames`), every frame resized to a square size."""
 
 from __future__ import annotations
 
@@ -6,25 +7,37 @@ import numpy as np
 from PIL import Image
 
 from vrexp.configs import FrameSampling
+from vrexp.media import Clip
 
 
-def frame_indices(num_available: int, sampling: FrameSampling) -> np.ndarray:
-    """Evenly spaced frames, or one every ``source_fps / fps`` frames when ``fps`` is set."""
-    if sampling.fps:
-        step = max(sampling.source_fps / sampling.fps, 1.0)
-        indices = np.arange(0, num_available, step).astype(np.int64)
-        return indices[: sampling.num_frames]
-    count = min(sampling.num_frames, num_available)
-    return np.linspace(0, num_available - 1, count).round().astype(np.int64)
-
-
-def to_frames(media: np.ndarray, size: int, sampling: FrameSampling) -> list[np.ndarray]:
-    """An image [H, W, 3] -> [frame]; a video [T, H, W, 3] -> sampled frames; all size x size."""
+def sampled(media: np.ndarray | Clip, sampling: FrameSampling) -> np.ndarray | Clip:
+    """An image [H, W, 3] unchanged; a video as the :class:`Clip` of the frames ``sampling``
+    picks. A video array [T, H, W, 3] carries no timing: its frames are ``sampling.source_fps``
+    apart. A clip already sampled with ``sampling`` is returned as it is."""
+    if isinstance(media, Clip):
+        return media.sample(sampling)
     if media.dtype != np.uint8 or media.ndim not in (3, 4) or media.shape[-1] != 3:
         raise ValueError(
             f"media must be uint8 [H, W, 3] or [T, H, W, 3], got {media.dtype} {media.shape}"
         )
-    frames = [media] if media.ndim == 3 else [media[i] for i in frame_indices(len(media), sampling)]
+    return (
+        media if media.ndim == 3 else Clip.from_array(media, sampling.source_fps).sample(sampling)
+    )
+
+
+def is_video(media: np.ndarray | Clip) -> bool:
+    return isinstance(media, Clip) or np.ndim(media) == 4
+
+
+def media_shape(media: np.ndarray | Clip) -> tuple[int, ...]:
+    """The pixel array's shape: [H, W, 3], or [T, H, W, 3] for a clip."""
+    return media.frames.shape if isinstance(media, Clip) else np.shape(media)
+
+
+def to_frames(media: np.ndarray | Clip, size: int, sampling: FrameSampling) -> list[np.ndarray]:
+    """An image -> [frame]; a video -> its sampled frames; all size x size."""
+    media = sampled(media, sampling)
+    frames = [media] if isinstance(media, np.ndarray) else list(media.frames)
     if frames[0].shape[:2] == (size, size):
         return frames
     return [

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from omegaconf import MISSING
 
 from vrexp.configs.checks import ConfigValueError, require
-from vrexp.configs.choices import BackboneFamily, DType
+from vrexp.configs.choices import BackboneFamily, DType, FrameSelection
 
 
 @dataclass
@@ -39,22 +39,31 @@ class LoraSettings:
     )
 
 
+# Frames per second of videos that carry no timing: SynthWorld renders and generator samples
+# (arrays, and the APNGs written from them). CogVideoX also makes 8 fps.
+UNTIMED_FPS = 8.0
+
+
 @dataclass
 class FrameSampling:
-    """How many video frames reach the model: a fixed count, or one every 1/fps seconds."""
+    """Which video frames reach the model (docs/media.md §3): ``select`` names the rule."""
 
+    # count: exactly this many (all frames of a shorter clip); fps and official: at most this many
     num_frames: int = 8
-    fps: float | None = None  # when set, sample at this rate (up to num_frames; paper §3.3)
-    source_fps: float = 8.0  # frame rate of stored frame sequences that carry no timing
+    select: FrameSelection = FrameSelection.count
+    fps: float | None = None  # select=fps: one frame every 1/fps seconds (set only then)
+    source_fps: float = UNTIMED_FPS  # the frame rate assumed for arrays that carry no timing
     # Qwen-VL families take a clip as one video input of temporal patches (two frames per vision
     # token); false sends one image per frame, as for families without video input (LLaVA).
     native: bool = True
 
     def __post_init__(self) -> None:
+        by_rate = self.select == FrameSelection.fps
         require(
             "backbone.frames",
             {
                 "num_frames": self.num_frames >= 1,
+                "fps (set it when select=fps, and only then)": (self.fps is not None) == by_rate,
                 "fps": self.fps is None or self.fps > 0,
                 "source_fps": self.source_fps > 0,
             },

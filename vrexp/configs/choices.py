@@ -27,6 +27,29 @@ class Media(Choice):
     video = "video"
 
 
+class FrameSelection(Choice):
+    """Which video frames reach the model (docs/media.md §3): ``num_frames`` evenly spaced in
+    time, one every ``1/fps`` seconds, or the released VisionReward-Video scorer's rule (the frame
+    nearest each whole second, at most 24)."""
+
+    count = "count"
+    fps = "fps"
+    official = "official"
+
+
+class VideoFormat(Choice):
+    """How generated videos are written: lossless APNG (exact pixels, for the pixel oracle and
+    training) or H.264 MP4 (small, plays everywhere; lossy)."""
+
+    apng = "apng"
+    mp4 = "mp4"
+
+    @property
+    def suffix(self) -> str:
+        """The file suffix that selects this format in ``vrexp.media.save_media``."""
+        return {"apng": ".png", "mp4": ".mp4"}[self.value]
+
+
 class DType(Choice):
     float32 = "float32"
     bfloat16 = "bfloat16"

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from omegaconf import MISSING
 
 from vrexp.configs.checks import require
-from vrexp.configs.choices import GeneratorReport, Reference
+from vrexp.configs.choices import GeneratorReport, Reference, VideoFormat
 from vrexp.configs.tasks import PipelineTaskConfig
 from vrexp.configs.training import OptimSettings, TrainingBudget
 
@@ -71,6 +71,9 @@ class SampleTaskConfig:
     chunk_size: int = 32  # prompts per written part (the unit of resume)
     num_inference_steps: int | None = None
     guidance_scale: float | None = None
+    # How videos are written: apng keeps exact pixels (what build_pairs / train_dpo train on);
+    # mp4 (H.264) is for people and players. Scores and the oracle use the generated pixels.
+    video_format: VideoFormat = VideoFormat.apng
     out_dir: str | None = None  # null: <run>/samples
     overwrite: bool = False
 

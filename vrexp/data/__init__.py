@@ -1,1 +1,2 @@
-"""Datasets: SynthWorld (image and video), media I/O, and (later) real dataset adapters."""
+"""Datasets: SynthWorld (image and video), media folders, pairs and samples on disk (media files
+themselves are read and written by :mod:`vrexp.media`)."""

@@ -1,25 +1,17 @@
-"""Atomic file writes: every long job writes through here, so a kill never leaves a half file.
+"""Claiming output folders for resumable jobs; re-exports :func:`vrexp.atomic.atomic_write`.
 
-The content goes to a hidden temporary name beside the target and is renamed over it; readers
-(and resumes) see either the old file or the whole new one.
+A job's folder carries its manifest: parts written under the same manifest are kept (a killed run
+resumes), another run's folder is refused or cleared. Every file goes through ``atomic_write``.
 """
 
 from __future__ import annotations
 
 import json
-import os
-from collections.abc import Callable
 from pathlib import Path
 
+from vrexp.atomic import atomic_write
 
-def atomic_write(path: str | Path, write: Callable[[Path], None]) -> Path:
-    """Call ``write(tmp)`` on a temporary path, then rename it to ``path``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    write(tmp)
-    os.replace(tmp, path)
-    return path
+__all__ = ["OutputClaimError", "atomic_write", "claim_output"]
 
 
 class OutputClaimError(RuntimeError):

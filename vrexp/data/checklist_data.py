@@ -4,8 +4,10 @@ Labels are the pixel oracle's levels turned into answers for the *configured* ch
 ablated or reworded SynthWorld checklist trains on the same split. Items are split by prompt into
 train / val / test. Each training epoch draws a balanced subset per question (as many yes as no,
 docs/method.md §5) and yields each item once with all of its drawn questions, so one media forward
-serves all of them. With a ``processor`` (the backbone's :meth:`~ChecklistBackbone.process`), each
-item is also run through the model's processor once and its output kept for later epochs.
+serves all of them. Media are read as the model sees them (``frames``, the backbone's sampling:
+a video's picked frames only). With a ``processor`` (the backbone's
+:meth:`~ChecklistBackbone.process`), each item is also run through the model's processor once and
+its output kept for later epochs.
 """
 
 from __future__ import annotations
@@ -21,11 +23,12 @@ import torch
 from torch.utils.data import DataLoader, IterableDataset
 
 from vrexp.checklist import Checklist
+from vrexp.configs import FrameSampling
 from vrexp.configs.dataset import PartitionConfig
-from vrexp.data.media import load_media
 from vrexp.data.synthworld.split import column_levels, read_items
+from vrexp.media import Clip, load_for_model
 
-Processor = Callable[[Sequence[np.ndarray]], dict[str, torch.Tensor]]
+Processor = Callable[[Sequence[np.ndarray | Clip]], dict[str, torch.Tensor]]
 
 
 @dataclass
@@ -37,15 +40,16 @@ class ChecklistExamples:
     media_paths: list[Path]
     labels: np.ndarray  # [N, Q] in {0, 1}
     applicable: np.ndarray  # [N, Q] bool; False where a presence answer masks the question
-    _media: dict[int, np.ndarray]
+    frames: FrameSampling  # the backbone's: which frames of a video are read
+    _media: dict[int, np.ndarray | Clip]
     _processed: dict[int, dict[str, torch.Tensor]] = field(default_factory=dict)
 
     def __len__(self) -> int:
         return len(self.item_ids)
 
-    def media(self, index: int) -> np.ndarray:
+    def media(self, index: int) -> np.ndarray | Clip:
         if index not in self._media:
-            self._media[index] = load_media(self.media_paths[index])
+            self._media[index] = load_for_model(self.media_paths[index], self.frames)
         return self._media[index]
 
     def processed(self, index: int, processor: Processor) -> dict[str, torch.Tensor]:
@@ -61,11 +65,14 @@ class ChecklistExamples:
             [self.media_paths[i] for i in index],
             self.labels[index],
             self.applicable[index],
+            self.frames,
             {},
         )
 
 
-def load_examples(split_dir: str | Path, checklist: Checklist) -> ChecklistExamples:
+def load_examples(
+    split_dir: str | Path, checklist: Checklist, frames: FrameSampling
+) -> ChecklistExamples:
     split_dir = Path(split_dir)
     items = read_items(split_dir)
     labels = checklist.answers_from_levels(column_levels(items, checklist, "oracle"))
@@ -75,6 +82,7 @@ def load_examples(split_dir: str | Path, checklist: Checklist) -> ChecklistExamp
         media_paths=[split_dir / p for p in items.column("media_path").to_pylist()],
         labels=labels,
         applicable=checklist.applicable(labels),
+        frames=frames,
         _media={},
     )
 
@@ -195,25 +203,27 @@ class ChecklistDataModule(pl.LightningDataModule):
         checklist: Checklist,
         *,
         partition: PartitionConfig,
+        frames: FrameSampling,
         batch_size: int,
         balanced: bool = True,
         questions_per_item: int | None = None,
         processor: Processor | None = None,
         seed: int = 0,
     ) -> None:
-        """Items of ``split_dir`` in the parts of ``partition``; ``seed`` orders the draws."""
+        """Items of ``split_dir`` in the parts of ``partition``, read as a backbone with sampling
+        ``frames`` sees them; ``seed`` orders the draws."""
         super().__init__()
         self.questions_per_item = questions_per_item
         self.processor = processor
         self.split_dir, self.checklist = Path(split_dir), checklist
         self.batch_size, self.balanced, self.seed = batch_size, balanced, seed
-        self.partition = partition
+        self.partition, self.frames = partition, frames
         self.parts: dict[str, ChecklistExamples] = {}
 
     def setup(self, stage: str | None = None) -> None:
         if self.parts:
             return
-        examples = load_examples(self.split_dir, self.checklist)
+        examples = load_examples(self.split_dir, self.checklist, self.frames)
         rows = split_by_prompt(examples.prompts, self.partition)
         self.parts = {name: examples.subset(index) for name, index in rows.items()}
 

@@ -12,7 +12,7 @@ import pytorch_lightning as pl
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from vrexp.data.media import load_media
+from vrexp.media import load_media
 
 
 def _stack(examples: list[dict[str, Any]]) -> dict[str, Any]:

@@ -1,8 +1,9 @@
 """Human preference pairs of a SynthWorld split, partitioned like the checklist data.
 
 Pairs are split by prompt with the same rule (:func:`split_by_prompt`) and the dataset's
-``partition`` as the checklist SFT data, so a test pair's media were never seen by the checklist model. ``PairDataModule`` feeds
-the pairwise (Bradley-Terry) baselines; the linear weighting only needs the item ids.
+``partition`` as the checklist SFT data, so a test pair's media were never seen by the checklist
+model. ``PairDataModule`` feeds the pairwise (Bradley-Terry) baselines, reading media as their
+backbone sees them; the linear weighting only needs the item ids.
 """
 
 from __future__ import annotations
@@ -16,10 +17,11 @@ import pytorch_lightning as pl
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from vrexp.configs import FrameSampling
 from vrexp.configs.dataset import PartitionConfig
 from vrexp.data.checklist_data import split_by_prompt
-from vrexp.data.media import load_media
 from vrexp.data.synthworld.split import read_items, read_pairs
+from vrexp.media import Clip, load_for_model
 
 PARTS = ("train", "val", "test")
 
@@ -102,18 +104,24 @@ def item_records(split_dir: str | Path) -> dict[int, tuple[Path, str]]:
 
 
 class MediaPairDataset(Dataset):
-    """(media and prompt of A and of B, label) for pairs whose label is not a tie."""
+    """(media and prompt of A and of B, label) for pairs whose label is not a tie; media read as a
+    backbone with sampling ``frames`` sees them."""
 
-    def __init__(self, pairs: PreferencePairs, records: dict[int, tuple[Path, str]]) -> None:
-        self.pairs, self.records = pairs.without_ties(), records
-        self._cache: dict[int, np.ndarray] = {}
+    def __init__(
+        self,
+        pairs: PreferencePairs,
+        records: dict[int, tuple[Path, str]],
+        frames: FrameSampling,
+    ) -> None:
+        self.pairs, self.records, self.frames = pairs.without_ties(), records, frames
+        self._cache: dict[int, np.ndarray | Clip] = {}
 
     def __len__(self) -> int:
         return len(self.pairs)
 
-    def _media(self, item: int) -> np.ndarray:
+    def _media(self, item: int) -> np.ndarray | Clip:
         if item not in self._cache:
-            self._cache[item] = load_media(self.records[item][0])
+            self._cache[item] = load_for_model(self.records[item][0], self.frames)
         return self._cache[item]
 
     def __getitem__(self, index: int) -> dict[str, Any]:
@@ -145,16 +153,17 @@ class PairDataModule(pl.LightningDataModule):
         pairs: dict[str, PreferencePairs],
         records: dict[int, tuple[Path, str]],
         *,
+        frames: FrameSampling,
         batch_size: int = 16,
         seed: int = 0,
     ) -> None:
         super().__init__()
-        self.pairs, self.records = pairs, records
+        self.pairs, self.records, self.frames = pairs, records, frames
         self.batch_size, self.seed = batch_size, seed
 
     def _loader(self, part: str, shuffle: bool) -> DataLoader:
         return DataLoader(
-            MediaPairDataset(self.pairs[part], self.records),
+            MediaPairDataset(self.pairs[part], self.records, self.frames),
             batch_size=self.batch_size,
             shuffle=shuffle,
             generator=torch.Generator().manual_seed(self.seed) if shuffle else None,

@@ -4,7 +4,7 @@ Layout::
 
     manifest.json           generator, reward, prompts and sampling settings the parts belong to
     scoring.json            names of the dimension / sub-dimension / question score columns
-    media/p00012_k3.png     candidate 3 of prompt 12
+    media/p00012_k3.png     candidate 3 of prompt 12 (.mp4 for videos with task.video_format=mp4)
     part-00000.parquet      prompt_id, prompt, candidate, noise_seed, media_path, total,
                             dimensions, sub_dimensions, questions (lists), oracle_utility
 

@@ -17,12 +17,14 @@ import pyarrow.parquet as pq
 from omegaconf import DictConfig, OmegaConf
 
 from vrexp.configs import GeneratorConfig
+from vrexp.configs.choices import VideoFormat
+from vrexp.configs.generator_tasks import SampleTaskConfig
 from vrexp.data.atomic import atomic_write, claim_output
-from vrexp.data.media import save_media
 from vrexp.data.samples import SCORING_FILE
 from vrexp.data.synthworld import Judge
 from vrexp.generators.base import GeneratorError, TextToMediaGenerator
 from vrexp.generators.loading import build_generator, load_generator
+from vrexp.media import save_media
 
 if TYPE_CHECKING:
     from vrexp.reward import RewardScores, VisionReward
@@ -81,9 +83,14 @@ def sample_candidates(
     manifest: dict[str, Any] | None = None,
     overwrite: bool = False,
     progress: Callable[[int], None] | None = None,
+    video_format: VideoFormat = SampleTaskConfig.video_format,
     **sampling: Any,
 ) -> dict[str, Any]:
-    """Generate, save and score ``candidates`` per prompt into ``out_dir``; resumable."""
+    """Generate, save and score ``candidates`` per prompt into ``out_dir``; resumable.
+
+    Videos are written as ``video_format``; images are always PNG. Scores and the ``judge``'s
+    oracle utility are computed on the generated pixels before they are written, so a lossy
+    format changes the files, never the stored numbers."""
     out_dir = Path(out_dir)
     claim_output(
         out_dir,
@@ -95,7 +102,7 @@ def sample_candidates(
     columns = score_columns(reward)
     atomic_write(out_dir / SCORING_FILE, lambda p: p.write_text(json.dumps(columns, indent=2)))
     (out_dir / "media").mkdir(exist_ok=True)
-    suffix = ".png"
+    suffix = VideoFormat(video_format).suffix if generator.video else VideoFormat.apng.suffix
     for start in range(0, len(prompts), chunk_size):
         part = out_dir / f"part-{start // chunk_size:05d}.parquet"
         ids = range(start, min(start + chunk_size, len(prompts)))

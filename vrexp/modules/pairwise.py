@@ -24,8 +24,8 @@ from torch import nn
 from vrexp.backbones import ChecklistBackbone
 from vrexp.checklist.prompting import fill_prompt, sanitize_prompt
 from vrexp.configs.tasks import BaselineTraining
-from vrexp.data.media import load_media
 from vrexp.data.pairs import PairDataModule, PreferencePairs
+from vrexp.media import Clip, load_for_model
 from vrexp.modules.optim import backbone_optimizer, settings_hparams
 
 RewardHead = Literal["scalar", "question"]
@@ -54,7 +54,7 @@ class PairwiseRewardModule(pl.LightningModule):
             return self.backbone.question_text(sanitize_prompt(prompt))
         return self.backbone.question_text(fill_prompt(self.settings.question, prompt))
 
-    def reward(self, media: Sequence[np.ndarray], prompts: Sequence[str]) -> torch.Tensor:
+    def reward(self, media: Sequence[np.ndarray | Clip], prompts: Sequence[str]) -> torch.Tensor:
         """[B] reward of each (media, prompt)."""
         prefix = self.backbone.encode_prefix(media)
         item = torch.arange(len(media), device=self.device)
@@ -99,7 +99,8 @@ def pairwise_baseline_delta(
 ) -> torch.Tensor:
     """Train ``module`` on ``parts`` (train, val) and return its reward differences on ``test``."""
     settings = module.settings
-    data = PairDataModule(parts, records, batch_size=settings.batch_size, seed=seed)
+    frames = module.backbone.config.frames
+    data = PairDataModule(parts, records, frames=frames, batch_size=settings.batch_size, seed=seed)
     trainer.fit(module, datamodule=data)
     module.eval()
     items = test.item_ids
@@ -107,7 +108,7 @@ def pairwise_baseline_delta(
     with torch.inference_mode():
         for start in range(0, len(items), settings.batch_size):
             chunk = items[start : start + settings.batch_size]
-            media = [load_media(records[int(i)][0]) for i in chunk]
+            media = [load_for_model(records[int(i)][0], frames) for i in chunk]
             values = module.reward(media, [records[int(i)][1] for i in chunk])
             rewards.update(zip(chunk.tolist(), values.double().cpu().tolist(), strict=True))
     score = np.array(

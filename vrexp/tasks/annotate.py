@@ -31,7 +31,7 @@ from vrexp.backbones.provenance import resolve_device
 from vrexp.checklist import Checklist
 from vrexp.data.atomic import OutputClaimError, atomic_write, claim_output
 from vrexp.data.items import Item, dataset_items
-from vrexp.data.media import MediaError, load_media
+from vrexp.media import MediaError, load_for_model
 from vrexp.tracking import stage_logger
 
 log = logging.getLogger(__name__)
@@ -104,7 +104,7 @@ def _annotate_chunk(
     loaded, skipped = [], []
     for item in items:
         try:
-            loaded.append((item, load_media(item.media_path)))
+            loaded.append((item, load_for_model(item.media_path, backbone.config.frames)))
         except MediaError as err:
             if not skip_bad_media:
                 raise AnnotateError(

@@ -15,6 +15,7 @@ from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.loggers import Logger
 from rich.progress import Progress
 
+from vrexp.configs.choices import VideoFormat
 from vrexp.data.prompts import prompts_from
 from vrexp.data.samples import read_samples
 from vrexp.data.synthworld import synthworld_judge
@@ -42,6 +43,9 @@ def sample(cfg: DictConfig, logger: Logger | None = None) -> dict[str, Any]:
         "num_inference_steps": task.num_inference_steps,
         "guidance_scale": task.guidance_scale,
     }
+    if task.video_format != VideoFormat.apng:
+        # only when set: folders written before the setting (APNG) still resume
+        manifest["video_format"] = str(task.video_format)
     sampling = {
         k: getattr(task, k)
         for k in ("num_inference_steps", "guidance_scale")
@@ -62,6 +66,7 @@ def sample(cfg: DictConfig, logger: Logger | None = None) -> dict[str, Any]:
             manifest=manifest,
             overwrite=task.overwrite,
             progress=lambda n: bar.advance(job, n),
+            video_format=task.video_format,
             **sampling,
         )
         table, _ = read_samples(out_dir)

@@ -19,11 +19,11 @@ from pytorch_lightning.loggers import Logger
 
 from vrexp.checklist import Checklist
 from vrexp.data.generation import GenerationDataModule, MediaPromptDataset
-from vrexp.data.media import save_media
 from vrexp.data.pairs import item_records
 from vrexp.data.synthworld import ensure_split
 from vrexp.generators import GeneratorError, TextToMediaGenerator, build_generator
 from vrexp.generators.sampling import generator_settings
+from vrexp.media import save_media
 from vrexp.modules import GeneratorModule
 from vrexp.modules.trainer import build_trainer
 from vrexp.tracking import stage_logger

@@ -31,12 +31,12 @@ import pyarrow.parquet as pq
 
 from vrexp.checklist import Checklist, ChecklistError
 from vrexp.data.atomic import atomic_write
-from vrexp.data.media import save_media
 from vrexp.data.synthworld.grammar import sample_spec
 from vrexp.data.synthworld.oracle import measure
 from vrexp.data.synthworld.preference import check_weights, label_pairs, utility
 from vrexp.data.synthworld.render import render
 from vrexp.data.synthworld.world import ABSENT, FACTORS, MAX_COUNT, Plan, sample_levels
+from vrexp.media import save_media
 
 FORMAT_VERSION = 1
 _PAIRS_STREAM = 7  # extra SeedSequence word that separates the pair-noise stream from rendering

@@ -1,0 +1,28 @@
+"""Media files: reading images and videos as uint8 RGB, picking and decoding only the video frames
+a model sees, and writing PNG / APNG / H.264 MP4 (docs/media.md).
+
+A primitive-level layer: it imports only :mod:`vrexp.configs` (and the primitive
+:mod:`vrexp.atomic`); data, backbones, reward, generators, reports, modules and tasks use it.
+"""
+
+from vrexp.media.base import BACKGROUND, MAX_PIXELS, Clip, MediaError, MediaInfo
+from vrexp.media.images import image_to_rgb
+from vrexp.media.reading import load_for_model, load_media, probe_media, read_frames
+from vrexp.media.selection import OFFICIAL_MAX_FRAMES, select_frames
+from vrexp.media.writing import save_media
+
+__all__ = [
+    "BACKGROUND",
+    "MAX_PIXELS",
+    "OFFICIAL_MAX_FRAMES",
+    "Clip",
+    "MediaError",
+    "MediaInfo",
+    "image_to_rgb",
+    "load_for_model",
+    "load_media",
+    "probe_media",
+    "read_frames",
+    "save_media",
+    "select_frames",
+]
