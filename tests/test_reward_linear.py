@@ -233,7 +233,11 @@ def test_every_total_lies_within_the_bounds_and_the_bounds_are_reached(
     all_yes, all_no = torch.ones(1, 60, dtype=torch.float64), presence[None].double()
     assert float(reward.score(all_yes)) == pytest.approx(high)
     assert float(reward.score(all_no)) == pytest.approx(low)
-    assert low == pytest.approx((-high if encoding == "pm1" else 0.0))
+    # External items (the alignment probability) enter raw, so they bottom out at 0, not -1.
+    inside = torch.tensor([not q.external for q in reward.feature_questions])
+    scale = 1 / reward.num_features if reduction == "mean" else 1
+    expected = -float(reward.weights[inside].sum()) * scale if encoding == "pm1" else 0.0
+    assert low == pytest.approx(expected) and inside.sum() < reward.num_features
 
 
 def test_masking_sets_dependants_to_zero_in_both_encodings():

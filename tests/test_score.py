@@ -20,6 +20,7 @@ from omegaconf import OmegaConf
 from PIL import Image
 from rich.console import Console
 
+from tests.browser import parse_html, render_in_chromium
 from tests.conftest import compose_config
 from vrexp.backbones import BackboneError, build_backbone
 from vrexp.backbones.provenance import TRAINED_ON_FILE, resolve_device, save_provenance
@@ -290,6 +291,21 @@ def test_task_score_writes_a_parquet_a_report_and_resumes(rewards, tmp_path):
     )
     report = (out / "report.html").read_text()
     assert "<script>alert" not in report and "&lt;script&gt;alert" in report
+    # In a real browser: one card per parquet row, with the parquet's numbers; the prompt's
+    # <script> is text, not an element (the page's only script is its sorter).
+    dom, shot = render_in_chromium(out / "report.html", screenshot_path=tmp_path / "report.png")
+    root = parse_html(dom)
+    cards = root.find_all("article", cls="item")
+    assert sorted(int(c.attrs["data-item-id"]) for c in cards) == [0, 1, 2, 3]
+    totals = dict(zip(table.column("item_id").to_pylist(), table.column("total").to_pylist()))
+    for card in cards:
+        item_id = int(card.attrs["data-item-id"])
+        assert float(card.attrs["data-total"]) == totals[item_id]
+        assert card.find(cls="prompt").text() == prompt
+        row = card.find("tr", cls="question", data_question_id=str(q.id))
+        assert float(row.attrs["data-p-yes"]) == table.column(p_yes_column(q.id))[item_id].as_py()
+    assert len(root.find_all("script")) == 1
+    assert Image.open(shot).size == (1280, 2000)
     # Resume: a lost part is rescored, the others are kept as they are.
     (out / "part-00001.parquet").unlink()
     kept = (out / "part-00000.parquet").stat().st_mtime_ns

@@ -5,7 +5,14 @@ A primitive-level layer: it imports only :mod:`vrexp.configs` (and the primitive
 :mod:`vrexp.atomic`); data, backbones, reward, generators, reports, modules and tasks use it.
 """
 
-from vrexp.media.base import BACKGROUND, MAX_PIXELS, Clip, MediaError, MediaInfo
+from vrexp.media.base import (
+    BACKGROUND,
+    MAX_PIXELS,
+    MEDIA_SUFFIXES,
+    Clip,
+    MediaError,
+    MediaInfo,
+)
 from vrexp.media.images import image_to_rgb
 from vrexp.media.reading import load_for_model, load_media, probe_media, read_frames
 from vrexp.media.selection import OFFICIAL_MAX_FRAMES, select_frames
@@ -14,6 +21,7 @@ from vrexp.media.writing import save_media
 __all__ = [
     "BACKGROUND",
     "MAX_PIXELS",
+    "MEDIA_SUFFIXES",
     "OFFICIAL_MAX_FRAMES",
     "Clip",
     "MediaError",

@@ -20,6 +20,13 @@ MAX_PIXELS = 8192 * 8192
 BACKGROUND = (255, 255, 255)
 
 
+# The suffixes of the formats vrexp reads (docs/media.md), for finding media in a folder; reading
+# itself goes by the file's contents, not its name.
+IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".apng", ".webp", ".bmp", ".tif", ".tiff", ".gif"})
+VIDEO_SUFFIXES = frozenset({".mp4", ".m4v", ".webm", ".mov", ".mkv", ".avi"})
+MEDIA_SUFFIXES = IMAGE_SUFFIXES | VIDEO_SUFFIXES
+
+
 class MediaError(OSError):
     """A media file that cannot be read or written; the message names the file and the problem."""
 

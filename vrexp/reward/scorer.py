@@ -101,7 +101,7 @@ class Comparison:
 class VisionReward:
     """A checklist VLM plus a fitted :class:`LinearReward`: ``score`` media against prompts.
 
-    Media are paths, PIL images, numpy arrays, torch tensors or :class:`~vrexp.media.Clip`\ s
+    Media are paths, PIL images, numpy arrays, torch tensors or :class:`~vrexp.media.Clip` objects
     (layouts and ranges: :mod:`vrexp.reward.inputs`). A model folder that records its training
     (``train_checklist`` writes it) is checked against what it is asked: a checklist with
     questions it never learnt, or media unlike its training data (a SynthWorld model shown a
