@@ -111,8 +111,8 @@ def test_read_frames_converts_only_the_picked_frames_and_skips_by_seeking(videos
     rgb, frames = video_module._rgb, video_module._frames
     monkeypatch.setattr(video_module, "_rgb", lambda f: converted.append(f.pts) or rgb(f))
 
-    def counting(*args):
-        for frame in frames(*args):
+    def counting(*args, **kwargs):
+        for frame in frames(*args, **kwargs):
             decoded.append(frame.pts)
             yield frame
 

@@ -4,7 +4,8 @@ decoding only the frames a sampling picks.
 Frame times come from demuxing the packets without decoding them (their presentation timestamps,
 sorted). :func:`read_video` then decodes forward from the keyframe before each picked frame,
 seeking when that keyframe lies past the decoder's position, and turns only the picked frames into
-arrays: its memory is the picked frames', whatever the clip's length.
+arrays: its memory is the picked frames', whatever the clip's length. Frames on the way that no
+other frame references (most B-frames) are not even decoded.
 """
 
 from __future__ import annotations
@@ -226,7 +227,7 @@ def _decode_at(
         key = int(keys[before]) if before >= 0 else None
         if frames is None or position is None or (key is not None and key > position):
             container.seek(key if key is not None else 0, stream=stream, backward=True)
-            frames, position = _frames(path, container, stream), None
+            frames, position = _frames(path, container, stream, wanted_set), None
         for frame in frames:
             position = frame.pts
             if position is None:
@@ -260,10 +261,22 @@ def _decode_by_position(path: Path, index: np.ndarray) -> np.ndarray:
 
 
 def _frames(
-    path: Path, container: av.container.InputContainer, stream: av.VideoStream
+    path: Path,
+    container: av.container.InputContainer,
+    stream: av.VideoStream,
+    wanted: set[int] | None = None,
 ) -> Iterator[av.VideoFrame]:
+    """Decoded frames in presentation order. With ``wanted`` (packet timestamps), the decoder
+    skips the frames no other frame references unless they are wanted: decoding towards a picked
+    frame then costs only the reference frames on the way."""
+    context = stream.codec_context
     try:
-        yield from container.decode(stream)
+        for packet in container.demux(stream):
+            if wanted is not None:
+                time = packet.pts if packet.pts is not None else packet.dts
+                keep = packet.size == 0 or time in wanted
+                context.skip_frame = "DEFAULT" if keep else "NONREF"
+            yield from stream.decode(packet)
     except av.FFmpegError as err:
         raise MediaError(f"{path}: truncated or corrupt video data ({err})") from err
 
