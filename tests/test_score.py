@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import json
+import shlex
 import warnings
 from pathlib import Path
 
@@ -70,7 +71,9 @@ def rewards(tmp_path_factory):
         checklist = Checklist.from_config(cfg.dimensions)
         reward = _reward(cfg, checklist)
         reward.save_pretrained(root / media)
-        save_provenance(root / media / "checklist_model", checklist, OmegaConf.to_object(cfg.dataset))
+        save_provenance(
+            root / media / "checklist_model", checklist, OmegaConf.to_object(cfg.dataset)
+        )
         out[media] = root / media
     out["root"] = root
     return out
@@ -196,10 +199,14 @@ def test_media_of_the_wrong_kind_is_an_error(rewards, tmp_path):
 
 def test_a_checklist_the_model_never_learnt_and_foreign_media_warn(rewards):
     trained = VisionReward.from_pretrained(rewards["image"], device="cpu")
-    with pytest.warns(ChecklistMismatchWarning, match=r"59 questions of checklist 'visionreward_image'"):
+    with pytest.warns(
+        ChecklistMismatchWarning, match=r"59 questions of checklist 'visionreward_image'"
+    ):
         VisionReward(trained.backbone, LinearReward.from_official("image"))
     with pytest.warns(DomainWarning, match=r"media\[1\] is 80x60 pixels.*SynthWorld"):
-        trained.score([np.zeros((64, 64, 3), np.uint8), np.zeros((60, 80, 3), np.uint8)], ["a", "b"])
+        trained.score(
+            [np.zeros((64, 64, 3), np.uint8), np.zeros((60, 80, 3), np.uint8)], ["a", "b"]
+        )
     record = json.loads((rewards["image"] / "checklist_model" / TRAINED_ON_FILE).read_text())
     assert record["kind"] == "synthworld" and record["image_size"] == 64
 
@@ -297,7 +304,8 @@ def test_task_score_writes_a_parquet_a_report_and_resumes(rewards, tmp_path):
     root = parse_html(dom)
     cards = root.find_all("article", cls="item")
     assert sorted(int(c.attrs["data-item-id"]) for c in cards) == [0, 1, 2, 3]
-    totals = dict(zip(table.column("item_id").to_pylist(), table.column("total").to_pylist()))
+    ids, totals = table.column("item_id").to_pylist(), table.column("total").to_pylist()
+    totals = dict(zip(ids, totals, strict=True))
     for card in cards:
         item_id = int(card.attrs["data-item-id"])
         assert float(card.attrs["data-total"]) == totals[item_id]
@@ -314,3 +322,25 @@ def test_task_score_writes_a_parquet_a_report_and_resumes(rewards, tmp_path):
     again, _ = read_scores(out)
     assert again.equals(table)
     assert pq.read_table(out / SCORES_FILE).num_rows == 4
+
+
+def test_the_readmes_score_command_runs(rewards, tmp_path):
+    readme = (Path(__file__).parents[1] / "README.md").read_text()
+    section = readme.split("## Score your own image or video", 1)[1]
+    command = section.split("```bash\n", 1)[1].split("\n#", 1)[0].replace("\\\n", " ")
+    words = shlex.split(command.replace('"$(ls -d logs/pipeline/runs/*/reward | tail -1)"', "R"))
+    assert words[:2] == ["python", "run.py"]
+    photo = _photo(tmp_path / "my_photo.jpg")
+    overrides = [
+        w.replace("task.reward_dir=R", f"task.reward_dir={rewards['image']}").replace(
+            "my_photo.jpg", str(photo)
+        )
+        for w in words[2:]
+    ]
+    out = tmp_path / "out"
+    cfg = compose_config(tmp_path, *TINY, *overrides, f"task.out_dir={out}", "task.device=cpu")
+    with pytest.warns(DomainWarning):  # an 80 x 60 photo for a SynthWorld reward
+        run_task(cfg)
+    table, _ = read_scores(out)
+    assert table.num_rows == 1 and (out / "report.html").is_file()
+    assert table.column("prompt")[0].as_py() == "two red circles on a sky background"

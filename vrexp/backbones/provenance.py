@@ -46,7 +46,9 @@ def save_provenance(directory: str | Path, checklist: Checklist, dataset: Any) -
         "dataset": dataset.name,
         "kind": kind.value,
         "media": Media(dataset.media).value,
-        "image_size": getattr(dataset, "image_size", None) if kind is DatasetKind.synthworld else None,
+        "image_size": getattr(dataset, "image_size", None)
+        if kind is DatasetKind.synthworld
+        else None,
     }
     (directory / TRAINED_ON_FILE).write_text(json.dumps(stamp(record), indent=2) + "\n")
 

@@ -15,8 +15,8 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from vrexp.checklist import Checklist
-from vrexp.media import MEDIA_SUFFIXES
 from vrexp.data.synthworld.split import ensure_split, read_items
+from vrexp.media import MEDIA_SUFFIXES
 
 
 class ItemsError(ValueError):
@@ -74,9 +74,7 @@ def media_files(path: str | Path) -> list[Path]:
         return [path]
     if not path.is_dir():
         raise ItemsError(f"no such media file or folder: {path}")
-    found = sorted(
-        p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in MEDIA_SUFFIXES
-    )
+    found = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in MEDIA_SUFFIXES)
     if not found:
         raise ItemsError(
             f"{path} holds no media files (suffixes read: {' '.join(sorted(MEDIA_SUFFIXES))})"

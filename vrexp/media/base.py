@@ -22,7 +22,9 @@ BACKGROUND = (255, 255, 255)
 
 # The suffixes of the formats vrexp reads (docs/media.md), for finding media in a folder; reading
 # itself goes by the file's contents, not its name.
-IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".apng", ".webp", ".bmp", ".tif", ".tiff", ".gif"})
+IMAGE_SUFFIXES = frozenset(
+    {".jpg", ".jpeg", ".png", ".apng", ".webp", ".bmp", ".tif", ".tiff", ".gif"}
+)
 VIDEO_SUFFIXES = frozenset({".mp4", ".m4v", ".webm", ".mov", ".mkv", ".avi"})
 MEDIA_SUFFIXES = IMAGE_SUFFIXES | VIDEO_SUFFIXES
 

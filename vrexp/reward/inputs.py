@@ -23,7 +23,7 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Union
+from typing import Any
 
 import numpy as np
 import torch
@@ -33,7 +33,7 @@ from vrexp.configs import FrameSampling
 from vrexp.configs.choices import Media
 from vrexp.media import Clip, image_to_rgb, load_for_model
 
-MediaInput = Union[str, os.PathLike, Image.Image, np.ndarray, torch.Tensor, Clip]
+MediaInput = str | os.PathLike | Image.Image | np.ndarray | torch.Tensor | Clip
 WHITE = (255, 255, 255)
 CHANNELS = (1, 3, 4)
 # Animated images without a frame duration play at this rate in browsers (100 ms a frame).

@@ -124,7 +124,9 @@ def score_items(
     if table is not None:
         atomic_write(out_dir / SCORES_FILE, lambda p: pq.write_table(table, p))
     skipped = [
-        entry for path in sorted(out_dir.glob("skipped-*.json")) for entry in json.loads(path.read_text())
+        entry
+        for path in sorted(out_dir.glob("skipped-*.json"))
+        for entry in json.loads(path.read_text())
     ]
     atomic_write(out_dir / SKIPPED_FILE, lambda p: p.write_text(json.dumps(skipped, indent=2)))
     return {"items": 0 if table is None else table.num_rows, "skipped": skipped}

@@ -44,7 +44,9 @@ def load_reward(cfg: DictConfig, task: Any) -> VisionReward:
     if task.dtype is not None:
         backbone_cfg.dtype = task.dtype
     backbone = build_backbone(backbone_cfg).to(resolve_device(task.device))
-    return VisionReward(backbone, LinearReward.from_official(task.official), batch_size=task.batch_size)
+    return VisionReward(
+        backbone, LinearReward.from_official(task.official), batch_size=task.batch_size
+    )
 
 
 def task_items(cfg: DictConfig, task: Any, checklist: Checklist) -> list[Item]:
@@ -62,8 +64,10 @@ def score(cfg: DictConfig, logger: Logger | None = None) -> dict[str, Any]:
     reward = load_reward(cfg, task)
     items = task_items(cfg, task, reward.checklist)
     source = task.media or task.list_file or OmegaConf.to_container(cfg.dataset, resolve=True)
-    manifest = {"reward": str(Path(task.reward_dir).resolve()) if task.reward_dir else task.official,
-                "items": source}
+    manifest = {
+        "reward": str(Path(task.reward_dir).resolve()) if task.reward_dir else task.official,
+        "items": source,
+    }
     with stage_logger(cfg, logger) as logger:
         with Progress(transient=True) as bar:
             job = bar.add_task("scoring", total=len(items))

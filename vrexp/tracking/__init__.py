@@ -9,4 +9,11 @@ from vrexp.tracking.loggers import (
     stage_logger,
 )
 
-__all__ = ["build_logger", "close_logger", "log_media_table", "log_table", "run_identity", "stage_logger"]
+__all__ = [
+    "build_logger",
+    "close_logger",
+    "log_media_table",
+    "log_table",
+    "run_identity",
+    "stage_logger",
+]
