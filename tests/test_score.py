@@ -38,6 +38,7 @@ from vrexp.reward.scorer import (
 )
 from vrexp.reward.scoring import SCORES_FILE, p_yes_column, read_scores
 from vrexp.tasks import run_task
+from vrexp.tracking.offline import read_offline_runs
 
 TINY = [
     "logger=none",
@@ -344,3 +345,28 @@ def test_the_readmes_score_command_runs(rewards, tmp_path):
     table, _ = read_scores(out)
     assert table.num_rows == 1 and (out / "report.html").is_file()
     assert table.column("prompt")[0].as_py() == "two red circles on a sky background"
+
+
+def test_task_score_logs_the_table_with_the_media_to_wandb(rewards, tmp_path):
+    folder = _score_folder(tmp_path)
+    cfg = compose_config(
+        tmp_path,
+        *TINY,
+        "logger=wandb",  # offline by default
+        "task=score",
+        f"task.reward_dir={rewards['image']}",
+        f"task.media={folder}",
+        "task.prompt=a red cube",
+        "task.device=cpu",
+        "task.report=false",
+    )
+    run_task(cfg)
+    (run,) = read_offline_runs(tmp_path)
+    (logged,) = run.logged("score/items")
+    assert logged["_type"] == "table-file" and logged["nrows"] == 4
+    table = json.loads((run.path / "files" / logged["path"]).read_text())
+    assert table["columns"][:5] == ["item_id", "media", "media_path", "prompt", "total"]
+    assert [row[0] for row in table["data"]] == [0, 1, 2, 3]
+    assert all(row[1]["_type"] == "image-file" for row in table["data"])
+    assert all((run.path / "files" / row[1]["path"]).is_file() for row in table["data"])
+    assert run.logged("score/num_items") == [4] and run.exit_code == 0

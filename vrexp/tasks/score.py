@@ -102,7 +102,7 @@ def score(cfg: DictConfig, logger: Logger | None = None) -> dict[str, Any]:
             )
         if logger is not None:
             logger.log_metrics(
-                {"score/items": result["items"], "score/skipped": len(result["skipped"])}
+                {"score/num_items": result["items"], "score/num_skipped": len(result["skipped"])}
             )
             if task.log_table and table.num_rows:
                 columns, rows, media = media_table_rows(
