@@ -32,6 +32,8 @@ TINY_SPLIT = ["dataset.num_prompts=30", "dataset.renders_per_prompt=3"]
         (["backbone.family=qwen3"], "qwen3"),
         (["generator.prediction_type=x0"], "x0"),
         (["task=evaluate", "task.part=tset"], "tset"),
+        (["backbone.frames.select=every"], "every"),
+        (["task=sample", "task.video_format=webm"], "webm"),
     ],
 )
 def test_a_bad_choice_fails_at_composition_naming_it(tmp_path, overrides, named):
@@ -48,6 +50,7 @@ def test_a_bad_choice_fails_at_composition_naming_it(tmp_path, overrides, named)
         (["task=fit_weights", "task.annotations=a", "task.l2=-5"], "task.l2"),
         (["dpo.threshold=-1"], "dpo.threshold"),
         (["dataset.partition.val_fraction=1.5"], "dataset.partition.val_fraction"),
+        (["backbone.frames.select=fps"], "backbone.frames.fps"),
         (["task.stages.train_checklist.max_steps=0"], "task.max_steps"),
         (
             ["task=sample", "task.generator_dir=g", "task.reward_dir=r", "task.candidates=1"],

@@ -88,7 +88,9 @@ def video_stream(path: Path, container: av.container.InputContainer) -> av.Video
     return stream
 
 
-def frame_times(path: Path, container: av.container.InputContainer, stream: av.VideoStream):
+def frame_times(
+    path: Path, container: av.container.InputContainer, stream: av.VideoStream
+) -> tuple[np.ndarray, np.ndarray]:
     """Sorted presentation timestamps of the stream's frames and of its keyframes (in the
     stream's time base), from the packets alone."""
     times, keys = [], []
@@ -130,7 +132,9 @@ def _warn_if_short(
         )
 
 
-def _stated_duration(container: av.container.InputContainer, stream: av.VideoStream):
+def _stated_duration(
+    container: av.container.InputContainer, stream: av.VideoStream
+) -> float | None:
     """Seconds the header gives the video: the stream's duration, its DURATION tag (Matroska),
     or else the whole file's."""
     if stream.duration is not None:
