@@ -4,7 +4,6 @@ metric and failure marking, the logger's chained steps and the callbacks group."
 from __future__ import annotations
 
 import json
-import time
 
 import pytest
 from hydra.errors import ConfigCompositionException
@@ -17,7 +16,7 @@ from vrexp.data.checklist_data import split_by_prompt
 from vrexp.data.pairs import PairBudgetError
 from vrexp.modules.trainer import build_trainer
 from vrexp.tasks import prepare, run_task
-from vrexp.tracking.offline import read_offline_runs
+from vrexp.tracking.offline import finished_offline_runs, read_offline_runs
 
 TINY_SPLIT = ["dataset.num_prompts=30", "dataset.renders_per_prompt=3"]
 
@@ -145,11 +144,7 @@ def test_chained_stages_log_after_each_other(tmp_path):
     logger.log_metrics({"b": 1.0}, step=0)
     assert logger.last_step == 3
     logger.experiment.finish()
-    for _ in range(100):  # wandb-core may still be writing the offline file: up to 20 s
-        (run,) = read_offline_runs(tmp_path)
-        if run.exit_code is not None:
-            break
-        time.sleep(0.2)
+    (run,) = finished_offline_runs(tmp_path)
     steps = [row["trainer/global_step"] for row in run.history if "trainer/global_step" in row]
     assert steps == [0, 1, 2, 3]
 

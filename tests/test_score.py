@@ -6,6 +6,8 @@ from __future__ import annotations
 import io
 import json
 import shlex
+import subprocess
+import sys
 import warnings
 from pathlib import Path
 
@@ -38,7 +40,7 @@ from vrexp.reward.scorer import (
 )
 from vrexp.reward.scoring import SCORES_FILE, p_yes_column, read_scores
 from vrexp.tasks import run_task
-from vrexp.tracking.offline import read_offline_runs
+from vrexp.tracking.offline import finished_offline_runs
 
 TINY = [
     "logger=none",
@@ -361,12 +363,64 @@ def test_task_score_logs_the_table_with_the_media_to_wandb(rewards, tmp_path):
         "task.report=false",
     )
     run_task(cfg)
-    (run,) = read_offline_runs(tmp_path)
-    (logged,) = run.logged("score/items")
-    assert logged["_type"] == "table-file" and logged["nrows"] == 4
-    table = json.loads((run.path / "files" / logged["path"]).read_text())
+    (run,) = finished_offline_runs(tmp_path)
+    # The offline record flattens the table's reference into score/items/<field> keys.
+    (kind,), (rows,), (path,) = (run.logged(f"score/items/{k}") for k in ("_type", "nrows", "path"))
+    assert kind == "table-file" and rows == 4
+    table = json.loads((run.path.parent / "files" / path).read_text())
     assert table["columns"][:5] == ["item_id", "media", "media_path", "prompt", "total"]
     assert [row[0] for row in table["data"]] == [0, 1, 2, 3]
-    assert all(row[1]["_type"] == "image-file" for row in table["data"])
-    assert all((run.path / "files" / row[1]["path"]).is_file() for row in table["data"])
+    # The run's copy names each picture's type; the pictures travel with the table's artifact
+    # (staged for upload by `wandb sync`).
+    assert [row[1] for row in table["data"]] == ["Image"] * 4
+    assert run.logged("score/items/artifact_path")
     assert run.logged("score/num_items") == [4] and run.exit_code == 0
+
+
+def test_task_score_with_the_released_weighting_and_a_backbone(tmp_path):
+    _photo(tmp_path / "a.png", size=(64, 64))
+    out = tmp_path / "out"
+    cfg = compose_config(
+        tmp_path,
+        *TINY,
+        "task=score",
+        "task.official=image_select",
+        f"task.media={tmp_path / 'a.png'}",
+        "task.prompt=a cat",
+        f"task.out_dir={out}",
+        "task.device=cpu",
+        "task.report=false",
+    )
+    run_task(cfg)
+    table, checklist = read_scores(out)
+    assert checklist.name == "visionreward_image_select" and table.num_rows == 1
+    official = LinearReward.from_official("image_select")
+    low, high = official.bounds()
+    assert low <= table.column("total")[0].as_py() <= high
+    assert len([c for c in table.column_names if c.startswith("p_yes/")]) == len(
+        checklist.questions
+    )
+
+
+@pytest.mark.slow  # a CLI run
+def test_the_vrexp_command_scores_from_any_directory(rewards, tmp_path):
+    command = Path(sys.executable).with_name("vrexp")
+    photo = _photo(tmp_path / "photo.jpg", size=(64, 64))
+    result = subprocess.run(
+        [
+            str(command),
+            "task=score",
+            f"task.reward_dir={rewards['image']}",
+            f"task.media={photo}",
+            "task.prompt=a cube",
+            "logger=none",
+            "task.device=cpu",
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    (report,) = (tmp_path / "logs" / "score" / "runs").glob("*/scores/report.html")
+    assert "photo.jpg" in report.read_text()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import struct
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -105,3 +106,15 @@ def read_offline_run(path: str | Path) -> OfflineRun:
 def read_offline_runs(root: str | Path) -> list[OfflineRun]:
     """Every offline run below ``root`` (e.g. a multirun sweep folder), in path order."""
     return [read_offline_run(p) for p in sorted(Path(root).rglob("offline-run-*")) if p.is_dir()]
+
+
+def finished_offline_runs(root: str | Path, *, timeout_s: float = 20.0) -> list[OfflineRun]:
+    """:func:`read_offline_runs` once every run below ``root`` has its exit record: wandb-core
+    writes the offline file on its own after ``finish()`` returns, so a reader right after a job
+    can see it half-written. Waits at most ``timeout_s``, then returns what is there."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        runs = read_offline_runs(root)
+        if (runs and all(r.exit_code is not None for r in runs)) or time.monotonic() > deadline:
+            return runs
+        time.sleep(0.2)
