@@ -230,6 +230,7 @@ def test_out_of_range_values_fail_naming_the_key(compose_cfg):
         OmegaConf.to_object(compose_cfg("dataset.tie_fraction=1.5").dataset)
 
 
+@pytest.mark.slow  # two CLI runs; in-process twins: test_bad_keys_*
 def test_cli_rejects_a_misspelt_key_with_its_name(tmp_path):
     result = run_cli("dataset.num_itemz=3", f"paths.root_dir={tmp_path}")
     assert result.returncode != 0

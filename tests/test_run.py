@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from tests.conftest import run_cli
 from vrexp.data.synthworld import read_items
 
@@ -14,6 +16,7 @@ def test_make_data_prints_the_summary(tmp_path):
     assert read_items(tmp_path / "data" / "synthworld_image" / "seed0-n20x3").num_rows == 60
 
 
+@pytest.mark.slow  # a CLI run
 def test_make_data_for_video(tmp_path):
     result = run_cli(
         "task=make_data",
@@ -26,6 +29,7 @@ def test_make_data_for_video(tmp_path):
     assert items.num_rows == 8 and items.column("media")[0].as_py() == "video"
 
 
+@pytest.mark.slow  # a CLI run
 def test_unknown_task_is_named(tmp_path):
     result = run_cli("task.name=train_everything", f"paths.root_dir={tmp_path}")
     assert result.returncode != 0

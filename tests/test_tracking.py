@@ -35,6 +35,7 @@ def test_multirun_logs_every_job_to_one_wandb_group(tmp_path):
     assert not list(tmp_path.rglob("run-*.wandb.synced"))  # nothing went online
 
 
+@pytest.mark.slow  # CLI runs
 @pytest.mark.parametrize("logger", ["csv", "none"])
 def test_other_loggers(logger, tmp_path):
     result = run_cli(
