@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from PIL import Image
@@ -486,3 +487,15 @@ def test_the_fps_rule_needs_fps_and_only_it():
     assert select_frames(np.array([]), COUNT_8).tolist() == []
     with pytest.raises(ValueError, match="non-decreasing"):
         select_frames(np.array([1.0, 0.0]), COUNT_8)
+
+
+def test_a_clip_in_a_batch_survives_lightnings_device_transfer():
+    # Lightning moves every batch with apply_to_collection, which refuses frozen dataclasses.
+    from lightning_fabric.utilities.apply_func import move_data_to_device
+
+    clip = Clip.from_array(np.zeros((3, 4, 4, 3), np.uint8), fps=8.0)
+    batch = {"media": [clip], "label": torch.ones(1)}
+    moved = move_data_to_device(batch, torch.device("cpu"))
+    assert moved["media"][0] is clip
+    with pytest.raises(AttributeError, match="immutable"):
+        clip.frames = np.zeros((1, 4, 4, 3), np.uint8)

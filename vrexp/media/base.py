@@ -48,20 +48,28 @@ class MediaInfo:
     container: str  # FFmpeg's demuxer name, or the Pillow format
 
 
-@dataclass(frozen=True, eq=False)
 class Clip:
     """Video frames with their presentation times.
 
     ``sampled_with`` is the :class:`~vrexp.configs.FrameSampling` already applied to the frames
     (None: every frame of the source), so a consumer with the same sampling does not select again.
+
+    Immutable, but not a dataclass: Lightning moves batches to the device with
+    ``apply_to_collection``, which recurses into dataclasses and refuses frozen ones; a clip in a
+    batch has to pass through as one opaque item.
     """
 
+    __slots__ = ("frames", "sampled_with", "timestamps")
     frames: np.ndarray  # uint8 [T, H, W, 3]
     timestamps: np.ndarray  # float64 [T], seconds from the first frame, increasing
-    sampled_with: FrameSampling | None = None
+    sampled_with: FrameSampling | None
 
-    def __post_init__(self) -> None:
-        frames, timestamps = self.frames, self.timestamps
+    def __init__(
+        self,
+        frames: np.ndarray,
+        timestamps: np.ndarray,
+        sampled_with: FrameSampling | None = None,
+    ) -> None:
         if frames.dtype != np.uint8 or frames.ndim != 4 or frames.shape[-1] != 3:
             raise ValueError(
                 f"clip frames must be uint8 [T, H, W, 3], got {frames.dtype} {frames.shape}"
@@ -70,6 +78,21 @@ class Clip:
             raise ValueError(f"{len(frames)} frames but timestamps of shape {timestamps.shape}")
         if np.any(np.diff(timestamps) < 0):
             raise ValueError("clip timestamps must not decrease")
+        for name, value in (
+            ("frames", frames),
+            ("timestamps", timestamps),
+            ("sampled_with", sampled_with),
+        ):
+            object.__setattr__(self, name, value)
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError(f"Clip is immutable: cannot set {name}")
+
+    def __repr__(self) -> str:
+        return (
+            f"Clip(frames={self.frames.shape}, seconds={self.timestamps[:1].tolist()}..."
+            f"{self.timestamps[-1:].tolist()}, sampled_with={self.sampled_with!r})"
+        )
 
     @classmethod
     def from_array(cls, frames: np.ndarray, fps: float) -> Clip:
