@@ -17,6 +17,7 @@ import pyarrow.parquet as pq
 import pytest
 import rich
 import torch
+from hydra.errors import ConfigCompositionException
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from omegaconf import OmegaConf
@@ -29,6 +30,7 @@ from vrexp.backbones import BackboneError, build_backbone
 from vrexp.backbones.provenance import TRAINED_ON_FILE, resolve_device, save_provenance
 from vrexp.checklist import Checklist
 from vrexp.configs import FrameSampling
+from vrexp.configs.checks import ConfigValueError
 from vrexp.media import Clip
 from vrexp.reward import LinearReward
 from vrexp.reward.inputs import MediaInputError, to_model_media
@@ -39,7 +41,7 @@ from vrexp.reward.scorer import (
     VisionReward,
 )
 from vrexp.reward.scoring import SCORES_FILE, p_yes_column, read_scores
-from vrexp.tasks import run_task
+from vrexp.tasks import prepare, run_task
 from vrexp.tracking.offline import finished_offline_runs
 
 TINY = [
@@ -424,3 +426,19 @@ def test_the_vrexp_command_scores_from_any_directory(rewards, tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     (report,) = (tmp_path / "logs" / "score" / "runs").glob("*/scores/report.html")
     assert "photo.jpg" in report.read_text()
+
+
+@pytest.mark.parametrize(
+    ("overrides", "match"),
+    [
+        ([], "exactly one reward"),
+        (["task.reward_dir=R", "task.official=image"], "exactly one reward"),
+        (["task.reward_dir=R", "task.media=a.png", "task.list_file=b.csv"], "not both"),
+        (["task.reward_dir=R", "task.batch_size=0"], "task.batch_size=0"),
+        (["task.reward_dir=R", "task.dtype=float8"], "dtype"),
+    ],
+)
+def test_task_score_settings_are_checked_before_work(overrides, match, tmp_path):
+    # A bad enum fails at composition (Hydra), a bad combination or range at validation.
+    with pytest.raises((ConfigValueError, ConfigCompositionException), match=match):
+        prepare(compose_config(tmp_path, "task=score", *overrides))

@@ -104,8 +104,8 @@ class ScoreTaskConfig(InferenceSettings):
         if (self.reward_dir is None) == (self.official is None):
             raise ConfigValueError(
                 "task=score needs exactly one reward: task.reward_dir=DIR (a VisionReward folder) "
-                f"or task.official=NAME (a released weighting: image, image_select or video_select); got reward_dir={self.reward_dir!r}, "
-                f"official={self.official!r}"
+                "or task.official=NAME (a released weighting: image, image_select or "
+                f"video_select); got reward_dir={self.reward_dir!r}, official={self.official!r}"
             )
         if self.media is not None and self.list_file is not None:
             raise ConfigValueError(
