@@ -181,6 +181,7 @@ def test_a_jpeg_a_pil_image_and_an_rgba_array_score_like_their_pixels(rewards, t
 
 def test_device_and_dtype(rewards):
     reward = VisionReward.from_pretrained(rewards["image"], device="cpu", dtype="bfloat16")
+    assert reward.bounds() == reward.reward.bounds() and reward.bounds()[0] < 0
     assert reward.device == torch.device("cpu")
     assert reward.backbone.model.dtype == torch.bfloat16
     image = np.zeros((64, 64, 3), np.uint8)
@@ -396,8 +397,7 @@ def test_task_score_with_the_released_weighting_and_a_backbone(tmp_path):
     run_task(cfg)
     table, checklist = read_scores(out)
     assert checklist.name == "visionreward_image_select" and table.num_rows == 1
-    official = LinearReward.from_official("image_select")
-    low, high = official.bounds()
+    low, high = LinearReward.from_official("image_select").bounds()
     assert low <= table.column("total")[0].as_py() <= high
     assert len([c for c in table.column_names if c.startswith("p_yes/")]) == len(
         checklist.questions

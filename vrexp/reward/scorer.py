@@ -131,6 +131,10 @@ class VisionReward:
     def device(self) -> torch.device:
         return self.backbone.device
 
+    def bounds(self) -> tuple[float, float]:
+        """The lowest and highest total this reward can give (:meth:`LinearReward.bounds`)."""
+        return self.reward.bounds()
+
     def to(
         self, device: str | torch.device | None = None, dtype: torch.dtype | None = None
     ) -> VisionReward:
