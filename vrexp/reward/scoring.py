@@ -30,12 +30,12 @@ import torch
 from vrexp.checklist import Checklist
 from vrexp.data.atomic import OutputClaimError, atomic_write, claim_output
 from vrexp.data.items import Item
-from vrexp.media import MediaError
+from vrexp.data.parts import STALE_PARTS, read_or_skip, write_parts
 from vrexp.reward.inputs import media_kind
 from vrexp.reward.linear import RewardError
 from vrexp.reward.scorer import RewardScores, VisionReward
 
-SCORES_FILE, SKIPPED_FILE = "scores.parquet", "skipped.json"
+SCORES_FILE = "scores.parquet"
 CHECKLIST_KEY = b"vrexp.checklist"
 
 
@@ -100,57 +100,37 @@ def score_items(
             out_dir,
             manifest,
             overwrite,
-            stale=("part-*.parquet", "skipped*.json", SCORES_FILE),
+            stale=(*STALE_PARTS, SCORES_FILE),
             what="scores from another reward, checklist or item list",
         )
     except OutputClaimError as err:
         raise ScoringError(str(err)) from None
     reward.backbone.eval()
-    for start in range(0, len(items), chunk_size):
-        part = out_dir / f"part-{start // chunk_size:05d}.parquet"
-        chunk = items[start : start + chunk_size]
-        if not part.exists():
-            table, skipped = _score_chunk(reward, chunk, skip_bad_media)
-            atomic_write(
-                out_dir / f"skipped-{start // chunk_size:05d}.json",
-                lambda p, s=skipped: p.write_text(json.dumps(s, indent=2)),
-            )
-            atomic_write(part, lambda p, t=table: pq.write_table(t, p))
-        if progress is not None:
-            progress(len(chunk))
+    skipped = write_parts(
+        out_dir,
+        items,
+        chunk_size,
+        lambda chunk: _score_chunk(reward, chunk, skip_bad_media),
+        progress,
+    )
     parts = sorted(out_dir.glob("part-*.parquet"))
     tables = [pq.read_table(p) for p in parts]
     table = pa.concat_tables(tables).sort_by("item_id") if tables else None
     if table is not None:
         atomic_write(out_dir / SCORES_FILE, lambda p: pq.write_table(table, p))
-    skipped = [
-        entry
-        for path in sorted(out_dir.glob("skipped-*.json"))
-        for entry in json.loads(path.read_text())
-    ]
-    atomic_write(out_dir / SKIPPED_FILE, lambda p: p.write_text(json.dumps(skipped, indent=2)))
     return {"items": 0 if table is None else table.num_rows, "skipped": skipped}
 
 
 def _score_chunk(
     reward: VisionReward, items: list[Item], skip_bad_media: bool
 ) -> tuple[pa.Table, list[dict[str, Any]]]:
-    loaded, kept, skipped = [], [], []
-    for item in items:
-        try:
-            media, _ = reward.prepare(item.media_path, item.prompt)
-        except MediaError as err:
-            if not skip_bad_media:
-                raise ScoringError(
-                    f"item {item.item_id}: {err} (set task.skip_bad_media=true to skip and "
-                    "record such files)"
-                ) from err
-            skipped.append(
-                {"item_id": item.item_id, "media_path": str(item.media_path), "error": str(err)}
-            )
-            continue
-        loaded.append(media[0])
-        kept.append(item)
+    read, skipped = read_or_skip(
+        items,
+        lambda item: reward.prepare(item.media_path, item.prompt)[0][0],
+        skip_bad_media,
+        ScoringError,
+    )
+    kept, loaded = [item for item, _ in read], [media for _, media in read]
     if not kept:
         return _empty_table(reward), skipped
     scores = reward.score(loaded, [i.prompt for i in kept], progress=False)

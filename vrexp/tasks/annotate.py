@@ -13,7 +13,6 @@ a re-run skips them and continues, with no duplicate or lost row.
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Callable
 from pathlib import Path
@@ -29,9 +28,10 @@ from rich.progress import Progress
 from vrexp.backbones import ChecklistBackbone, load_backbone
 from vrexp.backbones.provenance import resolve_device
 from vrexp.checklist import Checklist
-from vrexp.data.atomic import OutputClaimError, atomic_write, claim_output
+from vrexp.data.atomic import OutputClaimError, claim_output
 from vrexp.data.items import Item, dataset_items
-from vrexp.media import MediaError, load_for_model
+from vrexp.data.parts import STALE_PARTS, read_or_skip, write_parts
+from vrexp.media import load_for_model
 from vrexp.tracking import stage_logger
 
 log = logging.getLogger(__name__)
@@ -59,24 +59,13 @@ def annotate_items(
     manifest = {"checklist": checklist.to_config(), **(manifest or {})}
     _claim(out_dir, manifest, overwrite)
     backbone.eval()
-    for start in range(0, len(items), chunk_size):
-        part = out_dir / f"part-{start // chunk_size:05d}.parquet"
-        chunk = items[start : start + chunk_size]
-        if not part.exists():
-            table, skipped = _annotate_chunk(backbone, checklist, chunk, batch_size, skip_bad_media)
-            atomic_write(
-                out_dir / f"skipped-{start // chunk_size:05d}.json",
-                lambda p, s=skipped: p.write_text(json.dumps(s, indent=2)),
-            )
-            atomic_write(part, lambda p, t=table: pq.write_table(t, p))
-        if progress is not None:
-            progress(len(chunk))
-    skipped = [
-        entry
-        for path in sorted(out_dir.glob("skipped-*.json"))
-        for entry in json.loads(path.read_text())
-    ]
-    atomic_write(out_dir / "skipped.json", lambda p: p.write_text(json.dumps(skipped, indent=2)))
+    skipped = write_parts(
+        out_dir,
+        items,
+        chunk_size,
+        lambda chunk: _annotate_chunk(backbone, checklist, chunk, batch_size, skip_bad_media),
+        progress,
+    )
     rows = sum(pq.read_metadata(p).num_rows for p in out_dir.glob("part-*.parquet"))
     return {"items": len(items) - len(skipped), "rows": rows, "skipped": skipped}
 
@@ -87,7 +76,7 @@ def _claim(out_dir: Path, manifest: dict[str, Any], overwrite: bool) -> None:
             out_dir,
             manifest,
             overwrite,
-            stale=("part-*.parquet", "skipped*.json"),
+            stale=STALE_PARTS,
             what="annotations from another model, checklist or dataset",
         )
     except OutputClaimError as err:
@@ -101,18 +90,12 @@ def _annotate_chunk(
     batch_size: int,
     skip_bad_media: bool,
 ) -> tuple[pa.Table, list[dict[str, Any]]]:
-    loaded, skipped = [], []
-    for item in items:
-        try:
-            loaded.append((item, load_for_model(item.media_path, backbone.config.frames)))
-        except MediaError as err:
-            if not skip_bad_media:
-                raise AnnotateError(
-                    f"item {item.item_id}: {err} (set task.skip_bad_media=true to skip and record such files)"
-                ) from err
-            skipped.append(
-                {"item_id": item.item_id, "media_path": str(item.media_path), "error": str(err)}
-            )
+    loaded, skipped = read_or_skip(
+        items,
+        lambda item: load_for_model(item.media_path, backbone.config.frames),
+        skip_bad_media,
+        AnnotateError,
+    )
     questions = checklist.vlm_questions
     columns: dict[str, list] = {
         k: [] for k in ("item_id", "media_path", "prompt", "question_id", "question", "p_yes")
