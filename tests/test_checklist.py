@@ -23,6 +23,8 @@ from vrexp.checklist import (
 
 OFFICIAL = CONF / "official" / "visionreward"
 SHARED = ROOT.parent / "shared" / "reference" / "visionreward"
+SHARED_CITATION = b"(see PAPER.md \xc2\xa74.4)"
+CARRIED_CITATION = "(see docs/method.md §4.5 at the repository root)".encode()
 
 
 def load(name: str) -> Checklist:
@@ -59,7 +61,10 @@ def test_carried_copies_equal_the_shared_reference():
     if not SHARED.exists():
         pytest.skip("../shared is not beside the project")
     for path in SHARED.iterdir():
-        assert (OFFICIAL / path.name).read_bytes() == path.read_bytes(), path.name
+        carried = (OFFICIAL / path.name).read_bytes()
+        if path.name == "README.md":  # its one citation points at a page the repository has
+            carried = carried.replace(CARRIED_CITATION, SHARED_CITATION)
+        assert carried == path.read_bytes(), path.name
 
 
 def test_image_checklist_structure_matches_the_paper():
