@@ -2,10 +2,17 @@
 
 ``python wheel_check.py reference OUT.json``
     In the editable install: the tiny backbone's tokenizer and the official rewards' scores.
+``python wheel_check.py runtime-deps DIR``
+    In the editable install: fill ``DIR`` with links to the installed runtime dependencies of
+    vrexp (the closure of its requirements without extras), leaving out the test extras and
+    anything else. A fresh virtualenv holding the wheel reaches them through a ``.pth`` file, so
+    the check runs without test-only packages and without reinstalling torch (about two minutes).
+    The README's install command has just resolved these very requirements from the index.
 ``python wheel_check.py check REF.json``
-    In a fresh virtualenv holding only the wheel, from a directory outside the clone: the wheel
-    must import from site-packages, ship its data (official weights, checklists, Hydra configs),
-    give the same tokenizer and scores as the reference, and run the ``vrexp`` console command.
+    In a fresh virtualenv holding only the wheel (and those dependencies), from a directory
+    outside the clone: the wheel must import from site-packages, ship its data (official weights,
+    checklists, Hydra configs), give the same tokenizer and scores as the reference, and run the
+    ``vrexp`` console command.
 """
 
 from __future__ import annotations
@@ -90,15 +97,52 @@ def check(reference: dict, clone: Path) -> None:
         print(f"vrexp task=make_data from {root}: wrote {written[0].name}")
 
 
+def link_runtime_deps(folder: Path) -> None:
+    import importlib.metadata as metadata
+    import sysconfig
+
+    from packaging.requirements import Requirement
+    from packaging.utils import canonicalize_name
+
+    runtime, todo = set(), ["vrexp"]
+    while todo:
+        name = canonicalize_name(todo.pop())
+        if name in runtime:
+            continue
+        runtime.add(name)
+        try:
+            requires = metadata.distribution(name).requires or []
+        except metadata.PackageNotFoundError:
+            continue  # an optional requirement left uninstalled
+        for line in requires:
+            requirement = Requirement(line)
+            if requirement.marker is None or requirement.marker.evaluate({"extra": ""}):
+                todo.append(requirement.name)
+    runtime.discard("vrexp")  # the wheel brings its own
+    owners: dict[str, set[str]] = {}
+    for dist in metadata.distributions():
+        for file in dist.files or []:
+            top = file.parts[0]
+            if top != ".." and not top.endswith(".pth"):
+                owners.setdefault(top, set()).add(canonicalize_name(dist.metadata["Name"]))
+    site = Path(sysconfig.get_paths()["purelib"])
+    folder.mkdir(parents=True)
+    for entry in sorted(site.iterdir()):
+        if owners.get(entry.name, set()) & runtime:
+            (folder / entry.name).symlink_to(entry)
+
+
 def main() -> None:
     mode, path = sys.argv[1], Path(sys.argv[2])
     if mode == "reference":
         path.write_text(json.dumps(measure()))
+    elif mode == "runtime-deps":
+        link_runtime_deps(path)
     elif mode == "check":
         check(json.loads(path.read_text()), Path(__file__).resolve().parents[1])
         print("wheel check: OK")
     else:
-        raise SystemExit(f"usage: {sys.argv[0]} reference|check FILE")
+        raise SystemExit(f"usage: {sys.argv[0]} reference|runtime-deps|check PATH")
 
 
 if __name__ == "__main__":
