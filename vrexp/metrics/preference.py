@@ -3,7 +3,8 @@
 This module owns the paper's preference metrics (docs/method.md §6) and nothing else:
 
 * :func:`tau_star` -- accuracy with ties plus tie calibration (Deutsch et al. 2023, "Ties Matter");
-* :func:`diff_accuracy` -- accuracy over pairs whose human label is not a tie ("diff**");
+* :func:`diff_accuracy` -- accuracy over pairs whose human label is not a tie ("diff**"), with the
+  convention for a reward tie on such a pair (:class:`ModelTies`);
 * the same two as torchmetrics ``Metric`` classes (:class:`TauStarAccuracy`, :class:`DiffAccuracy`);
 * :func:`per_dimension_accuracy`, :func:`bootstrap_interval` and :func:`preference_report`.
 
@@ -23,9 +24,12 @@ from torch import Tensor
 from torchmetrics import Metric
 from torchmetrics.utilities import dim_zero_cat
 
+from vrexp.configs.choices import Choice
+
 __all__ = [
     "NO_TIES_EPSILON",
     "DiffAccuracy",
+    "ModelTies",
     "TauStarAccuracy",
     "bootstrap_interval",
     "diff_accuracy",
@@ -38,6 +42,34 @@ __all__ = [
 # |delta| >= 0, so any negative threshold ties no pair. A finite sentinel (rather than -inf) keeps
 # the value loggable as JSON / to W&B.
 NO_TIES_EPSILON = -1.0
+
+
+class ModelTies(Choice):
+    """How diff scores a pair that humans decided but the reward ties exactly (``delta == 0``).
+
+    ``drop`` leaves it out, ``C / (C + D)`` (the paper's diff**); ``half`` counts it half correct,
+    the expected accuracy of a coin-flip tie-break (so a constant reward lands at chance, not at
+    NaN); ``wrong`` counts it wrong, as the official VideoAlign and ImageReward evaluation code
+    does.
+    """
+
+    drop = "drop"
+    half = "half"
+    wrong = "wrong"
+
+
+# diff_accuracy's default: the convention evaluate and fit_weights have always reported
+# (docs/method.md §6.2). The benchmark protocol ``diff`` (vrexp.metrics.protocols) defaults to
+# ``drop`` instead, the paper's definition.
+DEFAULT_MODEL_TIES = ModelTies.half
+
+
+def model_ties_option(value: ModelTies | str) -> ModelTies:
+    """``value`` as a :class:`ModelTies`, or a ValueError naming the allowed values."""
+    try:
+        return ModelTies(value)
+    except ValueError:
+        raise ValueError(f"model_ties must be one of {ModelTies.values()}, got {value!r}") from None
 
 
 def _validate(delta: Tensor, label: Tensor) -> tuple[Tensor, Tensor]:
@@ -126,25 +158,34 @@ def tau_star_accuracy(delta: Tensor, label: Tensor) -> Tensor:
     return tau_star(delta, label)[0]
 
 
-def _diff_accuracy_unchecked(delta: Tensor, label: Tensor) -> Tensor:
-    """:func:`diff_accuracy` on already-validated float64 / int64 inputs."""
+def _diff_accuracy_unchecked(
+    delta: Tensor, label: Tensor, model_ties: ModelTies = DEFAULT_MODEL_TIES
+) -> Tensor:
+    """:func:`diff_accuracy` on already-validated float64 / int64 inputs and option."""
     keep = label != 0
+    if model_ties == ModelTies.drop:
+        keep &= delta != 0
     if not keep.any():
         return torch.tensor(float("nan"), dtype=torch.float64, device=delta.device)
     d, h = delta[keep], label[keep]
-    # A model score tie (delta == 0) on a decided pair is scored 0.5: the expected accuracy of
-    # breaking it with a fair coin, so a constant scorer lands at chance rather than at 0 or 1.
-    correct = (torch.sign(d).to(torch.int64) == h).to(torch.float64) + 0.5 * (d == 0)
+    # sign(0) = 0 never equals a decided label, so a model tie is wrong unless ``half`` credits it.
+    correct = (torch.sign(d).to(torch.int64) == h).to(torch.float64)
+    if model_ties == ModelTies.half:
+        correct += 0.5 * (d == 0)
     return correct.mean()
 
 
-def diff_accuracy(delta: Tensor, label: Tensor) -> Tensor:
+def diff_accuracy(
+    delta: Tensor, label: Tensor, model_ties: ModelTies | str = DEFAULT_MODEL_TIES
+) -> Tensor:
     """Accuracy over pairs whose human label is not a tie ("diff**"), as a float64 scalar tensor.
 
-    ``C / (C + D)`` over pairs with ``label != 0``; a pair with ``delta == 0`` exactly counts as
-    half correct (the expected accuracy of a coin-flip tie-break). NaN if every label is a tie.
+    Over pairs with ``label != 0``: concordant pairs C, discordant pairs D and exact reward ties
+    T_m (``delta == 0``). ``model_ties`` (:class:`ModelTies`) picks how T_m counts: ``half``
+    (the default) gives ``(C + T_m / 2) / (C + D + T_m)``, ``drop`` gives ``C / (C + D)``,
+    ``wrong`` gives ``C / (C + D + T_m)``. NaN when no pair is left to count.
     """
-    return _diff_accuracy_unchecked(*_validate(delta, label))
+    return _diff_accuracy_unchecked(*_validate(delta, label), model_ties_option(model_ties))
 
 
 _METRICS: dict[str, Callable[[Tensor, Tensor], Tensor]] = {
@@ -351,10 +392,15 @@ class TauStarAccuracy(_PairwisePreference):
 
 
 class DiffAccuracy(_PairwisePreference):
-    """Accuracy over non-tie human labels (:func:`diff_accuracy`) accumulated over batches."""
+    """Accuracy over non-tie human labels (:func:`diff_accuracy`) accumulated over batches;
+    ``model_ties`` (:class:`ModelTies`, default ``half``) is how an exact reward tie counts."""
+
+    def __init__(self, model_ties: ModelTies | str = DEFAULT_MODEL_TIES, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.model_ties = model_ties_option(model_ties)
 
     def compute(self) -> Tensor:
-        return _diff_accuracy_unchecked(*self._pairs())
+        return _diff_accuracy_unchecked(*self._pairs(), self.model_ties)
 
 
 def win_rate(
