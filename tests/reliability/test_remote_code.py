@@ -169,16 +169,23 @@ def test_a_user_folder_given_as_name_or_path_is_checked_too(folder, tmp_path):
     assert not marker.exists()
 
 
-def test_a_visionreward_folder_with_tampered_model_is_refused(saved_model, tmp_path):
+@pytest.mark.parametrize("tamper", ["auto_map", "truncated"])
+def test_a_visionreward_folder_with_tampered_model_is_refused(saved_model, tmp_path, tamper):
     checklist = Checklist.from_yaml(dimensions_dir() / "synthworld_image.yaml")
-    reward = LinearReward(
-        checklist,
-        np.ones(len(checklist.questions) - sum(q.kind == "presence" for q in checklist.questions)),
+    features = sum(q.kind != "presence" for q in checklist.questions)
+    VisionReward(saved_model[1], LinearReward(checklist, np.ones(features))).save_pretrained(
+        tmp_path / "reward"
     )
-    VisionReward(saved_model[1], reward).save_pretrained(tmp_path / "reward")
+    model = tmp_path / "reward" / "checklist_model"
     marker = tmp_path / "marker"
-    plant_code(tmp_path / "reward" / "checklist_model", marker, "tokenizer_config.json")
-    with pytest.raises(UntrustedFolderError, match=r"checklist_model.*auto_map"):
+    if tamper == "auto_map":
+        plant_code(model, marker, "tokenizer_config.json")
+        match = r"checklist_model.*tokenizer_config\.json has 'auto_map'"
+    else:
+        weights = model / "model.safetensors"
+        weights.write_bytes(weights.read_bytes()[:-100])
+        match = rf"{weights}.*truncated or corrupt"
+    with pytest.raises(UntrustedFolderError, match=match):
         VisionReward.from_pretrained(tmp_path / "reward", device="cpu")
     assert not marker.exists()
 
