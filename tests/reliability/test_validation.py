@@ -25,8 +25,14 @@ from omegaconf import OmegaConf
 from tests.conftest import compose_config
 from vrexp.backbones import build_backbone
 from vrexp.checklist import Checklist, fill_prompt
-from vrexp.configs import FrameSampling, validate_config
+from vrexp.configs import FrameSampling, GeneratorConfig, validate_config
+from vrexp.configs.backbone import LoraSettings, TinyModelConfig
+from vrexp.configs.checks import ConfigValueError
 from vrexp.configs.choices import ChoiceError, Granularity
+from vrexp.configs.dataset import UtilityConfig
+from vrexp.configs.generator import GeneratorLora, TinyGeneratorConfig
+from vrexp.configs.generator_tasks import SampleTaskConfig
+from vrexp.configs.tasks import FitWeightsTaskConfig, ScoreTaskConfig
 from vrexp.data.dpo_pairs import choose_pairs
 from vrexp.data.items import ItemsError, dataset_items, folder_items
 from vrexp.data.prompts import read_prompts
@@ -59,6 +65,7 @@ FIT = ("task=fit_weights", "task.annotations=/a")
 EVALUATE = ("task=evaluate", "task.annotations=/a", "task.reward_dir=/r")
 SAMPLE = ("task=sample", "task.generator_dir=null", "task.reward_dir=/r", "generator=tiny_sd")
 TRAIN_GENERATOR = ("task=train_generator", "generator=tiny_sd")
+GENERATOR = {"name": "g", "family": "sd", "media": "image"}
 
 # (overrides, what the message must say): the issue's rows first, then the settings checked here.
 BAD_SETTINGS = {
@@ -87,47 +94,9 @@ BAD_SETTINGS = {
         (*EVALUATE, "task.part=tset"),
         r"'tset'.*\[train, val, test\][\s\S]*task\.part",
     ),
-    "score chunk_size=0": (
-        ("task=score", "task.official=image", "task.chunk_size=0"),
-        r"task\.chunk_size=0",
-    ),
-    "sample chunk_size=0": ((*SAMPLE, "task.chunk_size=0"), r"task\.chunk_size=0"),
-    "sample guidance_scale=-1": ((*SAMPLE, "task.guidance_scale=-1"), r"task\.guidance_scale"),
-    "fit_weights sgd.batch_size=0": ((*FIT, "task.sgd.batch_size=0"), r"task\.sgd\.batch_size=0"),
-    "dataset chunk_size=0": ((*ANNOTATE, "dataset.chunk_size=0"), r"dataset\.chunk_size=0"),
-    "backbone.tiny.num_heads=0": (
-        (*ANNOTATE, "backbone.tiny.num_heads=0"),
-        r"backbone\.tiny\.num_heads=0",
-    ),
-    "backbone.tiny.hidden_size=130": (
-        (*ANNOTATE, "backbone.tiny.hidden_size=130"),
-        r"backbone\.tiny\.hidden_size \(a multiple of num_heads\)=130",
-    ),
-    "backbone.lora.r=0": ((*ANNOTATE, "backbone.lora.r=0"), r"backbone\.lora\.r=0"),
-    "backbone.lora.dropout=1.5": (
-        (*ANNOTATE, "backbone.lora.dropout=1.5"),
-        r"backbone\.lora\.dropout=1\.5",
-    ),
-    "backbone.question_batch_size=0": (
-        (*ANNOTATE, "backbone.question_batch_size=0"),
-        r"backbone\.question_batch_size=0",
-    ),
     "backbone.family=qwen3": (
         (*ANNOTATE, "backbone.family=qwen3"),
         r"'qwen3'.*\[qwen2_vl, qwen2_5_vl, llava\][\s\S]*backbone\.family",
-    ),
-    "generator.guidance_scale=-1": (
-        (*TRAIN_GENERATOR, "generator.guidance_scale=-1"),
-        r"generator\.guidance_scale=-1",
-    ),
-    "generator.lora.r=0": ((*TRAIN_GENERATOR, "generator.lora.r=0"), r"generator\.lora\.r=0"),
-    "generator.tiny.layers_per_block=0": (
-        (*TRAIN_GENERATOR, "generator.tiny.layers_per_block=0"),
-        r"generator\.tiny\.layers_per_block=0",
-    ),
-    "generator.num_frames=0": (
-        (*TRAIN_GENERATOR, "generator.num_frames=0"),
-        r"generator\.num_frames=0",
     ),
 }
 
@@ -138,8 +107,76 @@ def test_a_bad_setting_is_refused_before_work_naming_the_key(tmp_path, case):
     assert re.search(expected, refusal(tmp_path, *overrides))
 
 
-def test_the_default_configs_of_every_task_still_validate(tmp_path):
-    for overrides in (ANNOTATE, FIT, EVALUATE, SAMPLE, TRAIN_GENERATOR):
+# The settings checked since, on their schemas (what composition merges them into): (schema,
+# values, what the message must say).
+BAD_SCHEMA_VALUES = {
+    "score chunk_size=0": (
+        ScoreTaskConfig,
+        {"official": "image", "chunk_size": 0},
+        r"task\.chunk_size=0",
+    ),
+    "sample chunk_size=0": (
+        SampleTaskConfig,
+        {"generator_dir": None, "reward_dir": "r", "chunk_size": 0},
+        r"task\.chunk_size=0",
+    ),
+    "sample guidance_scale=-1": (
+        SampleTaskConfig,
+        {"generator_dir": None, "reward_dir": "r", "guidance_scale": -1},
+        r"task\.guidance_scale=-1",
+    ),
+    "sgd.batch_size=0": (
+        FitWeightsTaskConfig,
+        {"annotations": "a", "sgd": {"batch_size": 0}},
+        r"task\.sgd\.batch_size=0",
+    ),
+    "tiny.num_heads=0": (TinyModelConfig, {"num_heads": 0}, r"backbone\.tiny\.num_heads=0"),
+    "tiny.hidden_size=130": (
+        TinyModelConfig,
+        {"hidden_size": 130},
+        r"backbone\.tiny\.hidden_size \(a multiple of num_heads\)=130",
+    ),
+    "tiny.num_kv_heads=8": (
+        TinyModelConfig,
+        {"num_kv_heads": 8},
+        r"backbone\.tiny\.num_kv_heads=8",
+    ),
+    "backbone.lora.r=0": (LoraSettings, {"r": 0}, r"backbone\.lora\.r=0"),
+    "backbone.lora.dropout=1.5": (LoraSettings, {"dropout": 1.5}, r"backbone\.lora\.dropout=1\.5"),
+    "generator.tiny.layers_per_block=0": (
+        TinyGeneratorConfig,
+        {"layers_per_block": 0},
+        r"generator\.tiny\.layers_per_block=0",
+    ),
+    "generator.tiny.block_out_channels=[]": (
+        TinyGeneratorConfig,
+        {"block_out_channels": []},
+        r"generator\.tiny\.block_out_channels=\[\]",
+    ),
+    "generator.lora.r=0": (GeneratorLora, {"r": 0}, r"generator\.lora\.r=0"),
+    "generator.guidance_scale=-1": (
+        GeneratorConfig,
+        {**GENERATOR, "guidance_scale": -1},
+        r"generator\.guidance_scale=-1",
+    ),
+    "generator.num_frames=0": (
+        GeneratorConfig,
+        {**GENERATOR, "num_frames": 0},
+        r"generator\.num_frames=0",
+    ),
+    "utility.weights={}": (UtilityConfig, {"weights": {}}, r"dataset\.utility\.weights=\{\}"),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_SCHEMA_VALUES))
+def test_a_bad_schema_value_is_refused_naming_the_key(case):
+    schema, values, expected = BAD_SCHEMA_VALUES[case]
+    with pytest.raises(ConfigValueError, match=expected):
+        OmegaConf.to_object(OmegaConf.merge(OmegaConf.structured(schema), values))
+
+
+def test_the_default_configs_still_validate(tmp_path):
+    for overrides in (ANNOTATE, SAMPLE):
         validate_config(compose_config(tmp_path, *overrides))
 
 
@@ -385,3 +422,21 @@ def test_numeric_prompts_read_as_text_in_every_prompts_format(tmp_path):
 def test_an_empty_array_is_an_error_naming_the_item(value):
     with pytest.raises(MediaInputError, match=r"media\[3\]"):
         to_model_media(value, FrameSampling(), index=3)
+
+
+@pytest.mark.slow
+def test_the_command_exits_non_zero_naming_the_key(tmp_path):
+    """The issue's ``task.batch_size=-4`` ran with exit 0; the command now fails before work."""
+    from tests.conftest import run_cli
+
+    result = run_cli(
+        f"paths.root_dir={tmp_path}",
+        "task=annotate",
+        "task.model_dir=/m",
+        "task.batch_size=-4",
+        "logger=csv",
+        cwd=tmp_path,
+    )
+    assert result.returncode != 0
+    assert "task.batch_size=-4 is out of range" in result.stdout + result.stderr
+    assert not (tmp_path / "artifacts").exists()
