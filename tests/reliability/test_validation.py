@@ -334,6 +334,16 @@ def test_the_dataset_flag_lets_a_folder_read_outside_its_root(tmp_path):
                 dataset_items(dataset, None)
 
 
+def test_a_tampered_split_cannot_point_outside_itself(tmp_path):
+    from vrexp.data.items import split_items
+
+    (tmp_path / "split" / "items").mkdir(parents=True)
+    rows = {"item_id": [0, 1], "media_path": ["media/0.png", "../../x.png"], "prompt": ["a", "b"]}
+    pq.write_table(pa.table(rows), tmp_path / "split" / "items" / "part-00000.parquet")
+    with pytest.raises(ItemsError, match=r"item 1: media .*x\.png is outside the split"):
+        split_items(tmp_path / "split")
+
+
 # ------------------------------------------------------------------ prompts files
 @pytest.mark.parametrize(
     ("name", "text", "expected"),

@@ -132,9 +132,12 @@ def media_files(path: str | Path) -> list[Path]:
 
 
 def split_items(split_dir: str | Path) -> list[Item]:
+    """The renders of a SynthWorld split; a media path that leaves the split (a tampered
+    ``items`` table) is refused naming the item."""
     split_dir = Path(split_dir)
     table = read_items(split_dir)
-    return [
+    inside = split_dir.resolve()
+    items = [
         Item(int(i), split_dir / p, prompt)
         for i, p, prompt in zip(
             table.column("item_id").to_pylist(),
@@ -143,6 +146,12 @@ def split_items(split_dir: str | Path) -> list[Item]:
             strict=True,
         )
     ]
+    for item in items:
+        if not item.media_path.resolve().is_relative_to(inside):
+            raise ItemsError(
+                f"split {split_dir} item {item.item_id}: media {item.media_path} is outside the split"
+            )
+    return items
 
 
 def dataset_items(dataset: Any, checklist: Checklist) -> list[Item]:
