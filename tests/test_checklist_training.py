@@ -272,7 +272,7 @@ def test_prompts_file_errors_name_the_row(tmp_path):
     (tmp_path / "prompts.jsonl").write_text(
         '{"media": "a.png", "prompt": "x"}\n{"media": "b.png"}\n'
     )
-    with pytest.raises(ItemsError, match="row 1"):
+    with pytest.raises(ItemsError, match="line 2"):
         folder_items(tmp_path, "prompts.jsonl")
     with pytest.raises(ItemsError, match="not found"):
         folder_items(tmp_path, "nope.csv")

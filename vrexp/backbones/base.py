@@ -15,6 +15,7 @@ prefix) live in ``families.py``.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,10 +33,22 @@ from vrexp.configs.versioning import stamp
 from vrexp.media import Clip
 
 BACKBONE_FILE = "vrexp_backbone.json"
+# Put after the first character of a special token's spelling met in a question: the text then
+# tokenises as the characters it is, never as the control token (docs/security.md §3).
+WORD_JOINER = "\u2060"
 # BackboneConfig fields that say how to load, not what the model is: not saved in a folder's
 # BACKBONE_FILE, and ignored there on load (folders without a format_version hold them) in
 # favour of the caller's value. name_or_path is always the folder itself.
 LOAD_SWITCHES = ("name_or_path", "local_files_only", "trust_remote_code")
+
+
+def _special_pattern(tokenizer: Any) -> re.Pattern | None:
+    """A regex of the spellings of the tokenizer's special tokens (longest first), or None."""
+    spellings = set(getattr(tokenizer, "all_special_tokens", ()))
+    decoder = getattr(tokenizer, "added_tokens_decoder", {}) or {}
+    spellings |= {t.content for t in decoder.values() if getattr(t, "special", False)}
+    spellings = sorted((s for s in spellings if len(s) > 1), key=len, reverse=True)
+    return re.compile("|".join(map(re.escape, spellings))) if spellings else None
 
 
 class BackboneError(RuntimeError):
@@ -65,6 +78,7 @@ class ChecklistBackbone(nn.Module):
         self.yes_ids = self._answer_ids(config.yes_tokens, "yes_tokens")
         self.no_ids = self._answer_ids(config.no_tokens, "no_tokens")
         self._token_cache: dict[str, list[int]] = {}
+        self._special = _special_pattern(self.tokenizer)
 
     # ------------------------------------------------------------------ family hooks
     def media_text(self, num_frames: int) -> str:
@@ -125,7 +139,17 @@ class ChecklistBackbone(nn.Module):
         return self.config.prompt_template.format(media=self.media_text(num_frames))
 
     def question_text(self, question: str) -> str:
-        return self.config.question_template.format(question=question)
+        """The suffix of ``question`` (a checklist question, a user's prompt filled in): the
+        question is text, so a special token spelt in it (``<|image_pad|>``, ``</s>``) is
+        neutralised; the template's own special tokens (a chat turn's end) stay."""
+        return self.config.question_template.format(question=self.plain_text(question))
+
+    def plain_text(self, text: str) -> str:
+        """``text`` with every special token's spelling broken by a word joiner, so that it
+        cannot tokenise to a special-token id."""
+        if self._special is None:
+            return text
+        return self._special.sub(lambda m: m[0][0] + WORD_JOINER + m[0][1:], text)
 
     # ------------------------------------------------------------------ the cached path
     def process(self, media: Sequence[np.ndarray | Clip]) -> dict[str, torch.Tensor]:

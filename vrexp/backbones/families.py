@@ -20,6 +20,7 @@ import numpy as np
 import torch
 import transformers
 from omegaconf import OmegaConf
+from safetensors import SafetensorError
 from transformers.processing_utils import ProcessorMixin
 
 from vrexp.backbones.base import (
@@ -38,6 +39,7 @@ from vrexp.configs.choices import BackboneFamily, FrameSelection
 from vrexp.configs.versioning import check_format
 from vrexp.media import Clip
 from vrexp.resources import dimensions_dir
+from vrexp.trust import check_model_folder, refuse_folder_switches
 
 QWEN_SPECIAL = ["<|vision_start|>", "<|vision_end|>", "<|image_pad|>", "<|video_pad|>"]
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
@@ -273,14 +275,19 @@ FAMILIES: dict[BackboneFamily, type[ChecklistBackbone]] = {
 def _load_pretrained(family: type[ChecklistBackbone], cfg: BackboneConfig) -> tuple[Any, Any]:
     source = cfg.name_or_path
     require_model_folder(source, "backbone.name_or_path")
+    check_model_folder(
+        source, trust_remote_code=cfg.trust_remote_code, opt_in="backbone.trust_remote_code=true"
+    )
     kwargs = {
         "local_files_only": cfg.local_files_only,
         "trust_remote_code": cfg.trust_remote_code,
     }
     try:
-        model = family.model_class.from_pretrained(source, dtype=DTYPES[cfg.dtype], **kwargs)
+        model = family.model_class.from_pretrained(
+            source, dtype=DTYPES[cfg.dtype], use_safetensors=True, **kwargs
+        )
         processor = family.processor_class.from_pretrained(source, **kwargs)
-    except (OSError, ValueError) as err:
+    except (OSError, ValueError, SafetensorError) as err:
         if Path(source).exists():
             raise BackboneError(f"cannot load backbone {cfg.name!r} from {source}: {err}") from err
         raise BackboneError(
@@ -319,7 +326,8 @@ def load_backbone(directory: str | Path, **overrides: Any) -> ChecklistBackbone:
 
     ``overrides`` are BackboneConfig fields (``dtype``, ``question_batch_size``, ``lora``, the load
     switches ``local_files_only`` and ``trust_remote_code``); the folder's own load switches, if an
-    old folder has them, are ignored."""
+    old folder has them, are ignored, and a folder that sets ``trust_remote_code`` itself is
+    refused unless the caller opted in (docs/security.md)."""
     directory = Path(directory)
     settings_file = directory / BACKBONE_FILE
     if not settings_file.is_file():
@@ -330,6 +338,9 @@ def load_backbone(directory: str | Path, **overrides: Any) -> ChecklistBackbone:
     _, saved = check_format(directory, json.loads(settings_file.read_text()))
     if "name_or_path" in overrides:
         raise BackboneError(f"load_backbone({directory}): the folder is the weights' source")
+    refuse_folder_switches(
+        settings_file, saved, LOAD_SWITCHES, granted=bool(overrides.get("trust_remote_code"))
+    )
     saved = {k: v for k, v in saved.items() if k not in LOAD_SWITCHES}
     frames = saved.get("frames") or {}
     if "select" not in frames and frames.get("fps") is not None:

@@ -27,6 +27,27 @@ class TinyModelConfig:
     vocab_size: int = 1024
     seed: int = 0
 
+    def __post_init__(self) -> None:
+        require(
+            "backbone.tiny",
+            {
+                "hidden_size": self.hidden_size >= 1,
+                "num_layers": self.num_layers >= 1,
+                "num_heads": self.num_heads >= 1,
+                "hidden_size (a multiple of num_heads)": self.hidden_size % max(self.num_heads, 1)
+                == 0,
+                "num_kv_heads": 1 <= self.num_kv_heads <= self.num_heads,
+                "intermediate_size": self.intermediate_size >= 1,
+                "vision_hidden_size": self.vision_hidden_size >= 1,
+                "vision_layers": self.vision_layers >= 1,
+                "vision_heads": self.vision_heads >= 1,
+                "patch_size": self.patch_size >= 1,
+                "temporal_patch_size": self.temporal_patch_size >= 1,
+                "vocab_size": self.vocab_size >= 16,
+            },
+            self,
+        )
+
 
 @dataclass
 class LoraSettings:
@@ -37,6 +58,18 @@ class LoraSettings:
     target_modules: list[str] = field(
         default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj"]
     )
+
+    def __post_init__(self) -> None:
+        require(
+            "backbone.lora",
+            {
+                "r": self.r >= 1,
+                "alpha": self.alpha > 0,
+                "dropout": 0.0 <= self.dropout < 1.0,
+                "target_modules": len(self.target_modules) >= 1,
+            },
+            self,
+        )
 
 
 # Frames per second of videos that carry no timing: SynthWorld renders and generator samples

@@ -11,6 +11,10 @@ from __future__ import annotations
 from enum import Enum
 
 
+class ChoiceError(ValueError):
+    """A value that is none of a choice's members; the message names the key and lists them."""
+
+
 class Choice(str, Enum):
     """A ``str`` enum whose ``str()`` is its value (so f-strings and file names read naturally)."""
 
@@ -20,6 +24,17 @@ class Choice(str, Enum):
     @classmethod
     def values(cls) -> list[str]:
         return [m.value for m in cls]
+
+    @classmethod
+    def of(cls, value: object, key: str) -> Choice:
+        """The member ``value`` names; else raise naming ``key`` and the valid values (for
+        values that reach code without passing through a typed config: Python calls, files)."""
+        try:
+            return cls(value)
+        except ValueError:
+            raise ChoiceError(
+                f"{key}={value!r} is not a valid choice; expected one of {cls.values()}"
+            ) from None
 
 
 class Media(Choice):

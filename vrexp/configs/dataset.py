@@ -19,7 +19,11 @@ class UtilityConfig:
     noise: float = 0.15
 
     def __post_init__(self) -> None:
-        require("dataset.utility", {"noise": self.noise >= 0}, self)
+        require(
+            "dataset.utility",
+            {"noise": self.noise >= 0, "weights": len(self.weights) >= 1},
+            self,
+        )
 
 
 @dataclass
@@ -90,3 +94,5 @@ class MediaFolderConfig:
     media: Media = Media.image
     root: str = MISSING
     prompts_file: str = "prompts.csv"
+    # A media path that leaves root (../x.png, /abs/path, a symlink out) is refused unless true.
+    allow_outside_root: bool = False

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 from omegaconf import MISSING
 
-from vrexp.configs.checks import ConfigValueError
+from vrexp.configs.checks import ConfigValueError, require
 from vrexp.configs.choices import DType, GeneratorFamily, Media, PredictionType
 
 
@@ -30,6 +30,29 @@ class TinyGeneratorConfig:
     vocab_size: int = 1024
     seed: int = 0
 
+    def __post_init__(self) -> None:
+        require(
+            "generator.tiny",
+            {
+                "block_out_channels": len(self.block_out_channels) >= 1
+                and all(c >= 1 for c in self.block_out_channels),
+                "layers_per_block": self.layers_per_block >= 1,
+                "attention_head_dim": self.attention_head_dim >= 1,
+                "norm_num_groups": self.norm_num_groups >= 1,
+                "num_layers": self.num_layers >= 1,
+                "num_heads": self.num_heads >= 1,
+                "head_dim": self.head_dim >= 1,
+                "time_embed_dim": self.time_embed_dim >= 1,
+                "patch_size": self.patch_size >= 1,
+                "text_hidden_size": self.text_hidden_size >= 1,
+                "text_layers": self.text_layers >= 1,
+                "text_heads": self.text_heads >= 1,
+                "max_text_length": self.max_text_length >= 2,
+                "vocab_size": self.vocab_size >= 16,
+            },
+            self,
+        )
+
 
 @dataclass
 class GeneratorLora:
@@ -41,6 +64,18 @@ class GeneratorLora:
     alpha: int = 8
     dropout: float = 0.0
     target_modules: list[str] = field(default_factory=lambda: ["to_q", "to_k", "to_v", "to_out.0"])
+
+    def __post_init__(self) -> None:
+        require(
+            "generator.lora",
+            {
+                "r": self.r >= 1,
+                "alpha": self.alpha > 0,
+                "dropout": 0.0 <= self.dropout < 1.0,
+                "target_modules": len(self.target_modules) >= 1,
+            },
+            self,
+        )
 
 
 @dataclass
@@ -69,7 +104,14 @@ class GeneratorConfig:
                 f"generator.image_size={self.image_size} must be divisible by "
                 f"space_to_depth={self.space_to_depth}"
             )
-        if self.num_inference_steps < 1 or self.num_train_timesteps < 1:
-            raise ConfigValueError(
-                "generator.num_inference_steps and num_train_timesteps must be >= 1"
-            )
+        require(
+            "generator",
+            {
+                "image_size": self.image_size >= 1,
+                "num_frames": self.num_frames >= 1,
+                "num_train_timesteps": self.num_train_timesteps >= 1,
+                "num_inference_steps": self.num_inference_steps >= 1,
+                "guidance_scale": self.guidance_scale >= 0,
+            },
+            self,
+        )

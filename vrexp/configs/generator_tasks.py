@@ -87,6 +87,7 @@ class SampleTaskConfig:
                 "chunk_size": self.chunk_size >= 1,
                 "num_inference_steps": self.num_inference_steps is None
                 or self.num_inference_steps >= 1,
+                "guidance_scale": self.guidance_scale is None or self.guidance_scale >= 0,
             },
             self,
         )

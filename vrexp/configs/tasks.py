@@ -91,6 +91,7 @@ class ScoreTaskConfig(InferenceSettings):
     media: str | None = None
     prompt: str = ""  # the prompt of every file given with task.media
     list_file: str | None = None
+    allow_outside_root: bool = False  # list_file media may leave the list's folder (../, /abs)
     chunk_size: int = 256  # items per written part (the unit of resume)
     out_dir: str | None = None  # null: <run>/scores
     skip_bad_media: bool = False  # record unreadable files in skipped.json instead of failing

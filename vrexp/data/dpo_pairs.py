@@ -16,7 +16,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from vrexp.configs.choices import Granularity
+from vrexp.configs.choices import Granularity, PairRule
 from vrexp.data.atomic import atomic_write
 from vrexp.data.samples import SCORE_COLUMNS, score_tensor
 from vrexp.preference import dominance_statistics, select_pairs
@@ -27,9 +27,11 @@ STATISTICS_FILE = "statistics.json"
 
 def choose_pairs(table: pa.Table, dpo: Any) -> tuple[pa.Table, dict[str, Any]]:
     """The kept pairs as a table, and their statistics."""
+    granularity = Granularity.of(dpo.granularity, "dpo.granularity")
+    rule = PairRule.of(dpo.rule, "dpo.rule")
     dims = score_tensor(table, "dimensions")
-    scores = score_tensor(table, SCORE_COLUMNS[Granularity(dpo.granularity)])
-    rows = select_pairs(scores, dpo.rule, dpo.threshold).numpy()
+    scores = score_tensor(table, SCORE_COLUMNS[granularity])
+    rows = select_pairs(scores, rule, dpo.threshold).numpy()
     qualifying = len(rows)
     if dpo.num_pairs is not None and len(rows) > dpo.num_pairs:
         keep = np.random.default_rng(dpo.seed).choice(len(rows), dpo.num_pairs, replace=False)

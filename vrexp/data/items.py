@@ -1,22 +1,26 @@
 """Item listings for stages that read media: a SynthWorld split, or a user's folder of media.
 
 A media folder has a prompts file (CSV, JSON lines or parquet) with a ``media`` column (paths
-relative to the folder) and a ``prompt`` column. Malformed rows are reported with their row number.
+relative to the folder) and a ``prompt`` column. Every cell is read as text (a prompt ``123`` is
+the text "123"); a malformed row is reported with its line (CSV, JSON lines) or row (parquet), and
+a file without rows is an error naming it.
 """
 
 from __future__ import annotations
 
+import csv
 import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from vrexp.checklist import Checklist
 from vrexp.data.synthworld.split import ensure_split, read_items
 from vrexp.media import MEDIA_SUFFIXES
+
+TABLE_SUFFIXES = (".csv", ".jsonl", ".json", ".parquet")
 
 
 class ItemsError(ValueError):
@@ -30,40 +34,85 @@ class Item:
     prompt: str
 
 
-def read_table(path: Path) -> list[dict[str, Any]]:
+def read_table(path: Path, columns: tuple[str, ...] = ()) -> list[tuple[str, dict[str, Any]]]:
+    """The rows of a prompts file, each with where it is (``line 3`` or ``row 2``) for errors.
+
+    ``columns`` must all be present; a file with no rows is an error."""
     if not path.is_file():
         raise ItemsError(f"prompts file not found: {path}")
+    if path.suffix not in TABLE_SUFFIXES:
+        raise ItemsError(f"prompts file {path} must be .csv, .jsonl or .parquet")
     try:
         if path.suffix == ".parquet":
-            return pq.read_table(path).to_pylist()
-        if path.suffix in (".jsonl", ".json"):
-            return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-        if path.suffix == ".csv":
-            return pacsv.read_csv(path).to_pylist()
+            table = pq.read_table(path)
+            header = table.column_names
+            rows = [(f"row {i + 1}", row) for i, row in enumerate(table.to_pylist())]
+        elif path.suffix == ".csv":
+            with path.open(newline="", encoding="utf-8-sig") as f:
+                reader = csv.DictReader(f)
+                header = list(reader.fieldnames or [])
+                rows = [(f"line {reader.line_num}", row) for row in reader]
+        else:
+            header, rows = None, _json_lines(path)
+    except ItemsError:
+        raise
     except Exception as err:
         raise ItemsError(f"cannot read prompts file {path}: {err}") from err
-    raise ItemsError(f"prompts file {path} must be .csv, .jsonl or .parquet")
+    if not rows:
+        raise ItemsError(f"prompts file {path} holds no rows (a header alone is not a list)")
+    if header is not None:
+        missing = [c for c in columns if c not in header]
+        if missing:
+            raise ItemsError(f"prompts file {path} has no {missing} column (columns: {header})")
+    return rows
 
 
-def folder_items(root: str | Path, prompts_file: str | Path) -> list[Item]:
+def _json_lines(path: Path) -> list[tuple[str, dict[str, Any]]]:
+    rows = []
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            # Numbers stay the text they are written as: a prompt 123 is "123".
+            row = json.loads(line, parse_int=str, parse_float=str)
+        except json.JSONDecodeError as err:
+            raise ItemsError(f"{path} line {number}: not JSON ({err.msg})") from err
+        if not isinstance(row, dict):
+            raise ItemsError(f"{path} line {number}: expected a JSON object, got {line.strip()!r}")
+        rows.append((f"line {number}", row))
+    return rows
+
+
+def as_text(value: Any) -> Any:
+    """A cell as text when it is a number written in a typed file (parquet), else unchanged."""
+    return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
+
+
+def folder_items(
+    root: str | Path, prompts_file: str | Path, *, allow_outside_root: bool = False
+) -> list[Item]:
     """The rows of a prompts file; each ``media`` path is relative to ``root`` and must stay
-    inside it (``../`` or an absolute path elsewhere is refused, naming the row)."""
+    inside it (``../``, an absolute path or a symlink elsewhere is refused, naming the line)
+    unless ``allow_outside_root``."""
     root, prompts_file = Path(root), Path(prompts_file)
-    rows = read_table(prompts_file if prompts_file.is_absolute() else root / prompts_file)
+    path = prompts_file if prompts_file.is_absolute() else root / prompts_file
+    rows = read_table(path, columns=("media", "prompt"))
     inside = root.resolve()
     items = []
-    for number, row in enumerate(rows):
-        media, prompt = row.get("media"), row.get("prompt")
+    for number, (where, row) in enumerate(rows):
+        media, prompt = as_text(row.get("media")), as_text(row.get("prompt"))
         if not isinstance(media, str) or not media:
-            raise ItemsError(f"{prompts_file} row {number}: 'media' must be a path, got {media!r}")
+            raise ItemsError(f"{path} {where}: 'media' must be a path, got {media!r}")
         if not isinstance(prompt, str):
-            raise ItemsError(f"{prompts_file} row {number}: 'prompt' must be text, got {prompt!r}")
-        path = root / media
-        if not path.resolve().is_relative_to(inside):
+            raise ItemsError(f"{path} {where}: 'prompt' must be text, got {prompt!r}")
+        media_path = root / media
+        if not allow_outside_root and not media_path.resolve().is_relative_to(inside):
             raise ItemsError(
-                f"{prompts_file} row {number}: media {media!r} is outside the folder {root}"
+                f"{path} {where}: media {media!r} is outside the folder {root} (a path must stay "
+                "inside it; set dataset.allow_outside_root=true, or task.allow_outside_root=true "
+                "for task.list_file, to read it anyway)"
             )
-        items.append(Item(number, path, prompt))
+        items.append(Item(number, media_path, prompt))
     return items
 
 
@@ -83,9 +132,12 @@ def media_files(path: str | Path) -> list[Path]:
 
 
 def split_items(split_dir: str | Path) -> list[Item]:
+    """The renders of a SynthWorld split; a media path that leaves the split (a tampered
+    ``items`` table) is refused naming the item."""
     split_dir = Path(split_dir)
     table = read_items(split_dir)
-    return [
+    inside = split_dir.resolve()
+    items = [
         Item(int(i), split_dir / p, prompt)
         for i, p, prompt in zip(
             table.column("item_id").to_pylist(),
@@ -94,11 +146,19 @@ def split_items(split_dir: str | Path) -> list[Item]:
             strict=True,
         )
     ]
+    for item in items:
+        if not item.media_path.resolve().is_relative_to(inside):
+            raise ItemsError(
+                f"split {split_dir} item {item.item_id}: media {item.media_path} is outside the split"
+            )
+    return items
 
 
 def dataset_items(dataset: Any, checklist: Checklist) -> list[Item]:
     """The items of a ``dataset`` config: a media folder's files, or a SynthWorld split's renders
     (rendered first when missing)."""
     if dataset.kind == "folder":
-        return folder_items(dataset.root, dataset.prompts_file)
+        return folder_items(
+            dataset.root, dataset.prompts_file, allow_outside_root=dataset.allow_outside_root
+        )
     return split_items(ensure_split(dataset, checklist))

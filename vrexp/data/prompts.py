@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from vrexp.data.items import ItemsError, read_table
+from vrexp.data.items import ItemsError, as_text, read_table
 from vrexp.data.synthworld.grammar import sample_spec
 from vrexp.data.synthworld.world import MAX_COUNT
 
@@ -23,23 +23,24 @@ def synthworld_prompts(
 
 
 def read_prompts(path: str | Path) -> list[str]:
-    """One prompt per line of a .txt file, or the ``prompt`` column of a csv/jsonl/parquet file."""
+    """One prompt per line of a .txt file, or the ``prompt`` column of a csv/jsonl/parquet file
+    (every prompt is text, ``123`` too; a file without prompts is an error naming it)."""
     path = Path(path)
     if path.suffix == ".txt":
         if not path.is_file():
             raise ItemsError(f"prompts file not found: {path}")
         prompts = [line.strip() for line in path.read_text().splitlines() if line.strip()]
     else:
-        prompts = [_prompt(row, path, i) for i, row in enumerate(read_table(path))]
+        prompts = [_prompt(row, path, where) for where, row in read_table(path, ("prompt",))]
     if not prompts:
         raise ItemsError(f"prompts file {path} holds no prompts")
     return prompts
 
 
-def _prompt(row: dict[str, Any], path: Path, number: int) -> str:
-    prompt = row.get("prompt")
+def _prompt(row: dict[str, Any], path: Path, where: str) -> str:
+    prompt = as_text(row.get("prompt"))
     if not isinstance(prompt, str) or not prompt.strip():
-        raise ItemsError(f"{path} row {number}: 'prompt' must be non-empty text, got {prompt!r}")
+        raise ItemsError(f"{path} {where}: 'prompt' must be non-empty text, got {prompt!r}")
     return prompt
 
 

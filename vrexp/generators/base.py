@@ -243,6 +243,7 @@ def cat_conditioning(a: Conditioning, b: Conditioning) -> Conditioning:
 def tokenize(tokenizer: Any, prompts: Sequence[str], device: torch.device) -> torch.Tensor:
     ids = tokenizer(
         list(prompts),
+        split_special_tokens=True,  # a prompt is text: "<|endoftext|>" in it is not the token
         padding="max_length",
         max_length=tokenizer.model_max_length,
         truncation=True,

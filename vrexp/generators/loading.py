@@ -11,6 +11,7 @@ import diffusers
 import torch
 from diffusers import CogVideoXTransformer3DModel, UNet2DConditionModel
 from omegaconf import OmegaConf
+from safetensors import SafetensorError
 from torch import nn
 from transformers import (
     AutoTokenizer,
@@ -35,6 +36,7 @@ from vrexp.generators.cogvideox import CogVideoXGenerator
 from vrexp.generators.schedules import NoiseSchedule
 from vrexp.generators.sd import SDGenerator
 from vrexp.generators.sdxl import SDXLGenerator
+from vrexp.trust import check_model_folder, refuse_folder_switches
 
 FAMILIES: dict[GeneratorFamily, type[TextToMediaGenerator]] = {
     GeneratorFamily.sd: SDGenerator,
@@ -71,7 +73,9 @@ def _load_components(
 ) -> TextToMediaGenerator:
     source = cfg.name_or_path
     require_model_folder(source, "generator.name_or_path")
-    kwargs: dict[str, Any] = {"local_files_only": cfg.local_files_only}
+    # Generators never run a folder's code: there is no switch to allow it.
+    check_model_folder(source, trust_remote_code=False, opt_in="no setting (generators)")
+    kwargs: dict[str, Any] = {"local_files_only": cfg.local_files_only, "use_safetensors": True}
     if cfg.variant:
         kwargs["variant"] = cfg.variant
     dtype = DTYPES[cfg.dtype]
@@ -89,12 +93,15 @@ def _load_components(
             )
             tokenizers.append(
                 AutoTokenizer.from_pretrained(
-                    source, subfolder=f"tokenizer{suffix}", local_files_only=cfg.local_files_only
+                    source,
+                    subfolder=f"tokenizer{suffix}",
+                    local_files_only=cfg.local_files_only,
+                    trust_remote_code=False,
                 )
             )
         scheduler = _load_scheduler(source, cfg.local_files_only)
         codec = _load_codec(family, cfg, source, kwargs, dtype)
-    except (OSError, ValueError) as err:
+    except (OSError, ValueError, SafetensorError) as err:
         if Path(source).exists():
             raise GeneratorError(
                 f"cannot load generator {cfg.name!r} from {source}: {err}"
@@ -154,6 +161,7 @@ def load_generator(directory: str | Path, **overrides: Any) -> TextToMediaGenera
     _, saved = check_format(directory, json.loads(settings_file.read_text()))
     if "name_or_path" in overrides:
         raise GeneratorError(f"load_generator({directory}): the folder is the weights' source")
+    refuse_folder_switches(settings_file, saved, ("trust_remote_code",), granted=False)
     saved = {k: v for k, v in saved.items() if k not in LOAD_SWITCHES}
     settings = OmegaConf.merge(OmegaConf.structured(GeneratorConfig), saved, overrides)
     settings.name_or_path = str(directory)

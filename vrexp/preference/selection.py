@@ -50,6 +50,8 @@ def select_pairs(dim_scores: Tensor, rule: PairRule = "mpo", threshold: float = 
     for each of P prompts."""
     if rule not in RULES:
         raise ValueError(f"rule must be one of {RULES}, got {rule!r}")
+    if not threshold >= 0:  # NaN too: a negative gap would keep pairs the loser wins
+        raise ValueError(f"dpo.threshold={threshold!r} must be >= 0")
     dim_scores = _validate(dim_scores)
     keep = _by_total(dim_scores, threshold)
     if rule == "mpo":  # the [P, K, K, D] comparison only where it is needed

@@ -68,6 +68,8 @@ def to_model_media(
     if isinstance(value, (str, os.PathLike)):
         return load_for_model(Path(value), sampling)
     if isinstance(value, Clip):
+        if 0 in value.frames.shape:
+            raise MediaInputError(f"{where}: empty clip of shape {tuple(value.frames.shape)}")
         return value
     if isinstance(value, Image.Image):
         return _from_pil(value, background)

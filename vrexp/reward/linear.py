@@ -59,8 +59,8 @@ class LinearReward:
         reduction: Reduction = "sum",
         masks: Masks | None = None,
     ) -> None:
-        if encoding not in ("pm1", "binary"):
-            raise RewardError(f"encoding must be 'pm1' or 'binary', got {encoding!r}")
+        if encoding not in Encoding.values():
+            raise RewardError(f"encoding must be one of {Encoding.values()}, got {encoding!r}")
         if reduction not in ("sum", "mean"):
             raise RewardError(f"reduction must be 'sum' or 'mean', got {reduction!r}")
         self.checklist = checklist

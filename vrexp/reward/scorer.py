@@ -116,8 +116,10 @@ class VisionReward:
         hard_answers: bool = False,
         batch_size: int = 32,
     ) -> None:
+        if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
+            raise RewardError(f"batch_size={batch_size!r} must be an integer >= 1")
         self.backbone, self.reward = backbone, reward
-        self.hard_answers, self.batch_size = hard_answers, batch_size
+        self.hard_answers, self.batch_size = bool(hard_answers), batch_size
         model_dir = backbone.config.name_or_path
         self.trained_on: TrainedOn | None = trained_on(model_dir)
         self._domain_warned = False
@@ -162,7 +164,7 @@ class VisionReward:
         target = resolve_device(device)
         reward, config = load_reward_files(directory)
         if dtype is not None:
-            backbone_overrides["dtype"] = DType(dtype).value
+            backbone_overrides["dtype"] = DType.of(dtype, "dtype").value
         backbone = load_backbone(directory / MODEL_DIR, **backbone_overrides).to(target)
         if batch_size is not None:
             config["batch_size"] = batch_size
@@ -371,9 +373,37 @@ def load_reward_files(directory: str | Path) -> tuple[LinearReward, dict[str, An
     directory = Path(directory)
     _require(directory, CHECKLIST, WEIGHTS)
     reward = LinearReward.load(directory / WEIGHTS, Checklist.from_yaml(directory / CHECKLIST))
-    config = json.loads((directory / CONFIG).read_text()) if (directory / CONFIG).exists() else {}
+    path = directory / CONFIG
+    try:
+        config = json.loads(path.read_text()) if path.exists() else {}
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise RewardError(f"cannot read {path}: {err}") from err
+    if not isinstance(config, dict):
+        raise RewardError(f"{path} must hold a JSON object, got {type(config).__name__}")
     _, config = check_format(directory, config)
-    return reward, config
+    return reward, check_reward_config(config, path)
+
+
+# reward_config.json's keys: their type and range (the folder's defaults are the constructor's).
+REWARD_CONFIG_KEYS = {
+    "hard_answers": ("true or false", lambda v: isinstance(v, bool)),
+    "batch_size": (
+        "an integer >= 1",
+        lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 1,
+    ),
+}
+
+
+def check_reward_config(config: dict[str, Any], path: Path) -> dict[str, Any]:
+    """``config`` when every key of ``reward_config.json`` is known and in range; else raise naming
+    the file and the key (JSON ``"no"`` is not false, and ``-1`` items per batch scores nothing)."""
+    for key, value in config.items():
+        if key not in REWARD_CONFIG_KEYS:
+            raise RewardError(f"{path}: unknown key {key!r} (known: {sorted(REWARD_CONFIG_KEYS)})")
+        expected, ok = REWARD_CONFIG_KEYS[key]
+        if not ok(value):
+            raise RewardError(f"{path}: {key}={value!r} must be {expected}")
+    return config
 
 
 def _require(directory: Path, *names: str) -> None:
@@ -407,4 +437,4 @@ def load_linear_reward(reward_dir: str | Path) -> tuple[LinearReward, bool, dict
     reward, config = load_reward_files(reward_dir)
     info_path = reward_dir / "fit_info.json"
     info = json.loads(info_path.read_text()) if info_path.exists() else {}
-    return reward, bool(config.get("hard_answers", False)), info
+    return reward, config.get("hard_answers", False), info

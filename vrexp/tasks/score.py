@@ -54,7 +54,7 @@ def task_items(cfg: DictConfig, task: Any, checklist: Checklist) -> list[Item]:
         return [Item(i, path, task.prompt) for i, path in enumerate(media_files(task.media))]
     if task.list_file is not None:
         path = Path(task.list_file)
-        return folder_items(path.parent, path)
+        return folder_items(path.parent, path, allow_outside_root=task.allow_outside_root)
     return dataset_items(OmegaConf.to_object(cfg.dataset), checklist)
 
 
