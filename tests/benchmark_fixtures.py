@@ -69,7 +69,7 @@ HPDV2_ENTRIES = [  # (prompt, ranks): one list with a human tie
 
 
 def write_hpdv2(root: Path, entries=HPDV2_ENTRIES) -> Path:
-    """``test.json`` and ``test/<image_path>``; image ``k`` of entry ``i`` is ``{i:05d}_{k}.jpg``."""
+    """``test.json`` and ``test/<image_path>``; entry ``i``'s image ``k`` is ``{i:05d}_{k}.jpg``."""
     records = []
     for i, (prompt, ranks) in enumerate(entries):
         paths = [f"{i:05d}_{k}.jpg" for k in range(len(ranks))]

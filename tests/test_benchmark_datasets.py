@@ -11,6 +11,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from omegaconf import OmegaConf
 from omegaconf.errors import ValidationError
 
@@ -36,6 +38,7 @@ from vrexp.data.benchmarks import (
     load_videogen_rewardbench,
 )
 from vrexp.data.benchmarks import base as benchmark_base
+from vrexp.data.benchmarks.genai_bench import VOTES
 from vrexp.metrics.protocols import PROTOCOLS, Protocol, score_protocol
 
 COMMIT = "0123456789abcdef0123456789abcdef01234567"
@@ -141,6 +144,35 @@ def test_genai_bench_image_votes_and_row_keys(tmp_path):
     assert [i.key_a for i in load_genai_bench(Media.image, tmp_path, split="test")] == [
         "test/0/left"
     ]
+
+
+@settings(
+    max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    votes=st.lists(st.sampled_from(sorted(VOTES)), min_size=1, max_size=7),
+    shards=st.integers(1, 3),
+)
+def test_genai_bench_image_labels_and_keys_follow_the_votes_over_any_sharding(
+    tmp_path_factory, votes, shards
+):
+    root = tmp_path_factory.mktemp("genai")
+    fx.write_genai_bench_image(root, "test", votes=votes, shards=min(shards, len(votes)))
+    items = list(load_genai_bench(Media.image, root, split="test"))
+    assert [i.label for i in items] == [VOTES[v] for v in votes]
+    assert [i.key_b for i in items] == [f"test/{r}/right" for r in range(len(votes))]
+    assert [i.prompt for i in items] == [f"prompt {r}" for r in range(len(votes))]
+
+
+@settings(
+    max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(labels=st.lists(st.sampled_from([0.0, 0.5, 1.0]), min_size=1, max_size=6))
+def test_pickapic_labels_follow_label_0(tmp_path_factory, labels):
+    root = tmp_path_factory.mktemp("pick")
+    fx.write_pickapic(root, "validation", labels=labels, shards=1)
+    items = list(load_pickapic(BenchmarkName.pickapic_v1, root, split="validation"))
+    assert [i.label for i in items] == [{1.0: 1, 0.0: -1, 0.5: 0}[x] for x in labels]
 
 
 def test_genai_bench_video_urls_are_keys_and_files_are_found_by_name(tmp_path):
@@ -334,7 +366,8 @@ def test_missing_monetbench_video_names_both_places_looked(tmp_path):
     (tmp_path / "videos/1_2.mp4").unlink()
     with pytest.raises(
         RowError,
-        match=r"row 1: video2_path: media file 'videos/1_2.mp4' not found: .*videos/1_2.mp4 \(nor .*1_2.mp4\)",
+        match=r"row 1: video2_path: media file 'videos/1_2.mp4' not found: "
+        r".*videos/1_2.mp4 \(nor .*1_2.mp4\)",
     ):
         list(load_monetbench_video(tmp_path))
 
@@ -435,7 +468,8 @@ def test_every_benchmark_option_defaults_its_split_and_label():
         ),
         (
             ["dataset=videogen_rewardbench", "dataset.label=AQ"],
-            r"dataset.label='AQ' is not a label of videogen_rewardbench; valid: \['Overall', 'VQ', 'MQ', 'TA'\]",
+            r"dataset.label='AQ' is not a label of videogen_rewardbench; "
+            r"valid: \['Overall', 'VQ', 'MQ', 'TA'\]",
         ),
         (["dataset=hpdv2_test", "dataset.label=VQ"], r"dataset.label='VQ' .* single label"),
         (

@@ -76,7 +76,7 @@ def load_genai_bench(
     meta = ["prompt", "vote_type"] + ([left, right] if media is Media.video else [])
 
     def rows():
-        names: dict[str, tuple[str, int]] = {}  # video file name -> (URL, row), for collisions
+        names: dict[str, tuple[str, Path, int]] = {}  # file name -> (URL, file, row) seen
         for number, (file, row, values) in enumerate(iter_parquet_rows(files, meta)):
             vote = values["vote_type"]
             if vote not in VOTES:
@@ -94,18 +94,19 @@ def load_genai_bench(
                     if not url:
                         problem = f"empty video URL in {left!r} / {right!r}"
                         break
-                    file_name = PurePosixPath(urlparse(url).path or url).name
-                    other = names.setdefault(file_name, (url, number))
-                    if other[0] != url:
-                        raise BenchmarkError(
-                            f"{file} row {row}: video {url!r} and row {other[1]}'s {other[0]!r} "
-                            f"share the file name {file_name!r}, so files under {base} cannot "
-                            "tell them apart"
-                        )
                     path = media_file(base, url, by_name=True)
                     if path is None:
                         problem = missing_media(base, url, by_name=True)
                         break
+                    file_name = PurePosixPath(urlparse(url).path or url).name
+                    if path == base / file_name:  # found by name: two URLs must not share it
+                        other = names.setdefault(file_name, (url, file, row))
+                        if other[0] != url:
+                            raise BenchmarkError(
+                                f"{file} row {row}: video {url!r} and {other[1]} row "
+                                f"{other[2]}'s {other[0]!r} share the file name "
+                                f"{file_name!r}, so files under {base} cannot tell them apart"
+                            )
                     refs.append(FileMedia(path))
                 if problem is not None:
                     yield RowError(file, row, problem)

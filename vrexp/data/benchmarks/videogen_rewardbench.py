@@ -53,7 +53,7 @@ def load_videogen_rewardbench(
         raise BenchmarkError(f"{NAME}: label {label!r} is not one of {list(LABEL_COLUMNS)}")
     root = require_dir(root, str(NAME))
     file = require_file(root / FILE, str(NAME))
-    with file.open(newline="", encoding="utf-8") as handle:
+    with file.open(newline="", encoding="utf-8-sig") as handle:
         header = next(csv.reader(handle), [])
     missing = [c for c in COLUMNS if c not in header]
     if missing:
@@ -65,7 +65,7 @@ def load_videogen_rewardbench(
     revision = check_revision(root, revision)
 
     def rows():
-        with file.open(newline="", encoding="utf-8") as handle:
+        with file.open(newline="", encoding="utf-8-sig") as handle:
             for row, values in enumerate(csv.DictReader(handle)):
                 unknown = {c: values[c] for c in LABEL_COLUMNS if values[c] not in VALUES}
                 if unknown:
