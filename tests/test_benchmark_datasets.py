@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -29,6 +30,7 @@ from vrexp.data.benchmarks import (
     ParquetMedia,
     RowError,
     Skip,
+    ZipMedia,
     load_benchmark,
     load_genai_bench,
     load_hpdv2_test,
@@ -496,3 +498,28 @@ def test_benchmark_config_values_are_checked_naming_the_key(overrides, message):
 def test_an_unknown_benchmark_name_fails_naming_the_valid_ones():
     with pytest.raises(ValidationError, match=r"hpdv3.*hpdv2_test"):
         _benchmark_config("hpdv2_test", name="hpdv3")
+
+
+def test_videogen_reads_videos_from_videos_zip_when_not_extracted(tmp_path):
+    fx.write_videogen_rewardbench(tmp_path)
+    with zipfile.ZipFile(tmp_path / "videos.zip", "w") as archive:
+        for path in sorted((tmp_path / "videos").rglob("*.mp4")):
+            archive.write(path, path.relative_to(tmp_path).as_posix())
+    expected = (tmp_path / "videos/gen3/001.mp4").read_bytes()
+    shutil.rmtree(tmp_path / "videos/gen3")
+    items = list(load_videogen_rewardbench(tmp_path))
+    assert items[0].media_a == FileMedia(tmp_path / "videos/kling/000.mp4")  # extracted first
+    assert items[1].media_b == ZipMedia(tmp_path / "videos.zip", "videos/gen3/001.mp4")
+    assert items[1].key_b == "videos/gen3/001.mp4" and items[1].media_b.read_bytes() == expected
+    with items[1].media_b.as_file() as path:
+        assert path.read_bytes() == expected
+    assert not path.exists()  # the extracted copy is removed
+    assert items[1].media_b.load().shape == (3, 32, 32, 3)
+    with zipfile.ZipFile(tmp_path / "videos.zip", "w") as archive:
+        archive.writestr("videos/kling/000.mp4", b"")
+    benchmark_base._archive.cache_clear()
+    with pytest.raises(
+        RowError,
+        match=r"row 0: path_B: media file 'videos/gen3/000.mp4' not found: .*, nor in .*videos.zip",
+    ):
+        list(load_videogen_rewardbench(tmp_path))

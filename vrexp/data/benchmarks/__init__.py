@@ -28,6 +28,7 @@ from vrexp.data.benchmarks.base import (
     ParquetMedia,
     RowError,
     Skip,
+    ZipMedia,
 )
 from vrexp.data.benchmarks.genai_bench import load_genai_bench
 from vrexp.data.benchmarks.hpdv2 import load_hpdv2_test
@@ -48,6 +49,7 @@ __all__ = [
     "ParquetMedia",
     "RowError",
     "Skip",
+    "ZipMedia",
     "load_benchmark",
     "load_genai_bench",
     "load_hpdv2_test",

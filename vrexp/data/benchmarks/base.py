@@ -4,18 +4,23 @@ A loader opens a local snapshot of a benchmark's repository, checks its schema a
 files it expects, their columns and types), and then yields the benchmark's items lazily, one
 pair (:class:`BenchmarkPair`) or one ranked list (:class:`BenchmarkList`) at a time. Media stay
 where they are: an item holds references (:class:`FileMedia`, a path on disk;
-:class:`ParquetMedia`, a cell of a parquet file whose bytes are read and decoded only when asked),
-never pixels. A row that cannot be used (an unknown label, a missing media file) is an error
-naming the file and row, or with ``skip_invalid`` a :class:`Skip` recorded in
+:class:`ParquetMedia`, a cell of a parquet file whose bytes are read and decoded only when asked;
+:class:`ZipMedia`, a member of a zip archive), never pixels; each one's ``as_file()`` gives a
+path for readers that take one. A row that cannot be used (an unknown label, a missing media
+file) is an error naming the file and row, or with ``skip_invalid`` a :class:`Skip` recorded in
 :attr:`Benchmark.skipped`; schema problems are always errors.
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import io
 import logging
 import re
+import shutil
+import tempfile
+import zipfile
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
@@ -43,6 +48,7 @@ __all__ = [
     "ParquetMedia",
     "RowError",
     "Skip",
+    "ZipMedia",
 ]
 
 
@@ -75,6 +81,11 @@ class FileMedia:
     def load(self) -> np.ndarray:
         """Every pixel (:func:`vrexp.media.load_media`): [H, W, 3] or [T, H, W, 3] uint8."""
         return load_media(self.path)
+
+    @contextlib.contextmanager
+    def as_file(self) -> Iterator[Path]:
+        """The media as a file on disk, for readers that take a path (here: the file itself)."""
+        yield self.path
 
 
 @functools.lru_cache(maxsize=8)
@@ -129,8 +140,59 @@ class ParquetMedia:
                 self.file, self.row, f"column {self.column!r} is not a readable image: {err}"
             ) from None
 
+    @contextlib.contextmanager
+    def as_file(self) -> Iterator[Path]:
+        """The image's bytes in a temporary file (removed on exit), for readers that take a path."""
+        with _temporary(f"row{self.row}.img") as path:
+            path.write_bytes(self.read_bytes())
+            yield path
 
-MediaRef = FileMedia | ParquetMedia
+
+# The open archives (a zip's central directory is read once, not per member).
+@functools.lru_cache(maxsize=2)
+def _archive(file: str) -> zipfile.ZipFile:
+    return zipfile.ZipFile(file)
+
+
+def zip_members(file: Path) -> frozenset[str]:
+    """The member names of the zip archive ``file``."""
+    try:
+        return frozenset(_archive(str(file)).namelist())
+    except (OSError, zipfile.BadZipFile) as err:
+        raise BenchmarkError(f"cannot read the zip archive {file}: {err}") from None
+
+
+@dataclass(frozen=True)
+class ZipMedia:
+    """A media file inside a zip archive the benchmark ships (read without extracting it all)."""
+
+    archive: Path
+    member: str
+
+    def read_bytes(self) -> bytes:
+        return _archive(str(self.archive)).read(self.member)
+
+    @contextlib.contextmanager
+    def as_file(self) -> Iterator[Path]:
+        """The member extracted to a temporary file (removed on exit)."""
+        with _temporary(PurePosixPath(self.member).name) as path:
+            with _archive(str(self.archive)).open(self.member) as src, path.open("wb") as dst:
+                shutil.copyfileobj(src, dst)
+            yield path
+
+    def load(self) -> np.ndarray:
+        """Every pixel of the member (:func:`vrexp.media.load_media` on its extracted copy)."""
+        with self.as_file() as path:
+            return load_media(path)
+
+
+@contextlib.contextmanager
+def _temporary(name: str) -> Iterator[Path]:
+    with tempfile.TemporaryDirectory(prefix="vrexp-media-") as folder:
+        yield Path(folder) / name
+
+
+MediaRef = FileMedia | ParquetMedia | ZipMedia
 
 
 # ----------------------------------------------------------------------------- items

@@ -4,10 +4,12 @@ from KwaiVGI/VideoAlign ``calc_accuracy.py``): pairs of videos with four human l
 Layout: ``videogen-rewardbench.csv`` with columns ``path_A``, ``path_B``, ``A_model``,
 ``B_model``, ``prompt``, ``VQ``, ``MQ``, ``TA``, ``Overall`` (and fps / frame counts), and the
 videos of ``videos.zip`` extracted beside it (``path_A`` / ``path_B`` are relative to the root, or
-to ``media_root``). Each label column holds ``A`` (+1), ``B`` (-1) or ``same`` (a human tie); any
-other value is an unknown label. ``label`` picks the pair's label (``Overall`` by default); all
-four are in :attr:`BenchmarkPair.labels`. The scores-file keys are ``path_A`` / ``path_B`` as
-written. Rows count data lines from 0 (row 0 is the CSV's second line).
+to ``media_root``), or read from ``videos.zip`` itself when a video is not extracted (a
+:class:`ZipMedia` whose member is the path as written). Each label column holds ``A`` (+1),
+``B`` (-1) or ``same`` (a human tie); any other value is an unknown label. ``label`` picks the
+pair's label (``Overall`` by default); all four are in :attr:`BenchmarkPair.labels`. The
+scores-file keys are ``path_A`` / ``path_B`` as written. Rows count data lines from 0 (row 0
+is the CSV's second line).
 """
 
 from __future__ import annotations
@@ -23,16 +25,19 @@ from vrexp.data.benchmarks.base import (
     BenchmarkPair,
     FileMedia,
     RowError,
+    ZipMedia,
     check_revision,
     media_file,
     missing_media,
     require_dir,
     require_file,
+    zip_members,
 )
 
 NAME = BenchmarkName.videogen_rewardbench
 PROTOCOLS = ("tau_star_videoalign", "without_ties")
 FILE = "videogen-rewardbench.csv"
+ARCHIVE = "videos.zip"
 LABEL_COLUMNS = BENCHMARK_LABELS[NAME]
 VALUES = {"A": 1, "B": -1, "same": 0}
 COLUMNS = ("path_A", "path_B", "prompt", *LABEL_COLUMNS)
@@ -62,6 +67,8 @@ def load_videogen_rewardbench(
             "or an unknown revision of it"
         )
     base = require_dir(media_root, f"{NAME} media_root") if media_root else root
+    archive = root / ARCHIVE
+    members = zip_members(archive) if archive.is_file() else frozenset()
     revision = check_revision(root, revision)
 
     def rows():
@@ -77,10 +84,14 @@ def load_videogen_rewardbench(
                 for column in ("path_A", "path_B"):
                     written = values[column]
                     path = media_file(base, written) if written else None
-                    if path is None:
-                        problem = f"{column}: " + missing_media(base, written)
+                    if path is not None:
+                        refs.append(FileMedia(path))
+                    elif written in members:
+                        refs.append(ZipMedia(archive, written))
+                    else:
+                        also = f", nor in {archive}" if members else ""
+                        problem = f"{column}: " + missing_media(base, written) + also
                         break
-                    refs.append(FileMedia(path))
                 if problem is not None:
                     yield RowError(file, row, problem)
                     continue
