@@ -128,9 +128,15 @@ def test_iterating_decodes_no_image_and_decoding_reads_one_row_group(tmp_path):
     assert_colour(items[5].media_a.load(), 10)
     assert_colour(items[4].media_b.load(), 9)  # rows 4 and 5 share a row group (2 rows each)
     info = benchmark_base._row_group_column.cache_info()
-    assert (info.misses, info.currsize) == (2, 1)  # one group of one column held at a time
+    assert (info.misses, info.currsize) == (2, 2)  # one group of each column held at a time
+    for item in items:  # A and B alternating, in order: each group of each column read once
+        item.media_a.read_bytes(), item.media_b.read_bytes()
+    assert benchmark_base._row_group_column.cache_info().misses == 2 + 6
     table = pq.ParquetFile(items[0].source).read_row_group(2, columns=["jpg_0"])
     assert items[5].media_a.read_bytes() == table.column("jpg_0")[1].as_py()
+    with items[5].media_a.as_file() as path:  # for readers that take a path
+        assert path.read_bytes() == table.column("jpg_0")[1].as_py()
+    assert not path.exists()
 
 
 def test_genai_bench_image_votes_and_row_keys(tmp_path):

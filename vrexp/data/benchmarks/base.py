@@ -98,9 +98,10 @@ def _row_group_starts(file: str) -> tuple[int, ...]:
     return tuple(starts)
 
 
-# One row group of one media column at a time: reading items in order reads each group once, and
-# memory stays one row group's bytes, whatever the split's size.
-@functools.lru_cache(maxsize=1)
+# One row group of each of a pair's two media columns at a time: reading items in order reads each
+# group once (A and B alternating included), and memory stays two row groups' bytes, whatever the
+# split's size.
+@functools.lru_cache(maxsize=2)
 def _row_group_column(file: str, group: int, column: str) -> pa.Array:
     table = pq.ParquetFile(file).read_row_group(group, columns=[column])
     return table.column(column).combine_chunks()
