@@ -529,3 +529,13 @@ def test_videogen_reads_videos_from_videos_zip_when_not_extracted(tmp_path):
         match=r"row 0: path_B: media file 'videos/gen3/000.mp4' not found: .*, nor in .*videos.zip",
     ):
         list(load_videogen_rewardbench(tmp_path))
+
+
+def test_a_stage_that_reads_synthworld_renders_refuses_a_benchmark_by_name():
+    from vrexp.data.synthworld.split import SplitError, ensure_split
+
+    config = OmegaConf.to_object(_benchmark_config("hpdv2_test", root="/data"))
+    with pytest.raises(
+        SplitError, match=r"dataset 'hpdv2_test' is a benchmark dataset, not a SynthWorld"
+    ):
+        ensure_split(config, None)  # refused before the checklist is used
