@@ -51,13 +51,6 @@ def assert_colour(pixels: np.ndarray, index: int) -> None:
     assert np.abs(pixels.reshape(-1, 3).mean(0) - fx.colour(index)).max() < 4
 
 
-def ranked_arrays(items: list[BenchmarkList], scores: dict[str, float]):
-    score = [scores[k] for item in items for k in item.keys]
-    rank = [r for item in items for r in item.ranks]
-    group = [item.group for item in items for _ in item.keys]
-    return score, rank, group
-
-
 # ----------------------------------------------------------------------------- each loader
 
 
@@ -78,20 +71,28 @@ def test_hpdv2_test_lists_keys_ranks_and_ties(tmp_path):
     assert_colour(items[1].media[3].load(), 13)
     # The loader's output is the protocols' ranked form: a reward ordering by -rank scores 1.
     scores = {k: -r for item in items for k, r in zip(item.keys, item.ranks, strict=True)}
-    assert score_protocol("hpdv2", *ranked_arrays(items, scores)).value == 1.0
+    score, rank, group = bench.protocol_inputs(scores)
+    assert rank.tolist() == [1, 2, 3, 2, 1, 2, 3] and group.tolist() == [0, 0, 0, 1, 1, 1, 1]
+    assert score_protocol("hpdv2", score, rank, group).value == 1.0
+    del scores["00001_2.jpg"], scores["00000_0.jpg"]
+    with pytest.raises(
+        BenchmarkError, match=r"hpdv2_test test: no score for media '00000_0.jpg' and 1 more"
+    ):
+        bench.protocol_inputs(scores)
     assert list(bench.keys()) == [k for i in items for k in i.keys]
 
 
 def test_imagerewarddb_test_reads_generations_relative_to_the_root(tmp_path):
     fx.write_imagereward(tmp_path)
-    items = list(load_imagerewarddb_test(tmp_path))
+    bench = load_imagerewarddb_test(tmp_path)
+    items = list(bench)
     assert items[0].keys == tuple(f"images/test/000/{k}.webp" for k in range(4))
     assert items[0].ranks == (1, 2, 2, 3) and items[1].ranks == (2, 1, 3)
     assert items[0].media[1].path == tmp_path / "images/test/000/1.webp"
     assert_colour(items[1].media[2].load(), 12)
     # imagereward skips the 1 human-tied pair of list 0: 6 + 3 pairs, 1 skipped.
     scores = {k: -r for item in items for k, r in zip(item.keys, item.ranks, strict=True)}
-    result = score_protocol("imagereward", *ranked_arrays(items, scores))
+    result = score_protocol("imagereward", *bench.protocol_inputs(scores))
     assert (result.value, result.pairs, result.skipped) == (1.0, 9, 1)
 
 
@@ -221,6 +222,10 @@ def test_videogen_rewardbench_labels_keys_and_dimensions(tmp_path, label, expect
     assert items[2].media_b.path == tmp_path / "videos/gen3/002.mp4"
     assert items[1].prompt == "prompt, 1"  # a quoted comma survives
     assert bench.protocols == ("tau_star_videoalign", "without_ties")
+    scores = {k: float(i) for i, k in enumerate(bench.keys())}  # B always scores higher
+    a, b, labels = bench.protocol_inputs(scores, label="TA")
+    assert (b - a).tolist() == [1.0] * 3 and labels.tolist() == [0, 1, -1]
+    assert score_protocol("without_ties", a, b, labels).value == 0.5
 
 
 def test_monetbench_video_answers_paths_and_media_root_by_name(tmp_path):

@@ -17,11 +17,12 @@ import contextlib
 import functools
 import io
 import logging
+import math
 import re
 import shutil
 import tempfile
 import zipfile
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Literal
@@ -279,6 +280,49 @@ class Benchmark:
                 self.skipped.append(Skip(item.source, item.row, item.reason))
                 continue
             yield item
+
+    def protocol_inputs(
+        self, scores: Mapping[str, float], *, label: str | None = None
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The split in the protocols' input form, scored by ``scores`` (scores-file key ->
+        score): ``(score_a, score_b, label)`` for pairs, ``(score, rank, group)`` for ranked
+        lists. ``label`` picks another label column (VideoGen-RewardBench's VQ, MQ, TA). A key
+        without a score is an error naming it (and how many more are missing)."""
+        if label is not None and self.form != "pairs":
+            raise BenchmarkError(f"{self.name} has ranked lists, not pair labels like {label!r}")
+        columns: tuple[list, list, list] = ([], [], [])
+        missing: list[str] = []
+
+        def score(key: str) -> float:
+            if key not in scores:
+                missing.append(key)
+                return math.nan
+            return float(scores[key])
+
+        for item in self:
+            if isinstance(item, BenchmarkPair):
+                if label is not None and label not in item.labels:
+                    raise BenchmarkError(
+                        f"{self.name} has no label {label!r}; its labels: {sorted(item.labels)}"
+                    )
+                columns[0].append(score(item.key_a))
+                columns[1].append(score(item.key_b))
+                columns[2].append(item.label if label is None else item.labels[label])
+            else:
+                for key, rank in zip(item.keys, item.ranks, strict=True):
+                    columns[0].append(score(key))
+                    columns[1].append(rank)
+                    columns[2].append(item.group)
+        if missing:
+            more = f" and {len(missing) - 1} more" if len(missing) > 1 else ""
+            raise BenchmarkError(
+                f"{self.name} {self.split}: no score for media {missing[0]!r}{more}"
+            )
+        return (
+            np.asarray(columns[0], dtype=np.float64),
+            np.asarray(columns[1], dtype=np.float64 if self.form == "pairs" else np.int64),
+            np.asarray(columns[2], dtype=np.int64),
+        )
 
     def keys(self) -> Iterator[str]:
         """Every scores-file key the split needs, each once, in item order."""
