@@ -342,6 +342,37 @@ def test_unknown_votes_and_answers(tmp_path, write, load, column, bad, message, 
     assert [(s.source, s.row) for s in bench.skipped] == [(str(files[0]), bad_row)]
 
 
+def test_a_null_embedded_image_is_a_row_error_found_while_iterating(tmp_path):
+    files = fx.write_pickapic(tmp_path, shards=1)
+    table = pq.read_table(files[0])
+    images = table.column("jpg_1").to_pylist()
+    images[3] = None
+    pq.write_table(
+        table.set_column(
+            table.schema.get_field_index("jpg_1"), "jpg_1", pa.array(images, pa.binary())
+        ),
+        files[0],
+        row_group_size=2,
+    )
+    with pytest.raises(
+        RowError, match=rf"{files[0].name} row 3: column 'jpg_1' holds no image bytes"
+    ):
+        list(load_pickapic(BenchmarkName.pickapic_v1, tmp_path))
+    bench = load_pickapic(BenchmarkName.pickapic_v1, tmp_path, skip_invalid=True)
+    assert [i.row for i in bench] == [0, 1, 2, 4]
+    assert [(s.row, s.reason) for s in bench.skipped] == [
+        (3, "column 'jpg_1' holds no image bytes")
+    ]
+    files = fx.write_genai_bench_image(tmp_path / "g", shards=1)
+    table = pq.read_table(files[0])
+    images = table.column("left_image").to_pylist()
+    images[1] = {"bytes": None, "path": "gone.jpg"}
+    column = pa.array(images, table.schema.field("left_image").type)
+    pq.write_table(table.set_column(2, "left_image", column), files[0], row_group_size=2)
+    with pytest.raises(RowError, match=r"row 1: column 'left_image' holds no image bytes"):
+        list(load_genai_bench(Media.image, tmp_path / "g"))
+
+
 def test_videogen_unknown_label_and_missing_video(tmp_path):
     fx.write_videogen_rewardbench(tmp_path)
     csv_file = tmp_path / "videogen-rewardbench.csv"

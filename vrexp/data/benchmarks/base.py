@@ -30,6 +30,7 @@ from urllib.parse import urlparse
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from PIL import Image, UnidentifiedImageError
 
@@ -403,6 +404,38 @@ def is_image_bytes(kind: pa.DataType) -> bool:
             or pa.types.is_large_binary(kind.field(index).type)
         )
     return False
+
+
+def null_media_rows(file: Path, columns: Sequence[str]) -> dict[int, str]:
+    """Rows of ``file`` (counted from 0) whose image in one of ``columns`` is null, with the
+    first such column. The row groups' statistics say where nulls are, so only a row group that
+    reports some is read (a file written without statistics is not checked here: a null image
+    is then an error when it is decoded)."""
+    parquet = pq.ParquetFile(file)
+    meta = parquet.metadata
+    leaves = {}
+    for i in range(meta.num_columns):
+        path = meta.schema.column(i).path
+        for column in columns:
+            if path in (column, f"{column}.bytes"):
+                leaves[column] = i
+    bad: dict[int, str] = {}
+    start = 0
+    for group in range(meta.num_row_groups):
+        row_group = meta.row_group(group)
+        for column, leaf in leaves.items():
+            stats = row_group.column(leaf).statistics
+            if stats is None or not stats.has_null_count or stats.null_count == 0:
+                continue
+            values = parquet.read_row_group(group, columns=[column]).column(column)
+            null = pc.is_null(values)
+            if pa.types.is_struct(values.type):
+                null = pc.or_(null, pc.is_null(pc.struct_field(values, "bytes")))
+            for offset, is_null in enumerate(null.to_pylist()):
+                if is_null:
+                    bad.setdefault(start + offset, column)
+        start += row_group.num_rows
+    return bad
 
 
 def iter_parquet_rows(

@@ -35,6 +35,7 @@ from vrexp.data.benchmarks.base import (
     iter_parquet_rows,
     media_file,
     missing_media,
+    null_media_rows,
     require_dir,
     shards,
 )
@@ -77,6 +78,7 @@ def load_genai_bench(
 
     def rows():
         names: dict[str, tuple[str, Path, int]] = {}  # file name -> (URL, file, row) seen
+        nulls: dict[Path, dict[int, str]] = {}  # file -> its rows without image bytes
         for number, (file, row, values) in enumerate(iter_parquet_rows(files, meta)):
             vote = values["vote_type"]
             if vote not in VOTES:
@@ -85,6 +87,11 @@ def load_genai_bench(
                 )
                 continue
             if media is Media.image:
+                if file not in nulls:
+                    nulls[file] = null_media_rows(file, (left, right))
+                if row in nulls[file]:
+                    yield RowError(file, row, f"column {nulls[file][row]!r} holds no image bytes")
+                    continue
                 refs = ParquetMedia(file, row, left), ParquetMedia(file, row, right)
                 keys = f"{split}/{number}/left", f"{split}/{number}/right"
             else:

@@ -26,6 +26,7 @@ from vrexp.data.benchmarks.base import (
     is_image_bytes,
     is_text,
     iter_parquet_rows,
+    null_media_rows,
     require_dir,
     shards,
 )
@@ -64,7 +65,13 @@ def load_pickapic(
     columns = META + (["has_label"] if all(has_label) else [])
 
     def rows():
+        nulls: dict[Path, dict[int, str]] = {}
         for number, (file, row, values) in enumerate(iter_parquet_rows(files, columns)):
+            if file not in nulls:
+                nulls[file] = null_media_rows(file, ("jpg_0", "jpg_1"))
+            if row in nulls[file]:
+                yield RowError(file, row, f"column {nulls[file][row]!r} holds no image bytes")
+                continue
             label_0, label_1 = values["label_0"], values["label_1"]
             if values.get("has_label") is False:
                 yield RowError(file, row, "has_label is false: the pair has no human label")
