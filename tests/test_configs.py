@@ -15,7 +15,14 @@ from omegaconf.errors import ValidationError
 from tests.conftest import CONF, EXPERIMENTS, run_cli
 from vrexp.backbones import BackboneError, build_backbone
 from vrexp.checklist import Checklist
-from vrexp.configs import DPOConfig, MediaFolderConfig, SynthWorldConfig, check_known_keys
+from vrexp.configs import (
+    BenchmarkDatasetConfig,
+    DPOConfig,
+    MediaFolderConfig,
+    SynthWorldConfig,
+    check_known_keys,
+)
+from vrexp.configs.choices import BenchmarkName
 from vrexp.generators import GeneratorError, build_generator
 from vrexp.tasks import prepare
 
@@ -62,6 +69,7 @@ def test_the_config_groups_of_this_issue_exist():
 def test_every_option_composes_and_instantiates(group, option, compose_cfg, tmp_path):
     required = {  # options with a mandatory value (???) get one here
         ("dataset", "media_folder"): [f"dataset.root={tmp_path}"],
+        **{("dataset", name.value): [f"dataset.root={tmp_path}"] for name in BenchmarkName},
         ("task", "annotate"): [f"task.model_dir={tmp_path}/model"],
         ("task", "fit_weights"): [f"task.annotations={tmp_path}/annotations"],
         ("task", "evaluate"): [
@@ -89,7 +97,13 @@ def test_every_option_composes_and_instantiates(group, option, compose_cfg, tmp_
         checklist = Checklist.from_config(node)
         assert checklist.name == option and checklist.questions
     elif group == "dataset":
-        expected = MediaFolderConfig if option == "media_folder" else SynthWorldConfig
+        expected = (
+            MediaFolderConfig
+            if option == "media_folder"
+            else BenchmarkDatasetConfig
+            if option in BenchmarkName.values()
+            else SynthWorldConfig
+        )
         assert isinstance(OmegaConf.to_object(node), expected)
     elif group == "task":
         task = prepare(cfg)["task"]  # lays out a chain's folders, then validates every group

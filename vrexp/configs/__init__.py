@@ -9,7 +9,12 @@ from vrexp.configs.backbone import BackboneConfig, FrameSampling, LoraSettings, 
 from vrexp.configs.checklist import ChecklistConfig
 from vrexp.configs.checks import ConfigValueError
 from vrexp.configs.choices import Media
-from vrexp.configs.dataset import MediaFolderConfig, PartitionConfig, SynthWorldConfig
+from vrexp.configs.dataset import (
+    BenchmarkDatasetConfig,
+    MediaFolderConfig,
+    PartitionConfig,
+    SynthWorldConfig,
+)
 from vrexp.configs.dpo import DPOConfig
 from vrexp.configs.experiments import register_experiments
 from vrexp.configs.generator import GeneratorConfig, GeneratorLora, TinyGeneratorConfig
@@ -24,6 +29,7 @@ register_help_resolver()
 __all__ = [
     "BackboneConfig",
     "BackboneOptimSettings",
+    "BenchmarkDatasetConfig",
     "ChecklistConfig",
     "ConfigValueError",
     "DPOConfig",

@@ -162,3 +162,18 @@ class GeneratorReport(Choice):
 class DatasetKind(Choice):
     synthworld = "synthworld"
     folder = "folder"
+    benchmark = "benchmark"  # a local snapshot of a public evaluation benchmark
+
+
+class BenchmarkName(Choice):
+    """The evaluation benchmarks that ``dataset=<name>`` reads from a local snapshot
+    (vrexp/data/benchmarks/, docs/benchmarks.md §5)."""
+
+    hpdv2_test = "hpdv2_test"
+    imagerewarddb_test = "imagerewarddb_test"
+    pickapic_v1 = "pickapic_v1"
+    pickapic_v2 = "pickapic_v2"
+    genai_bench_image = "genai_bench_image"
+    genai_bench_video = "genai_bench_video"
+    videogen_rewardbench = "videogen_rewardbench"
+    monetbench_video = "monetbench_video"

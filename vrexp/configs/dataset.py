@@ -1,4 +1,5 @@
-"""Schemas of ``dataset/``: SynthWorld splits (with their prompt partition) and media folders."""
+"""Schemas of ``dataset/``: SynthWorld splits (with their prompt partition), media folders and
+local snapshots of the evaluation benchmarks (with each one's valid splits and labels)."""
 
 from __future__ import annotations
 
@@ -6,8 +7,8 @@ from dataclasses import dataclass, field
 
 from omegaconf import MISSING
 
-from vrexp.configs.checks import require
-from vrexp.configs.choices import DatasetKind, Media
+from vrexp.configs.checks import ConfigValueError, require
+from vrexp.configs.choices import BenchmarkName, DatasetKind, Media
 
 
 @dataclass
@@ -96,3 +97,95 @@ class MediaFolderConfig:
     prompts_file: str = "prompts.csv"
     # A media path that leaves root (../x.png, /abs/path, a symlink out) is refused unless true.
     allow_outside_root: bool = False
+
+
+# Each benchmark's splits, as its repository names them (the first is the default).
+BENCHMARK_SPLITS: dict[BenchmarkName, tuple[str, ...]] = {
+    BenchmarkName.hpdv2_test: ("test",),
+    BenchmarkName.imagerewarddb_test: ("test",),
+    BenchmarkName.pickapic_v1: ("test_unique", "validation_unique", "test", "validation", "train"),
+    BenchmarkName.pickapic_v2: ("test_unique", "validation_unique", "test", "validation", "train"),
+    BenchmarkName.genai_bench_image: ("test_v1", "test"),
+    BenchmarkName.genai_bench_video: ("test_v1", "test"),
+    BenchmarkName.videogen_rewardbench: ("test",),
+    BenchmarkName.monetbench_video: ("test",),
+}
+# Benchmarks with more than one human label per pair: the label columns (the first is the default).
+BENCHMARK_LABELS: dict[BenchmarkName, tuple[str, ...]] = {
+    BenchmarkName.videogen_rewardbench: ("Overall", "VQ", "MQ", "TA"),
+}
+
+# What each benchmark holds.
+BENCHMARK_MEDIA: dict[BenchmarkName, Media] = {
+    BenchmarkName.hpdv2_test: Media.image,
+    BenchmarkName.imagerewarddb_test: Media.image,
+    BenchmarkName.pickapic_v1: Media.image,
+    BenchmarkName.pickapic_v2: Media.image,
+    BenchmarkName.genai_bench_image: Media.image,
+    BenchmarkName.genai_bench_video: Media.video,
+    BenchmarkName.videogen_rewardbench: Media.video,
+    BenchmarkName.monetbench_video: Media.video,
+}
+# Benchmarks whose images are bytes inside their parquet files (no media_root).
+EMBEDDED_MEDIA = frozenset(
+    {BenchmarkName.pickapic_v1, BenchmarkName.pickapic_v2, BenchmarkName.genai_bench_image}
+)
+
+
+@dataclass
+class BenchmarkDatasetConfig:
+    """A local snapshot of a benchmark's dataset repository, read in its published layout.
+
+    ``root`` is the snapshot folder; ``media_root`` (default: the benchmark's own place under
+    ``root``) is where its media files are, for benchmarks that ship paths rather than bytes.
+    ``revision`` is the dataset commit the option is pinned to (``null``: unpinned, no verified
+    commit known); a snapshot that records another commit is refused. ``skip_invalid`` turns a
+    row's error (unknown label, missing media) into a recorded skip instead of a failure.
+    """
+
+    name: BenchmarkName = MISSING
+    kind: DatasetKind = DatasetKind.benchmark
+    media: Media = MISSING
+    hf_id: str = MISSING
+    revision: str | None = None
+    root: str = MISSING
+    media_root: str | None = None
+    split: str | None = None  # None: the benchmark's first split (BENCHMARK_SPLITS)
+    label: str | None = None  # None: the benchmark's first label column (BENCHMARK_LABELS)
+    skip_invalid: bool = False
+
+    def __post_init__(self) -> None:
+        name = BenchmarkName(self.name)
+        splits, labels = BENCHMARK_SPLITS[name], BENCHMARK_LABELS.get(name, ())
+        if self.split is None:
+            self.split = splits[0]
+        if self.label is None and labels:
+            self.label = labels[0]
+        if self.split not in splits:
+            raise ConfigValueError(
+                f"dataset.split={self.split!r} is not a split of {name}; valid: {list(splits)}"
+            )
+        if self.label is not None and self.label not in labels:
+            valid = f"valid: {list(labels)}" if labels else "it has a single label"
+            raise ConfigValueError(
+                f"dataset.label={self.label!r} is not a label of {name}; {valid}"
+            )
+        if Media(self.media) is not BENCHMARK_MEDIA[name]:
+            raise ConfigValueError(
+                f"dataset.media={Media(self.media).value!r}: {name} holds "
+                f"{BENCHMARK_MEDIA[name]} media"
+            )
+        if self.media_root is not None and name in EMBEDDED_MEDIA:
+            raise ConfigValueError(
+                f"dataset.media_root={self.media_root!r}: {name} embeds its images in its "
+                "parquet files; leave it null"
+            )
+        if self.revision is not None and not _is_commit(self.revision):
+            raise ConfigValueError(
+                f"dataset.revision={self.revision!r} must be a 40-hex-digit commit or null"
+            )
+        require("dataset", {"root": bool(self.root), "hf_id": bool(self.hf_id)}, self)
+
+
+def _is_commit(text: str) -> bool:
+    return len(text) == 40 and all(c in "0123456789abcdef" for c in text.lower())

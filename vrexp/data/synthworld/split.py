@@ -225,6 +225,12 @@ def make_split(
 
 def ensure_split(config: Any, checklist: Checklist) -> Path:
     """The split folder of ``config``, rendered first if it is not complete."""
+    if getattr(config, "kind", "synthworld") != "synthworld":
+        raise SplitError(
+            f"dataset {str(config.name)!r} is a {config.kind} dataset, not a SynthWorld split, so this "
+            "stage cannot read it (benchmark snapshots are read by vrexp.data.benchmarks, "
+            "docs/benchmarks.md §5)"
+        )
     split_dir = Path(config.out_dir)
     if not (split_dir / "summary.json").exists():
         make_split(config, checklist)
