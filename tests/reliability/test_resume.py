@@ -37,7 +37,7 @@ from tests.conftest import ROOT, compose_config
 from vrexp.backbones import build_backbone, load_backbone
 from vrexp.checklist import Checklist
 from vrexp.data.annotations import AnnotationsError, read_annotations
-from vrexp.data.atomic import LOCK_FILE, OutputClaimError, claim_output
+from vrexp.data.atomic import LOCK_FILE, OutputClaimError, claim_output, read_manifest
 from vrexp.data.items import folder_items
 from vrexp.data.parts import PartsError, present_keys, read_parts, write_parts
 from vrexp.data.samples import SamplesError, read_samples
@@ -510,3 +510,27 @@ def test_an_item_list_with_a_repeated_id_or_a_foreign_part_is_refused(tmp_path):
     write_parts(tmp_path, [1, 2, 3], 2, build, key=int)
     with pytest.raises(PartsError, match=r"holds item_id \[3\] that this job's items do not"):
         write_parts(tmp_path, [1, 2], 2, build, key=int)
+
+
+def test_a_resume_reuses_the_recorded_digests_of_unchanged_model_files(env, tmp_path, monkeypatch):
+    """Hashing multi-GB weights costs seconds: a resume trusts the manifest's digest of a file
+    whose size and mtime are unchanged, and hashes a replaced one again."""
+    from vrexp.data import digests
+
+    job = Annotate(env, tmp_path)
+    out = tmp_path / "out"
+    with pytest.raises(Interrupted):
+        job.run(out, progress=interrupt)
+    recorded = read_manifest(out)["model"]
+    monkeypatch.setattr(digests, "_FILE_DIGESTS", {})  # a new process
+    digests.remember(read_manifest(out))
+    opened = []
+    real_open = Path.open
+    monkeypatch.setattr(
+        Path, "open", lambda self, *a, **k: opened.append(self) or real_open(self, *a, **k)
+    )
+    assert digests.folder_digest(job.model_dir)["sha256"] == recorded["sha256"]
+    assert opened == []
+    job.apply("model")
+    assert digests.folder_digest(job.model_dir)["sha256"] != recorded["sha256"]
+    assert {p.name for p in opened} >= {"model.safetensors", "config.json"}

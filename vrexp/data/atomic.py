@@ -11,7 +11,7 @@ same folder is refused instead of writing parts beside it. Every file goes throu
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -19,6 +19,7 @@ from typing import Any
 import filelock
 
 from vrexp.atomic import atomic_write
+from vrexp.data.digests import remember
 
 __all__ = [
     "LOCK_FILE",
@@ -93,7 +94,7 @@ def read_manifest(out_dir: str | Path) -> dict[str, Any] | None:
 @contextmanager
 def claim_output(
     out_dir: str | Path,
-    manifest: dict,
+    manifest: dict | Callable[[], dict],
     overwrite: bool,
     *,
     stale: tuple[str, ...],
@@ -105,7 +106,9 @@ def claim_output(
     """Hold ``out_dir`` for this job (a context): lock it, then keep the parts already there
     when its manifest matches ``manifest`` (a killed run resumes), else raise ``error`` naming
     what changed, or with ``overwrite`` delete its ``stale`` files first. ``what`` says what the
-    folder holds; ``folder_key`` is the setting that picks another folder."""
+    folder holds; ``folder_key`` is the setting that picks another folder. ``manifest`` may be a
+    function, called under the lock once the recorded digests are known (so the model files a
+    resume finds unchanged are not hashed again)."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     lock = filelock.FileLock(out_dir / LOCK_FILE)
@@ -117,8 +120,11 @@ def claim_output(
             f"job is writing {what} there; wait for it to end or choose another {folder_key}"
         ) from None
     try:
-        payload = json.loads(json.dumps(manifest, default=str))
         found = read_manifest(out_dir)
+        remember(found)
+        payload = json.loads(
+            json.dumps(manifest() if callable(manifest) else manifest, default=str)
+        )
         if found is not None:
             changes = manifest_changes(found, payload, labels)
         elif any(any(out_dir.glob(pattern)) for pattern in stale):

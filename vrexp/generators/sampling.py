@@ -98,18 +98,22 @@ def sample_candidates(
     format changes the files, never the stored numbers."""
     out_dir = Path(out_dir)
     suffix = VideoFormat(video_format).suffix if generator.video else VideoFormat.apng.suffix
-    manifest = {
-        "generator": module_digest(generator),
-        "reward": reward_manifest(reward),
-        "items": items_digest(prompts),
-        "task.candidates": candidates,
-        "task.seed": seed,
-        "task.chunk_size": chunk_size,
-        "media_suffix": suffix,
-        "judge": judge is not None,
-        **{f"task.{k}": v for k, v in sorted(sampling.items())},
-        **(manifest or {}),
-    }
+    extra = manifest or {}
+
+    def wanted() -> dict[str, Any]:  # digests computed under the folder's lock
+        return {
+            "generator": module_digest(generator),
+            "reward": reward_manifest(reward),
+            "items": items_digest(prompts),
+            "task.candidates": candidates,
+            "task.seed": seed,
+            "task.chunk_size": chunk_size,
+            "media_suffix": suffix,
+            "judge": judge is not None,
+            **{f"task.{k}": v for k, v in sorted(sampling.items())},
+            **extra,
+        }
+
     labels = {**REWARD_LABELS, "generator": "the generator", "items": "the prompts"}
     columns = score_columns(reward)
 
@@ -140,7 +144,7 @@ def sample_candidates(
 
     with claim_output(
         out_dir,
-        manifest,
+        wanted,
         overwrite,
         stale=("part-*.parquet", "media/*"),
         what="samples",

@@ -107,16 +107,20 @@ def score_items(
     ``manifest`` adds to what the folder records; a folder made otherwise is refused unless
     ``overwrite``."""
     out_dir = Path(out_dir)
-    manifest = {
-        "reward": reward_manifest(reward),
-        "items": items_digest(item_rows(items)),
-        "task.chunk_size": chunk_size,
-        "task.skip_bad_media": skip_bad_media,
-        **(manifest or {}),
-    }
+    extra = manifest or {}
+
+    def wanted() -> dict[str, Any]:  # digests computed under the folder's lock
+        return {
+            "reward": reward_manifest(reward),
+            "items": items_digest(item_rows(items)),
+            "task.chunk_size": chunk_size,
+            "task.skip_bad_media": skip_bad_media,
+            **extra,
+        }
+
     with claim_output(
         out_dir,
-        manifest,
+        wanted,
         overwrite,
         stale=(*STALE_PARTS, SCORES_FILE),
         what="scores",

@@ -63,18 +63,22 @@ def annotate_items(
     ``manifest`` adds to what the folder records (the items, the model, the checklist and the
     settings that shape the answers); a folder made otherwise is refused unless ``overwrite``."""
     out_dir = Path(out_dir)
-    manifest = {
-        "checklist": config_digest(checklist.to_config(), name=checklist.name),
-        "items": items_digest(item_rows(items)),
-        "model": module_digest(backbone),
-        "model_dtype": str(next(backbone.parameters()).dtype),
-        "task.chunk_size": chunk_size,
-        "task.skip_bad_media": skip_bad_media,
-        **(manifest or {}),
-    }
+    extra = manifest or {}
+
+    def wanted() -> dict[str, Any]:  # digests computed under the folder's lock
+        return {
+            "checklist": config_digest(checklist.to_config(), name=checklist.name),
+            "items": items_digest(item_rows(items)),
+            "model": module_digest(backbone),
+            "model_dtype": str(next(backbone.parameters()).dtype),
+            "task.chunk_size": chunk_size,
+            "task.skip_bad_media": skip_bad_media,
+            **extra,
+        }
+
     with claim_output(
         out_dir,
-        manifest,
+        wanted,
         overwrite,
         stale=STALE_PARTS,
         what="annotations",
