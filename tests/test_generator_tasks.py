@@ -661,7 +661,7 @@ def test_optimize_generator_from_the_cli_shares_its_artifacts(tmp_path, monkeypa
     timings = json.loads((tmp_path / "run3" / "timings.json").read_text())
     assert "train_generator" not in timings and "train_dpo" not in timings
     manifest = json.loads((tmp_path / "base_samples" / "manifest.json").read_text())
-    assert manifest["generator"] == str(base.resolve())
+    assert manifest["generator"]["path"] == str(base.resolve())
     rows = json.loads((tmp_path / "run3" / "results.json").read_text())["rows"]
     assert len(rows) == 1 and rows[0]["generator"] == "mpo" and rows[0]["pairs"] == 10
     assert rows[0]["pairs_dominating"] == 10 and rows[0]["pairs_non_dominating"] == 0
