@@ -15,8 +15,8 @@ Layout of a split folder::
 
 Items are written in parts of ``chunk_size`` prompts, each atomically and keyed by prompt
 (:mod:`vrexp.data.parts`), so an interrupted run renders only the prompts no part holds; a rerun
-with another config is refused naming what changed. Every random draw is keyed by (seed, prompt, render),
-so the same config gives byte-identical files.
+with another config is refused naming what changed. Every random draw is keyed by (seed, prompt,
+render), so the same config gives byte-identical files.
 """
 
 from __future__ import annotations
