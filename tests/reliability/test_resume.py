@@ -460,7 +460,7 @@ def test_make_data_killed_with_sigkill_resumes_byte_identical(env, tmp_path):
     assert tree(out) == tree(tmp_path / "whole")
 
 
-@settings(max_examples=25, deadline=None)
+@settings(max_examples=20, deadline=None)
 @given(
     num_items=st.integers(1, 12),
     runs=st.lists(st.tuples(st.integers(1, 5), st.integers(0, 4)), min_size=1, max_size=4),
