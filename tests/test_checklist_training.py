@@ -222,14 +222,14 @@ def test_annotate_resumes_after_a_kill_without_duplicates(small_split, tmp_path)
     complete = read_annotations(out)
     assert complete.num_rows == 12 * len(checklist.vlm_questions)
     assert sorted(p.name for p in out.glob("part-*.parquet")) == [
-        "part-00000.parquet",
-        "part-00001.parquet",
-        "part-00002.parquet",
+        "part-00000000.parquet",
+        "part-00000005.parquet",
+        "part-00000010.parquet",
     ]
     # A kill during part 1: its file was never renamed into place, part 2 never started.
-    (out / "part-00001.parquet").unlink()
-    (out / "part-00002.parquet").unlink()
-    (out / ".part-00001.parquet.tmp").write_bytes(b"half")
+    (out / "part-00000005.parquet").unlink()
+    (out / "part-00000010.parquet").unlink()
+    (out / ".part-00000005.parquet.tmp").write_bytes(b"half")
     done = []
     annotate_small(backbone, checklist, items, out, progress=done.append)
     again = read_annotations(out)
@@ -246,7 +246,7 @@ def test_annotate_resumes_after_a_kill_without_duplicates(small_split, tmp_path)
         again.column("p_yes").to_numpy(), complete.column("p_yes").to_numpy(), atol=1e-6
     )
     # Another model's annotations are never mixed in.
-    with pytest.raises(AnnotateError, match="another model"):
+    with pytest.raises(AnnotateError, match="model_dir was not recorded"):
         annotate_small(backbone, checklist, items, out, manifest={"model_dir": "elsewhere"})
 
 
@@ -289,7 +289,7 @@ def test_saved_model_is_an_hf_folder_that_annotate_loads(small_split, tmp_path):
     items = split_items(split_dir)[:3]
     a = annotate_small(reloaded, checklist, items, tmp_path / "x")
     assert a["rows"] == 3 * len(checklist.vlm_questions)
-    assert pq.read_table(tmp_path / "x" / "part-00000.parquet").column_names == [
+    assert pq.read_table(tmp_path / "x" / "part-00000000.parquet").column_names == [
         "item_id",
         "media_path",
         "prompt",

@@ -174,7 +174,7 @@ def test_sample_candidates_scores_resumes_and_guards_its_folder(world, tmp_path,
     run(prompts, out)
     table, names = read_samples(out)
     parts = sorted(p.name for p in out.glob("part-*.parquet"))
-    assert parts == [f"part-{i:05d}.parquet" for i in range(3)]  # 5 prompts, 2 per part
+    assert parts == [f"part-{p:08d}.parquet" for p in (0, 2, 4)]  # 5 prompts, 2 per part
     rows = [(p, k) for p in range(5) for k in range(3)]
     assert candidate_keys(table) == rows
     assert table.column("prompt").to_pylist() == [prompts[p] for p, _ in rows]
@@ -200,7 +200,7 @@ def test_sample_candidates_scores_resumes_and_guards_its_folder(world, tmp_path,
     np.testing.assert_allclose(column(table, "oracle_utility"), judge(media, texts))
 
     # A run killed before its last part resumes there and regenerates nothing else.
-    (out / "part-00002.parquet").unlink()
+    (out / "part-00000004.parquet").unlink()
     calls = []
     generate = world.generator.generate
     monkeypatch.setattr(
@@ -213,15 +213,15 @@ def test_sample_candidates_scores_resumes_and_guards_its_folder(world, tmp_path,
     assert candidate_keys(again) == rows  # every candidate once, in order
 
     # Another generator's samples never mix in: refused, or cleared with overwrite.
-    with pytest.raises(OutputClaimError, match="another generator"):
+    with pytest.raises(OutputClaimError, match='generator changed from "a" to "b"'):
         run(prompts, out, manifest={"generator": "b"})
     assert read_samples(out)[0].equals(table)
     run(prompts[:2], out, manifest={"generator": "b"}, overwrite=True)
     fresh, _ = read_samples(out)
     assert fresh.num_rows == 6 and fresh.column("prompt_id").to_pylist() == [0, 0, 0, 1, 1, 1]
-    assert sorted(p.name for p in out.glob("part-*.parquet")) == ["part-00000.parquet"]
+    assert sorted(p.name for p in out.glob("part-*.parquet")) == ["part-00000000.parquet"]
     assert len(list((out / "media").iterdir())) == 6
-    assert json.loads((out / "manifest.json").read_text()) == {"generator": "b"}
+    assert json.loads((out / "manifest.json").read_text())["generator"] == "b"
 
 
 # ------------------------------------------------------------------------------ build_pairs
@@ -433,7 +433,8 @@ def test_sample_pairs_dpo_and_eval_stages(world, tmp_path):
     table, _ = read_samples(tmp_path / "samples")
     assert table.num_rows == 12 and "oracle_utility" in table.column_names
     manifest = json.loads((tmp_path / "samples" / "manifest.json").read_text())
-    assert manifest["generator"] == str(base_dir.resolve()) and manifest["candidates"] == 3
+    assert manifest["generator"]["path"] == str(base_dir.resolve())
+    assert manifest["task.candidates"] == 3 and manifest["items"]["count"] == 4
 
     pair_overrides = [f"task.samples={tmp_path / 'samples'}", f"task.out_dir={tmp_path / 'pairs'}"]
     stats = build_pairs(
@@ -660,7 +661,7 @@ def test_optimize_generator_from_the_cli_shares_its_artifacts(tmp_path, monkeypa
     timings = json.loads((tmp_path / "run3" / "timings.json").read_text())
     assert "train_generator" not in timings and "train_dpo" not in timings
     manifest = json.loads((tmp_path / "base_samples" / "manifest.json").read_text())
-    assert manifest["generator"] == str(base.resolve())
+    assert manifest["generator"]["path"] == str(base.resolve())
     rows = json.loads((tmp_path / "run3" / "results.json").read_text())["rows"]
     assert len(rows) == 1 and rows[0]["generator"] == "mpo" and rows[0]["pairs"] == 10
     assert rows[0]["pairs_dominating"] == 10 and rows[0]["pairs_non_dominating"] == 0

@@ -321,10 +321,10 @@ def test_task_score_writes_a_parquet_a_report_and_resumes(rewards, tmp_path):
     assert len(root.find_all("script")) == 1
     assert Image.open(shot).size == (1280, 2000)
     # Resume: a lost part is rescored, the others are kept as they are.
-    (out / "part-00001.parquet").unlink()
-    kept = (out / "part-00000.parquet").stat().st_mtime_ns
+    (out / "part-00000002.parquet").unlink()
+    kept = (out / "part-00000000.parquet").stat().st_mtime_ns
     run_task(cfg)
-    assert (out / "part-00000.parquet").stat().st_mtime_ns == kept
+    assert (out / "part-00000000.parquet").stat().st_mtime_ns == kept
     again, _ = read_scores(out)
     assert again.equals(table)
     assert pq.read_table(out / SCORES_FILE).num_rows == 4

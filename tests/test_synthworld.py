@@ -165,7 +165,8 @@ def test_same_seed_gives_byte_identical_output(dataset, tmp_path, compose_cfg):
         make_split(ds, checklist)
         digests.append(tree_digest(tmp_path / copy))
     assert digests[0] == digests[1]
-    assert len(digests[0]) == 6 * 2 + 6  # media + 2 parts + manifest, checklist, pairs, summary
+    # media + 2 parts + manifest, checklist, pairs, summary, the (empty) lock file
+    assert len(digests[0]) == 6 * 2 + 7
     other, checklist = dataset_and_checklist(
         compose_cfg,
         f"dataset={dataset}",
@@ -187,13 +188,13 @@ def test_killed_run_resumes_without_loss_or_duplicates(tmp_path, compose_cfg):
     make_split(ds, checklist)
     complete = tree_digest(tmp_path / "s")
     # Simulate a kill during the last part: its parquet never got renamed into place.
-    (tmp_path / "s" / "items" / "part-00002.parquet").unlink()
+    (tmp_path / "s" / "items" / "part-00000006.parquet").unlink()
     (tmp_path / "s" / "pairs.parquet").unlink()
-    (tmp_path / "s" / "items" / ".part-00002.parquet.tmp").write_bytes(b"partial")
+    (tmp_path / "s" / "items" / ".part-00000006.parquet.tmp").write_bytes(b"partial")
     calls = []
     make_split(ds, checklist, progress=lambda done, total: calls.append((done, total)))
-    assert calls[-1] == (3, 3)
-    (tmp_path / "s" / "items" / ".part-00002.parquet.tmp").unlink(missing_ok=True)
+    assert calls == [(6, 9), (9, 9)]  # the prompts found, then the one part rendered
+    (tmp_path / "s" / "items" / ".part-00000006.parquet.tmp").unlink(missing_ok=True)
     assert tree_digest(tmp_path / "s") == complete
     ids = read_items(tmp_path / "s").column("item_id").to_pylist()
     assert ids == list(range(18))

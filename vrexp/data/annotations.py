@@ -14,9 +14,9 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from vrexp.checklist import Checklist
+from vrexp.data.parts import read_parts
 
 if TYPE_CHECKING:
     from vrexp.data.pairs import PreferencePairs
@@ -27,13 +27,14 @@ class AnnotationsError(ValueError):
 
 
 def read_annotations(out_dir: str | Path) -> pa.Table:
-    """All annotation rows of an ``annotate`` output folder."""
-    parts = sorted(Path(out_dir).glob("part-*.parquet"))
-    if not parts:
+    """All annotation rows of an ``annotate`` output folder, by (item, question); a folder that
+    holds an item twice, or fewer items than its job had, is an error."""
+    table = read_parts(out_dir, "item_id", ("item_id", "question_id"), error=AnnotationsError)
+    if table is None:
         raise AnnotationsError(
             f"{out_dir} has no annotation parts; run `python run.py task=annotate` first"
         )
-    return pa.concat_tables([pq.read_table(p) for p in parts])
+    return table
 
 
 def answer_matrix(

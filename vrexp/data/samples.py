@@ -2,11 +2,13 @@
 
 Layout::
 
-    manifest.json           generator, reward, prompts and sampling settings the parts belong to
+    manifest.json           digests of the generator, the reward and the prompts, and the
+                            sampling settings (chunk size included) the parts belong to
     scoring.json            names of the dimension / sub-dimension / question score columns
     media/p00012_k3.png     candidate 3 of prompt 12 (.mp4 for videos with task.video_format=mp4)
-    part-00000.parquet      prompt_id, prompt, candidate, noise_seed, media_path, total,
-                            dimensions, sub_dimensions, questions (lists), oracle_utility
+    part-00000012.parquet   prompt_id, prompt, candidate, noise_seed, media_path, total,
+                            dimensions, sub_dimensions, questions (lists), oracle_utility of a
+                            chunk of prompts, named by its first prompt
 
 This module owns reading it back: the rows in (prompt, candidate) order and the [P, K, D] score
 tensors that pair selection works on.
@@ -19,10 +21,10 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.parquet as pq
 import torch
 
 from vrexp.configs.choices import Granularity
+from vrexp.data.parts import read_parts
 
 SCORING_FILE = "scoring.json"
 # The score column that holds each granularity's vector.
@@ -39,15 +41,14 @@ class SamplesError(ValueError):
 
 def read_samples(folder: str | Path) -> tuple[pa.Table, dict[str, list[str]]]:
     """All candidate rows of a sample folder (sorted by prompt, candidate; ``media_path``
-    absolute) and the score names."""
+    absolute) and the score names. A folder that holds a prompt twice, or fewer prompts than its
+    job had (an interrupted run), is an error."""
     folder = Path(folder)
-    parts = sorted(folder.glob("part-*.parquet"))
-    if not parts or not (folder / SCORING_FILE).is_file():
+    table = read_parts(folder, "prompt_id", ("prompt_id", "candidate"), error=SamplesError)
+    if table is None or not (folder / SCORING_FILE).is_file():
         raise SamplesError(
             f"{folder} holds no scored samples; run `python run.py task=sample` first"
         )
-    table = pa.concat_tables([pq.read_table(p) for p in parts])
-    table = table.sort_by([("prompt_id", "ascending"), ("candidate", "ascending")])
     paths = [str(folder / p) for p in table.column("media_path").to_pylist()]
     table = table.set_column(
         table.schema.get_field_index("media_path"), "media_path", pa.array(paths)

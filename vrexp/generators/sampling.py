@@ -1,7 +1,10 @@
 """Sampling from a generator: seeded candidates per prompt, scored and written resumably.
 
 Candidate k of prompt p is drawn from noise seeded by (seed, p, k), so any part can be regenerated
-exactly; the folder format is :mod:`vrexp.data.samples`.
+exactly; the folder format is :mod:`vrexp.data.samples`. Parts are keyed by prompt
+(:mod:`vrexp.data.parts`) and the manifest records the generator, the reward, the prompts and
+every sampling setting, so a rerun finishes the prompts no part holds, or is refused naming what
+changed.
 """
 
 from __future__ import annotations
@@ -13,18 +16,20 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.parquet as pq
 from omegaconf import DictConfig, OmegaConf
 
 from vrexp.configs import GeneratorConfig
 from vrexp.configs.choices import VideoFormat
 from vrexp.configs.generator_tasks import SampleTaskConfig
 from vrexp.data.atomic import atomic_write, claim_output
-from vrexp.data.samples import SCORING_FILE
+from vrexp.data.digests import items_digest, module_digest
+from vrexp.data.parts import write_parts
+from vrexp.data.samples import SCORING_FILE, SamplesError
 from vrexp.data.synthworld import Judge
 from vrexp.generators.base import GeneratorError, TextToMediaGenerator
 from vrexp.generators.loading import build_generator, load_generator
 from vrexp.media import save_media
+from vrexp.reward.scoring import REWARD_LABELS, reward_manifest
 
 if TYPE_CHECKING:
     from vrexp.reward import RewardScores, VisionReward
@@ -92,49 +97,72 @@ def sample_candidates(
     oracle utility are computed on the generated pixels before they are written, so a lossy
     format changes the files, never the stored numbers."""
     out_dir = Path(out_dir)
-    claim_output(
+    suffix = VideoFormat(video_format).suffix if generator.video else VideoFormat.apng.suffix
+    extra = manifest or {}
+
+    def wanted() -> dict[str, Any]:  # digests computed under the folder's lock
+        return {
+            "generator": module_digest(generator),
+            "reward": reward_manifest(reward),
+            "items": items_digest(prompts),
+            "task.candidates": candidates,
+            "task.seed": seed,
+            "task.chunk_size": chunk_size,
+            "media_suffix": suffix,
+            "judge": judge is not None,
+            **{f"task.{k}": v for k, v in sorted(sampling.items())},
+            **extra,
+        }
+
+    labels = {**REWARD_LABELS, "generator": "the generator", "items": "the prompts"}
+    columns = score_columns(reward)
+
+    def build(ids: Sequence[int]) -> tuple[pa.Table, list]:
+        rows = [(p, k) for p in ids for k in range(candidates)]
+        texts = [prompts[p] for p, _ in rows]
+        seeds = [noise_seed(seed, p, k) for p, k in rows]
+        media, scores = generate_and_score(generator, reward, texts, seeds, batch_size, **sampling)
+        paths = [out_dir / "media" / f"p{p:05d}_k{k}{suffix}" for p, k in rows]
+        for path, item in zip(paths, media, strict=True):
+            save_media(path, item)
+        table = {
+            "prompt_id": pa.array([p for p, _ in rows], pa.int64()),
+            "prompt": pa.array(texts, pa.string()),
+            "candidate": pa.array([k for _, k in rows], pa.int32()),
+            "noise_seed": pa.array(seeds, pa.int64()),
+            "media_path": pa.array([str(p.relative_to(out_dir)) for p in paths], pa.string()),
+            "total": pa.array(scores.total.double().numpy()),
+            "dimensions": pa.array(scores.dimensions.double().numpy().tolist()),
+            "sub_dimensions": pa.array(
+                sub_dimension_scores(scores, columns["sub_dimensions"]).tolist()
+            ),
+            "questions": pa.array(scores.contributions.double().numpy().tolist()),
+        }
+        if judge is not None:
+            table["oracle_utility"] = pa.array(judge(list(media), texts), pa.float64())
+        return pa.table(table), []
+
+    with claim_output(
         out_dir,
-        manifest or {},
+        wanted,
         overwrite,
         stale=("part-*.parquet", "media/*"),
-        what="samples of another generator, reward or prompt list",
-    )
-    columns = score_columns(reward)
-    atomic_write(out_dir / SCORING_FILE, lambda p: p.write_text(json.dumps(columns, indent=2)))
-    (out_dir / "media").mkdir(exist_ok=True)
-    suffix = VideoFormat(video_format).suffix if generator.video else VideoFormat.apng.suffix
-    for start in range(0, len(prompts), chunk_size):
-        part = out_dir / f"part-{start // chunk_size:05d}.parquet"
-        ids = range(start, min(start + chunk_size, len(prompts)))
-        if not part.exists():
-            rows = [(p, k) for p in ids for k in range(candidates)]
-            texts = [prompts[p] for p, _ in rows]
-            seeds = [noise_seed(seed, p, k) for p, k in rows]
-            media, scores = generate_and_score(
-                generator, reward, texts, seeds, batch_size, **sampling
-            )
-            paths = [out_dir / "media" / f"p{p:05d}_k{k}{suffix}" for p, k in rows]
-            for path, item in zip(paths, media, strict=True):
-                save_media(path, item)
-            table = {
-                "prompt_id": pa.array([p for p, _ in rows], pa.int64()),
-                "prompt": pa.array(texts, pa.string()),
-                "candidate": pa.array([k for _, k in rows], pa.int32()),
-                "noise_seed": pa.array(seeds, pa.int64()),
-                "media_path": pa.array([str(p.relative_to(out_dir)) for p in paths], pa.string()),
-                "total": pa.array(scores.total.double().numpy()),
-                "dimensions": pa.array(scores.dimensions.double().numpy().tolist()),
-                "sub_dimensions": pa.array(
-                    sub_dimension_scores(scores, columns["sub_dimensions"]).tolist()
-                ),
-                "questions": pa.array(scores.contributions.double().numpy().tolist()),
-            }
-            if judge is not None:
-                table["oracle_utility"] = pa.array(judge(list(media), texts), pa.float64())
-            written = pa.table(table)
-            atomic_write(part, lambda f, t=written: pq.write_table(t, f))
-        if progress is not None:
-            progress(len(ids))
+        what="samples",
+        labels=labels,
+    ):
+        atomic_write(out_dir / SCORING_FILE, lambda p: p.write_text(json.dumps(columns, indent=2)))
+        (out_dir / "media").mkdir(exist_ok=True)
+        write_parts(
+            out_dir,
+            range(len(prompts)),
+            chunk_size,
+            build,
+            progress,
+            key=int,
+            key_column="prompt_id",
+            skipped_file=None,
+            error=SamplesError,
+        )
     return {"prompts": len(prompts), "candidates": candidates, "out_dir": str(out_dir)}
 
 

@@ -2,9 +2,11 @@
 
 Output folder (``task=score``)::
 
-    manifest.json           the reward, checklist and items the scores belong to
-    part-00000.parquet      one row per item (columns below), written atomically
-    skipped-00000.json      unreadable media of that part (only with skip_bad_media)
+    manifest.json           what the scores were made from: digests of the items, the reward's
+                            model and weights, the checklist, the chunk size
+    part-00000000.parquet   one row per item (columns below) of a chunk of items, named by its
+                            first item, written atomically (unreadable media of the chunk, with
+                            skip_bad_media, in its metadata)
     scores.parquet          every part, in item order, gathered at the end
     skipped.json            every skipped file
 
@@ -12,7 +14,8 @@ Columns: ``item_id``, ``media_path``, ``prompt``, ``kind`` (image or video), ``t
 ``dimension/<name>`` per dimension (its sub-score), one ``p_yes/<id>`` per checklist question and
 one ``contribution/<id>`` per weighted question (weight x feature). The schema's metadata holds
 the checklist (``vrexp.checklist``, JSON) so a reader can name every question. A part present
-after a kill is complete; a re-run scores only the missing parts.
+after a kill is complete; a rerun with the same manifest scores only the items no part holds
+(:mod:`vrexp.data.parts`), one made otherwise is refused naming what changed.
 """
 
 from __future__ import annotations
@@ -28,9 +31,16 @@ import pyarrow.parquet as pq
 import torch
 
 from vrexp.checklist import Checklist
-from vrexp.data.atomic import OutputClaimError, atomic_write, claim_output
+from vrexp.data.atomic import atomic_write, claim_output
+from vrexp.data.digests import (
+    config_digest,
+    item_rows,
+    items_digest,
+    module_digest,
+    tensors_sha256,
+)
 from vrexp.data.items import Item
-from vrexp.data.parts import STALE_PARTS, read_or_skip, write_parts
+from vrexp.data.parts import STALE_PARTS, read_or_skip, read_parts, write_parts
 from vrexp.reward.inputs import media_kind
 from vrexp.reward.linear import RewardError
 from vrexp.reward.scorer import RewardScores, VisionReward
@@ -92,33 +102,67 @@ def score_items(
     overwrite: bool = False,
     progress: Callable[[int], None] | None = None,
 ) -> dict[str, Any]:
-    """Score ``items`` into ``out_dir`` (format above); returns counts and the skipped files."""
+    """Score ``items`` into ``out_dir`` (format above); returns counts and the skipped files.
+
+    ``manifest`` adds to what the folder records; a folder made otherwise is refused unless
+    ``overwrite``."""
     out_dir = Path(out_dir)
-    manifest = {"checklist": reward.checklist.to_config(), **(manifest or {})}
-    try:
-        claim_output(
-            out_dir,
-            manifest,
-            overwrite,
-            stale=(*STALE_PARTS, SCORES_FILE),
-            what="scores from another reward, checklist or item list",
-        )
-    except OutputClaimError as err:
-        raise ScoringError(str(err)) from None
-    reward.backbone.eval()
-    skipped = write_parts(
+    extra = manifest or {}
+
+    def wanted() -> dict[str, Any]:  # digests computed under the folder's lock
+        return {
+            "reward": reward_manifest(reward),
+            "items": items_digest(item_rows(items)),
+            "task.chunk_size": chunk_size,
+            "task.skip_bad_media": skip_bad_media,
+            **extra,
+        }
+
+    with claim_output(
         out_dir,
-        items,
-        chunk_size,
-        lambda chunk: _score_chunk(reward, chunk, skip_bad_media),
-        progress,
-    )
-    parts = sorted(out_dir.glob("part-*.parquet"))
-    tables = [pq.read_table(p) for p in parts]
-    table = pa.concat_tables(tables).sort_by("item_id") if tables else None
-    if table is not None:
-        atomic_write(out_dir / SCORES_FILE, lambda p: pq.write_table(table, p))
+        wanted,
+        overwrite,
+        stale=(*STALE_PARTS, SCORES_FILE),
+        what="scores",
+        labels=REWARD_LABELS,
+        error=ScoringError,
+    ):
+        reward.backbone.eval()
+        skipped = write_parts(
+            out_dir,
+            items,
+            chunk_size,
+            lambda chunk: _score_chunk(reward, chunk, skip_bad_media),
+            progress,
+            error=ScoringError,
+        )
+        table = read_parts(out_dir, "item_id", ("item_id",), error=ScoringError)
+        if table is not None:
+            atomic_write(out_dir / SCORES_FILE, lambda p: pq.write_table(table, p))
     return {"items": 0 if table is None else table.num_rows, "skipped": skipped}
+
+
+def reward_manifest(reward: VisionReward) -> dict[str, Any]:
+    """What a reward's numbers depend on, for an output folder's manifest: its checklist model
+    (folder or weights digest, dtype), its weighting and how it reads answers."""
+    return {
+        "model": module_digest(reward.backbone),
+        "model_dtype": str(next(reward.backbone.parameters()).dtype),
+        "weights": {"sha256": tensors_sha256([("weights", reward.reward.weights)])},
+        "checklist": config_digest(reward.checklist.to_config(), name=reward.checklist.name),
+        "hard_answers": reward.hard_answers,
+    }
+
+
+# How a manifest change is named to the user (keys of reward_manifest and score_items).
+REWARD_LABELS = {
+    "reward.model": "the reward's checklist model",
+    "reward.model_dtype": "the reward model's dtype",
+    "reward.weights": "the reward's weights",
+    "reward.checklist": "the reward's checklist",
+    "reward.hard_answers": "the reward's hard_answers",
+    "items": "the items (media and prompts)",
+}
 
 
 def _score_chunk(

@@ -2,13 +2,16 @@
 
 Output folder::
 
-    manifest.json            model, checklist and dataset the answers belong to
-    part-00000.parquet       item_id, media_path, prompt, question_id, question, p_yes
-    skipped-00000.json       unreadable media of that part (only with task.skip_bad_media=true)
+    manifest.json            what the answers were made from: digests of the items and the
+                             model folder, the checklist, the dataset, chunk size, dtype
+    part-00000000.parquet    item_id, media_path, prompt, question_id, question, p_yes of a chunk
+                             of items (named by its first item; unreadable media of the chunk,
+                             with task.skip_bad_media=true, in its metadata)
     skipped.json             all skipped files, gathered at the end
 
 A part is written to a temporary name and renamed, so after a kill every part present is complete;
-a re-run skips them and continues, with no duplicate or lost row.
+a rerun with the same manifest answers only the items no part holds (:mod:`vrexp.data.parts`),
+and one with another model, item list or setting is refused naming what changed.
 """
 
 from __future__ import annotations
@@ -20,7 +23,6 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.parquet as pq
 from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.loggers import Logger
 from rich.progress import Progress
@@ -28,7 +30,9 @@ from rich.progress import Progress
 from vrexp.backbones import ChecklistBackbone, load_backbone
 from vrexp.backbones.provenance import resolve_device
 from vrexp.checklist import Checklist
-from vrexp.data.atomic import OutputClaimError, claim_output
+from vrexp.data.annotations import read_annotations
+from vrexp.data.atomic import claim_output
+from vrexp.data.digests import config_digest, item_rows, items_digest, module_digest
 from vrexp.data.items import Item, dataset_items
 from vrexp.data.parts import STALE_PARTS, read_or_skip, write_parts
 from vrexp.media import load_for_model
@@ -54,33 +58,53 @@ def annotate_items(
     overwrite: bool = False,
     progress: Callable[[int], None] | None = None,
 ) -> dict[str, Any]:
-    """Answer ``checklist`` for ``items`` into ``out_dir``; returns counts and skipped files."""
+    """Answer ``checklist`` for ``items`` into ``out_dir``; returns counts and skipped files.
+
+    ``manifest`` adds to what the folder records (the items, the model, the checklist and the
+    settings that shape the answers); a folder made otherwise is refused unless ``overwrite``."""
     out_dir = Path(out_dir)
-    manifest = {"checklist": checklist.to_config(), **(manifest or {})}
-    _claim(out_dir, manifest, overwrite)
-    backbone.eval()
-    skipped = write_parts(
+    extra = manifest or {}
+
+    def wanted() -> dict[str, Any]:  # digests computed under the folder's lock
+        return {
+            "checklist": config_digest(checklist.to_config(), name=checklist.name),
+            "items": items_digest(item_rows(items)),
+            "model": module_digest(backbone),
+            "model_dtype": str(next(backbone.parameters()).dtype),
+            "task.chunk_size": chunk_size,
+            "task.skip_bad_media": skip_bad_media,
+            **extra,
+        }
+
+    with claim_output(
         out_dir,
-        items,
-        chunk_size,
-        lambda chunk: _annotate_chunk(backbone, checklist, chunk, batch_size, skip_bad_media),
-        progress,
-    )
-    rows = sum(pq.read_metadata(p).num_rows for p in out_dir.glob("part-*.parquet"))
+        wanted,
+        overwrite,
+        stale=STALE_PARTS,
+        what="annotations",
+        labels=MANIFEST_LABELS,
+        error=AnnotateError,
+    ):
+        backbone.eval()
+        skipped = write_parts(
+            out_dir,
+            items,
+            chunk_size,
+            lambda chunk: _annotate_chunk(backbone, checklist, chunk, batch_size, skip_bad_media),
+            progress,
+            error=AnnotateError,
+        )
+        rows = read_annotations(out_dir).num_rows
     return {"items": len(items) - len(skipped), "rows": rows, "skipped": skipped}
 
 
-def _claim(out_dir: Path, manifest: dict[str, Any], overwrite: bool) -> None:
-    try:
-        claim_output(
-            out_dir,
-            manifest,
-            overwrite,
-            stale=STALE_PARTS,
-            what="annotations from another model, checklist or dataset",
-        )
-    except OutputClaimError as err:
-        raise AnnotateError(str(err)) from None
+# How a manifest change is named to the user (the keys are those of the manifest above).
+MANIFEST_LABELS = {
+    "model": "the model",
+    "model_dtype": "the model's dtype",
+    "items": "the items (prompts file or split)",
+    "checklist": "the checklist",
+}
 
 
 def _annotate_chunk(
@@ -134,10 +158,7 @@ def annotate(cfg: DictConfig, logger: Logger | None = None) -> dict[str, Any]:
     items = dataset_items(OmegaConf.to_object(cfg.dataset), checklist)
     overrides = {} if task.dtype is None else {"dtype": task.dtype}
     backbone = load_backbone(task.model_dir, **overrides).to(resolve_device(task.device))
-    manifest = {
-        "model_dir": str(Path(task.model_dir).resolve()),
-        "dataset": OmegaConf.to_container(cfg.dataset, resolve=True, enum_to_str=True),
-    }
+    manifest = {"dataset": OmegaConf.to_container(cfg.dataset, resolve=True, enum_to_str=True)}
     with stage_logger(cfg, logger) as logger:
         with Progress(transient=True) as bar:
             job = bar.add_task("annotating", total=len(items))

@@ -1,8 +1,8 @@
 """Stage ``sample``: K candidates per prompt from a generator, each scored with VisionReward.
 
 Writes a samples folder (:mod:`vrexp.data.samples`): candidate k of prompt p is drawn from noise
-seeded by (seed, p, k), parts are written atomically, and a killed run resumes after the last
-complete part.
+seeded by (seed, p, k), parts are written atomically, and a killed run resumes with the prompts
+no part holds; a rerun with another generator, reward, prompt list or setting is refused.
 """
 
 from __future__ import annotations
@@ -15,7 +15,6 @@ from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.loggers import Logger
 from rich.progress import Progress
 
-from vrexp.configs.choices import VideoFormat
 from vrexp.data.prompts import prompts_from
 from vrexp.data.samples import read_samples
 from vrexp.data.synthworld import synthworld_judge
@@ -32,20 +31,11 @@ def sample(cfg: DictConfig, logger: Logger | None = None) -> dict[str, Any]:
     generator = load_or_build_generator(cfg, task.generator_dir)
     reward = VisionReward.from_pretrained(task.reward_dir)
     prompts = prompts_from(task.prompts, "video" if generator.video else "image")
+    judge = synthworld_judge(OmegaConf.to_object(cfg.dataset))
+    # the judge's oracle utility is a column of the parts: its world's weighting shapes them
     manifest = {
-        "generator": str(Path(task.generator_dir).resolve())
-        if task.generator_dir
-        else cfg.generator.name,
-        "reward_dir": str(Path(task.reward_dir).resolve()),
-        "prompts": OmegaConf.to_container(cfg.task.prompts, resolve=True),
-        "candidates": task.candidates,
-        "seed": task.seed,
-        "num_inference_steps": task.num_inference_steps,
-        "guidance_scale": task.guidance_scale,
+        "judge": OmegaConf.to_container(cfg.dataset.utility, resolve=True) if judge else None
     }
-    if task.video_format != VideoFormat.apng:
-        # only when set: folders written before the setting (APNG) still resume
-        manifest["video_format"] = str(task.video_format)
     sampling = {
         k: getattr(task, k)
         for k in ("num_inference_steps", "guidance_scale")
@@ -62,7 +52,7 @@ def sample(cfg: DictConfig, logger: Logger | None = None) -> dict[str, Any]:
             seed=task.seed,
             batch_size=task.batch_size,
             chunk_size=task.chunk_size,
-            judge=synthworld_judge(OmegaConf.to_object(cfg.dataset)),
+            judge=judge,
             manifest=manifest,
             overwrite=task.overwrite,
             progress=lambda n: bar.advance(job, n),

@@ -63,11 +63,6 @@ def score(cfg: DictConfig, logger: Logger | None = None) -> dict[str, Any]:
     out_dir = Path(task.out_dir or Path(cfg.paths.output_dir) / "scores")
     reward = load_reward(cfg, task)
     items = task_items(cfg, task, reward.checklist)
-    source = task.media or task.list_file or OmegaConf.to_container(cfg.dataset, resolve=True)
-    manifest = {
-        "reward": str(Path(task.reward_dir).resolve()) if task.reward_dir else task.official,
-        "items": source,
-    }
     with stage_logger(cfg, logger) as logger:
         with Progress(transient=True) as bar:
             job = bar.add_task("scoring", total=len(items))
@@ -77,7 +72,6 @@ def score(cfg: DictConfig, logger: Logger | None = None) -> dict[str, Any]:
                 out_dir,
                 chunk_size=task.chunk_size,
                 skip_bad_media=task.skip_bad_media,
-                manifest=manifest,
                 overwrite=task.overwrite,
                 progress=lambda n: bar.advance(job, n),
             )

@@ -2,26 +2,28 @@
 
 Layout of a split folder::
 
-    manifest.json          the dataset config and checklist the split was made with
+    manifest.json          the dataset config (chunk size included) and checklist the split was
+                           made with
     checklist.yaml         the checklist whose questions order ``oracle_answers``
     media/000123.png       one PNG per image, or one animated PNG per video
-    items/part-00000.parquet  item_id, prompt, media_path, plan.<factor>, oracle.<factor>,
-                              oracle_answers (one per checklist question), utility
+    items/part-00000012.parquet  item_id, prompt, media_path, plan.<factor>, oracle.<factor>,
+                              oracle_answers (one per checklist question), utility; the renders
+                              of a chunk of prompts, named by its first prompt
     pairs.parquet          pair_id, prompt_id, item_a, item_b, delta, preference (+1 A, -1 B, 0 tie),
                            label ("A", "B" or "tie")
     summary.json           level histograms, tie fraction, oracle agreement
 
-Items are written in parts of ``chunk_size`` prompts, each atomically, so an interrupted run resumes
-at the first missing part without duplicates. Every random draw is keyed by (seed, prompt, render),
-so the same config gives byte-identical files.
+Items are written in parts of ``chunk_size`` prompts, each atomically and keyed by prompt
+(:mod:`vrexp.data.parts`), so an interrupted run renders only the prompts no part holds; a rerun
+with another config is refused naming what changed. Every random draw is keyed by (seed, prompt,
+render), so the same config gives byte-identical files.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
-import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +32,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from vrexp.checklist import Checklist, ChecklistError
-from vrexp.data.atomic import atomic_write
+from vrexp.data.atomic import atomic_write, claim_output
+from vrexp.data.digests import config_digest, items_digest
+from vrexp.data.parts import read_parts, write_parts
 from vrexp.data.synthworld.grammar import sample_spec
 from vrexp.data.synthworld.oracle import measure
 from vrexp.data.synthworld.preference import check_weights, label_pairs, utility
@@ -38,7 +42,7 @@ from vrexp.data.synthworld.render import render
 from vrexp.data.synthworld.world import ABSENT, FACTORS, MAX_COUNT, Plan, sample_levels
 from vrexp.media import save_media
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: parts named by their first prompt
 _PAIRS_STREAM = 7  # extra SeedSequence word that separates the pair-noise stream from rendering
 
 
@@ -101,16 +105,20 @@ def _manifest(config: Any, checklist: Checklist) -> dict[str, Any]:
     dataset = dataclasses.asdict(config)
     dataset["media"] = str(getattr(config.media, "value", config.media))
     dataset.pop("out_dir", None)
-    dataset.pop("chunk_size", None)  # how the work is cut does not change the data
     return {
         "format_version": FORMAT_VERSION,
         "dataset": dataset,
-        "checklist": checklist.to_config(),
+        "checklist": config_digest(checklist.to_config(), name=checklist.name),
+        "items": items_digest(range(config.num_prompts)),  # the prompts; read_items counts them
     }
 
 
+# What overwrite deletes from a split folder made with another config.
+_STALE = ("items/part-*.parquet", "media/*", "pairs.parquet", "summary.json", "checklist.yaml")
+
+
 def _render_part(
-    config: Any, media: str, checklist: Checklist, prompt_ids: range, out_dir: Path
+    config: Any, media: str, checklist: Checklist, prompt_ids: Sequence[int], out_dir: Path
 ) -> pa.Table:
     keys = [f.key for f in FACTORS[media]]
     rows: dict[str, list] = {
@@ -178,48 +186,49 @@ def make_split(
 ) -> dict[str, Any]:
     """Render the split described by ``config`` (a ``SynthWorldConfig``) into ``config.out_dir``.
 
-    Returns the summary (also written to ``summary.json``). ``progress(done, total)`` is called
-    after each part.
+    Returns the summary (also written to ``summary.json``). ``progress(done, total)`` counts
+    prompts. A folder made with another config (chunk size included) is refused naming what
+    changed, or cleared when ``overwrite``.
     """
     media = str(getattr(config.media, "value", config.media))
     check_checklist(checklist, media)
     check_weights(config.utility.weights, media)
     out_dir = Path(config.out_dir)
-    manifest = _manifest(config, checklist)
-    manifest_path = out_dir / "manifest.json"
-    if manifest_path.exists():
-        existing = json.loads(manifest_path.read_text())
-        if existing != json.loads(json.dumps(manifest)):
-            if not overwrite:
-                raise SplitError(
-                    f"{out_dir} holds a split made with a different config or checklist; choose "
-                    "another dataset.out_dir or set task.overwrite=true to replace it"
-                )
-            shutil.rmtree(out_dir)
-    (out_dir / "items").mkdir(parents=True, exist_ok=True)
-    _write_json(manifest_path, manifest)
-    checklist.to_yaml(out_dir / "checklist.yaml")
+    done = 0
 
-    starts = range(0, config.num_prompts, config.chunk_size)
-    for done, start in enumerate(starts, start=1):
-        part = out_dir / "items" / f"part-{start // config.chunk_size:05d}.parquet"
-        if not part.exists():  # finished parts are kept: this is how a killed run resumes
-            table = _render_part(
-                config,
-                media,
-                checklist,
-                range(start, min(start + config.chunk_size, config.num_prompts)),
-                out_dir,
-            )
-            atomic_write(part, lambda p, t=table: pq.write_table(t, p))
+    def advance(n: int) -> None:
+        nonlocal done
+        done += n
         if progress is not None:
-            progress(done, len(starts))
+            progress(done, config.num_prompts)
 
-    items = read_items(out_dir)
-    pairs = _pairs(items, config)
-    atomic_write(out_dir / "pairs.parquet", lambda p: pq.write_table(pairs, p))
-    summary = summarize(items, pairs, checklist)
-    _write_json(out_dir / "summary.json", summary)
+    with claim_output(
+        out_dir,
+        _manifest(config, checklist),
+        overwrite,
+        stale=_STALE,
+        what="a SynthWorld split",
+        folder_key="dataset.out_dir",
+        labels={"checklist": "the checklist"},
+        error=SplitError,
+    ):
+        checklist.to_yaml(out_dir / "checklist.yaml")
+        write_parts(
+            out_dir / "items",
+            range(config.num_prompts),
+            config.chunk_size,
+            lambda ids: (_render_part(config, media, checklist, ids, out_dir), []),
+            advance,
+            key=int,
+            key_column="prompt_id",
+            skipped_file=None,
+            error=SplitError,
+        )
+        items = read_items(out_dir)
+        pairs = _pairs(items, config)
+        atomic_write(out_dir / "pairs.parquet", lambda p: pq.write_table(pairs, p))
+        summary = summarize(items, pairs, checklist)
+        _write_json(out_dir / "summary.json", summary)
     return summary
 
 
@@ -277,11 +286,15 @@ def _pairs(items: pa.Table, config: Any) -> pa.Table:
 
 
 def read_items(split_dir: str | Path) -> pa.Table:
-    """All item rows of a split, in item order."""
-    parts = sorted((Path(split_dir) / "items").glob("part-*.parquet"))
-    if not parts:
+    """All item rows of a split, in item order; a split that holds a prompt twice, or fewer
+    prompts than its config (an interrupted make_data), is an error."""
+    split_dir = Path(split_dir)
+    table = read_parts(
+        split_dir, "prompt_id", ("item_id",), error=SplitError, parts_dir=split_dir / "items"
+    )
+    if table is None:
         raise SplitError(f"{split_dir} has no item parts; run `python run.py task=make_data` first")
-    return pa.concat_tables([pq.read_table(p) for p in parts])
+    return table
 
 
 def read_pairs(split_dir: str | Path) -> pa.Table:
