@@ -334,14 +334,22 @@ def test_the_dataset_flag_lets_a_folder_read_outside_its_root(tmp_path):
                 dataset_items(dataset, None)
 
 
-def test_a_tampered_split_cannot_point_outside_itself(tmp_path):
+def test_a_tampered_split_cannot_point_outside_itself(compose_cfg):
     from vrexp.data.items import split_items
+    from vrexp.data.synthworld import make_split
 
-    (tmp_path / "split" / "items").mkdir(parents=True)
-    rows = {"item_id": [0, 1], "media_path": ["media/0.png", "../../x.png"], "prompt": ["a", "b"]}
-    pq.write_table(pa.table(rows), tmp_path / "split" / "items" / "part-00000.parquet")
-    with pytest.raises(ItemsError, match=r"item 1: media .*x\.png is outside the split"):
-        split_items(tmp_path / "split")
+    cfg = compose_cfg("dataset.num_prompts=2")
+    dataset = OmegaConf.to_object(cfg.dataset)
+    make_split(dataset, Checklist.from_config(cfg.dimensions))
+    part = sorted(Path(dataset.out_dir, "items").glob("part-*.parquet"))[0]
+    table = pq.read_table(part)
+    paths = table.column("media_path").to_pylist()
+    paths[1] = "../../x.png"
+    index = table.schema.get_field_index("media_path")
+    pq.write_table(table.set_column(index, "media_path", pa.array(paths)), part)
+    item = table.column("item_id")[1].as_py()
+    with pytest.raises(ItemsError, match=rf"item {item}: media .*x\.png is outside the split"):
+        split_items(dataset.out_dir)
 
 
 # ------------------------------------------------------------------ prompts files
