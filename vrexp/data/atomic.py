@@ -11,11 +11,23 @@ from pathlib import Path
 
 from vrexp.atomic import atomic_write
 
-__all__ = ["OutputClaimError", "atomic_write", "claim_output"]
+__all__ = ["OutputClaimError", "atomic_write", "changed_keys", "claim_output"]
 
 
 class OutputClaimError(RuntimeError):
     """An output folder that holds the results of another run."""
+
+
+def changed_keys(old: dict, new: dict, prefix: str = "") -> list[str]:
+    """The dotted keys whose values differ between two manifests."""
+    changed = []
+    for key in sorted(set(old) | set(new)):
+        a, b = old.get(key), new.get(key)
+        if isinstance(a, dict) and isinstance(b, dict):
+            changed += changed_keys(a, b, f"{prefix}{key}.")
+        elif a != b:
+            changed.append(f"{prefix}{key}")
+    return changed
 
 
 def claim_output(
@@ -25,6 +37,7 @@ def claim_output(
     *,
     stale: tuple[str, ...],
     what: str,
+    folder_key: str = "task.out_dir",
 ) -> None:
     """Make ``out_dir`` this run's: a folder with another manifest is an error, or is cleared of
     its ``stale`` files when ``overwrite``. Parts already there under the same manifest are kept
@@ -33,10 +46,13 @@ def claim_output(
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / "manifest.json"
     payload = json.loads(json.dumps(manifest, default=str))
-    if path.exists() and json.loads(path.read_text()) != payload:
+    found = json.loads(path.read_text()) if path.exists() else payload
+    if found != payload:
         if not overwrite:
+            changed = ", ".join(changed_keys(found, payload))
             raise OutputClaimError(
-                f"{out_dir} holds {what}; choose another task.out_dir or set task.overwrite=true"
+                f"{out_dir} holds {what} made with another {changed}; choose another "
+                f"{folder_key} or set task.overwrite=true"
             )
         for pattern in stale:
             for old in out_dir.glob(pattern):
