@@ -7,9 +7,9 @@ shuffling state at the start of the epoch, its state now, and how many batches i
 a resumed loader replays the same epoch order and skips the batches already trained on (by index,
 without reading their media), so a resumed run sees exactly the batches an uninterrupted one does.
 
-The order of an uninterrupted run is unchanged: :class:`ResumableSampler` is a ``RandomSampler``
-(under DDP Lightning swaps it for a ``DistributedSampler``, which orders by seed and epoch; a
-mid-epoch resume there replays that epoch's first batches, as Lightning warns).
+The order of an uninterrupted run is unchanged: :class:`ResumableSampler` is a ``RandomSampler``.
+Under DDP Lightning swaps it for a ``DistributedSampler`` (ordered by seed and epoch), and a
+resumed loader skips the batches already trained on by reading and dropping them.
 """
 
 from __future__ import annotations
@@ -44,8 +44,10 @@ class ResumableLoader(DataLoader):
     items).
     """
 
-    def __init__(self, *args: Any, resume: dict[str, Any] | None = None, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
+    def __init__(
+        self, dataset: Any, *, resume: dict[str, Any] | None = None, **kwargs: Any
+    ) -> None:
+        super().__init__(dataset, **kwargs)
         self.resume = resume
         self._start: dict[str, Any] = {}
         self._delivered = 0
@@ -114,9 +116,9 @@ class ResumableData(pl.LightningDataModule):
         super().__init__()
         self._resume: dict[str, Any] | None = None
 
-    def resumable_loader(self, *args: Any, **kwargs: Any) -> ResumableLoader:
+    def resumable_loader(self, dataset: Any, **kwargs: Any) -> ResumableLoader:
         resume, self._resume = self._resume, None
-        return ResumableLoader(*args, resume=resume, **kwargs)
+        return ResumableLoader(dataset, resume=resume, **kwargs)
 
     def _active_loader(self) -> ResumableLoader | None:
         # The loader Lightning iterates (it may have re-created ours, e.g. for a distributed sampler).
