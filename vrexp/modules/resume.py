@@ -32,7 +32,7 @@ import torch
 from hydra.utils import instantiate
 from lightning_fabric.plugins.io.torch_io import TorchCheckpointIO
 from omegaconf import DictConfig, OmegaConf
-from pytorch_lightning.callbacks import Callback
+from pytorch_lightning.callbacks import Callback, ModelCheckpoint
 
 from vrexp.atomic import atomic_write
 from vrexp.data.atomic import OutputClaimError, claim_output
@@ -114,6 +114,41 @@ class RandomState(Callback):
             torch.cuda.set_rng_state_all(state["cuda"])
 
 
+class LastCheckpoint(ModelCheckpoint):
+    """``last.ckpt`` every ``every_n_train_steps`` optimizer steps and after each epoch (after its
+    validation). Never at an epoch's last batch: Lightning resumes from there past the end of that
+    epoch, skipping its validation (and so the best checkpoint it would have recorded)."""
+
+    def __init__(self, dirpath: Path, every_n_train_steps: int) -> None:
+        super().__init__(
+            dirpath=dirpath,
+            save_top_k=0,
+            save_last=True,
+            every_n_train_steps=every_n_train_steps,
+            enable_version_counter=False,
+        )
+
+    @staticmethod
+    def _at_epoch_end(trainer: pl.Trainer) -> bool:
+        return trainer.fit_loop.epoch_loop.batch_progress.is_last_batch
+
+    def on_train_batch_end(self, trainer: pl.Trainer, *args: Any, **kwargs: Any) -> None:
+        if not self._at_epoch_end(trainer):
+            super().on_train_batch_end(trainer, *args, **kwargs)
+
+    def _save_last_at_epoch_end(self, trainer: pl.Trainer) -> None:
+        if not self._should_skip_saving_checkpoint(trainer) and self._at_epoch_end(trainer):
+            self._save_last_checkpoint(trainer, self._monitor_candidates(trainer))
+
+    def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if self._should_save_on_train_epoch_end(trainer):
+            self._save_last_at_epoch_end(trainer)
+
+    def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        if not self._should_save_on_train_epoch_end(trainer):
+            self._save_last_at_epoch_end(trainer)
+
+
 def checkpoint_dir(output: str | Path) -> Path:
     """Where the stage that writes ``output`` keeps its checkpoints."""
     output = Path(output)
@@ -165,13 +200,7 @@ class TrainingCheckpoints:
     extra: list[Callback] = field(default_factory=list)
 
     def callbacks(self) -> list[Callback]:
-        last = pl.callbacks.ModelCheckpoint(
-            dirpath=self.folder,
-            save_top_k=0,
-            save_last=True,
-            every_n_train_steps=self.every_n_train_steps,
-            enable_version_counter=False,
-        )
+        last = LastCheckpoint(self.folder, self.every_n_train_steps)
         return [*self.extra, last, RandomState()]
 
     def fit(self, trainer: pl.Trainer, module: pl.LightningModule, **data: Any) -> None:
