@@ -19,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import pickle
 import random
 import shutil
 from collections.abc import Callable
@@ -65,7 +66,14 @@ class SafeCheckpointIO(TorchCheckpointIO):
     ) -> dict[str, Any]:
         if not Path(path).is_file():
             raise FileNotFoundError(f"checkpoint file not found: {path}")
-        return torch.load(path, map_location=map_location, weights_only=True)
+        try:
+            return torch.load(path, map_location=map_location, weights_only=True)
+        except pickle.UnpicklingError as error:
+            raise ResumeError(
+                f"{path} holds more than tensors and plain values, so it is not loaded (it could "
+                f"run code); delete {Path(path).parent} to start afresh. torch says: "
+                f"{str(error).splitlines()[0]}"
+            ) from None
 
 
 class RandomState(Callback):
