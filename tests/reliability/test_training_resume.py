@@ -33,10 +33,11 @@ from tests.conftest import ROOT, compose_config, run_cli
 from tests.test_reward_pipeline import write_oracle_annotations
 from vrexp.backbones import build_backbone
 from vrexp.checklist import Checklist
+from vrexp.configs.checks import ConfigValueError
 from vrexp.data.dpo_pairs import PAIRS_FILE
 from vrexp.data.synthworld import ensure_split
 from vrexp.media import save_media
-from vrexp.modules.resume import ResumeError, checkpoint_dir
+from vrexp.modules.resume import ResumeError, SafeCheckpointIO, checkpoint_dir
 from vrexp.reward import LinearReward
 from vrexp.reward.scorer import VisionReward
 from vrexp.tasks.evaluate import evaluate
@@ -161,6 +162,14 @@ def test_train_checklist_resumes_to_the_uninterrupted_model(
     assert checkpoint_files(save_dir.parent) == [] and not checkpoint_dir(save_dir).exists()
 
 
+@pytest.mark.parametrize("every", [0, -3, "often"])
+def test_a_bad_checkpoint_interval_is_refused_by_key(tmp_path, every):
+    cfg = compose_config(tmp_path, *CHECKLIST, f"callbacks.resume.every_n_train_steps={every}")
+    with pytest.raises(ConfigValueError, match=r"callbacks\.resume\.every_n_train_steps"):
+        train_checklist(cfg)
+    assert not list(tmp_path.rglob("*.ckpt"))
+
+
 class RunsCode:
     """A pickle that would create ``marker`` when unpickled without weights_only."""
 
@@ -171,6 +180,18 @@ class RunsCode:
         return (Path.touch, (self.marker,))
 
 
+def test_checkpoints_are_read_weights_only(tmp_path):
+    """What every Trainer of the training stages reads its checkpoints with."""
+    marker, path = tmp_path / "code-ran", tmp_path / "last.ckpt"
+    torch.save({"state_dict": RunsCode(marker)}, path)
+    with pytest.raises(ResumeError, match=r"last\.ckpt holds more than tensors"):
+        SafeCheckpointIO().load_checkpoint(path)
+    assert not marker.exists()
+    torch.save({"state_dict": {"w": torch.ones(2)}, "step": 3}, path)
+    assert SafeCheckpointIO().load_checkpoint(path)["step"] == 3
+
+
+@pytest.mark.slow
 def test_a_checkpoint_that_would_run_code_is_refused_by_name(root):
     save_dir = root / "checklist-tampered"
     common = [*CHECKLIST, "task.max_steps=8", f"task.save_dir={save_dir}"]

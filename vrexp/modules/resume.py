@@ -30,12 +30,12 @@ from typing import Any
 import numpy as np
 import pytorch_lightning as pl
 import torch
-from hydra.utils import instantiate
 from lightning_fabric.plugins.io.torch_io import TorchCheckpointIO
 from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.callbacks import Callback, ModelCheckpoint
 
 from vrexp.atomic import atomic_write
+from vrexp.configs.checks import ConfigValueError
 from vrexp.data.atomic import OutputClaimError, claim_output
 
 log = logging.getLogger(__name__)
@@ -261,16 +261,14 @@ def claim_checkpoints(
     if not last.is_file():  # a fresh start: no checkpoint of an earlier attempt stays beside
         for old in folder.glob("*.ckpt"):
             old.unlink()
-    entry = OmegaConf.select(cfg, "callbacks.resume", default=None)
-    every = int(entry.every_n_train_steps) if entry is not None else 50
+    every = OmegaConf.select(cfg, "callbacks.resume.every_n_train_steps", default=None)
+    if isinstance(every, bool) or not isinstance(every, int) or every < 1:
+        raise ConfigValueError(
+            f"callbacks.resume.every_n_train_steps must be an integer >= 1, got {every!r}"
+        )
     return TrainingCheckpoints(
         folder,
         last if last.is_file() else None,
         every,
         extra(folder) if extra is not None else [],
     )
-
-
-def instantiate_in(entry: DictConfig, folder: Path) -> Callback:
-    """A checkpoint callback of the ``callbacks`` group, writing into ``folder``."""
-    return instantiate(entry, dirpath=str(folder), enable_version_counter=False)
