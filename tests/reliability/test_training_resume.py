@@ -88,6 +88,21 @@ def checkpoint_files(root: Path) -> list[str]:
     return sorted(str(p.relative_to(root)) for p in root.rglob("*.ckpt"))
 
 
+def leftovers(save_dir: Path) -> list[str]:
+    """Checkpoint files (``last-v1.ckpt`` included) and temporary folders a run into
+    ``save_dir`` left behind: none once its model is exported."""
+    parent = save_dir.parent
+    return sorted(
+        str(p.relative_to(parent))
+        for pattern in (
+            f"{save_dir.name}/**/*.ckpt",
+            f"{save_dir.name}.checkpoints",
+            f".{save_dir.name}.*",
+        )
+        for p in parent.glob(pattern)
+    )
+
+
 def interrupted(run, cfg_overrides: list[str], step: int, save_dir: Path) -> torch.Tensor:
     """Run a stage until ``step``, return the step its last checkpoint holds."""
     with pytest.raises(InterruptedError):
@@ -159,7 +174,7 @@ def test_train_checklist_resumes_to_the_uninterrupted_model(
     assert max_weight_diff(reference_dir, save_dir) <= TOLERANCE
     assert result["test"] == reference["test"]
     assert result["best_val_acc"] == reference["best_val_acc"]
-    assert checkpoint_files(save_dir.parent) == [] and not checkpoint_dir(save_dir).exists()
+    assert leftovers(save_dir) == []
 
 
 @pytest.mark.parametrize("every", [0, -3, "often"])
@@ -229,7 +244,7 @@ def test_overwrite_starts_afresh_instead_of_resuming_other_settings(root, checkl
     assert "backbone.tiny.hidden_size" in str(refused.value) and "task.lr" in str(refused.value)
     run("task.overwrite=true")
     assert max_weight_diff(reference_dir, save_dir) <= TOLERANCE
-    assert checkpoint_files(save_dir.parent) == []
+    assert leftovers(save_dir) == []
 
 
 @pytest.mark.slow
@@ -297,7 +312,7 @@ def test_train_generator_resumes_to_the_uninterrupted_model(root):
     result = run("generator")
     assert result["steps"] == 6 and result["val_loss"] == reference["val_loss"]
     assert max_weight_diff(root / "generator-ref", root / "generator") <= TOLERANCE
-    assert not checkpoint_dir(root / "generator").exists()
+    assert leftovers(root / "generator") == []
 
 
 # ------------------------------------------------------------------------------ train_dpo
@@ -351,7 +366,7 @@ def test_train_dpo_resumes_to_the_uninterrupted_model_and_curve(dpo_inputs):
     assert result["final_loss"] == reference["final_loss"]
     assert max_weight_diff(root / "dpo-ref", root / "dpo") <= TOLERANCE
     assert json.loads((root / "dpo" / "training.json").read_text()) == result
-    assert not checkpoint_dir(root / "dpo").exists()
+    assert leftovers(root / "dpo") == []
 
 
 # ------------------------------------------------------------------------------ baselines
