@@ -156,7 +156,7 @@ def test_every_option_composes_and_instantiates(group, option, compose_cfg, tmp_
     elif group == "callbacks":
         from vrexp.modules.trainer import checkpoint_callback, stage_callbacks
 
-        assert checkpoint_callback(cfg).monitor == "val/acc"
+        assert checkpoint_callback(cfg, tmp_path).monitor == "val/acc"
         names = {type(c).__name__ for c in stage_callbacks(cfg, logger=object())}
         assert names == ({"LearningRateMonitor"} if option == "default" else set())
     elif group == "debug":

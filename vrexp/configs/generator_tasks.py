@@ -27,6 +27,7 @@ class TrainGeneratorTaskConfig(OptimSettings, TrainingBudget):
     max_steps: int = 500
     num_preview: int = 8  # samples saved (and logged) at the end
     save_dir: str | None = None  # null: <run>/generator
+    overwrite: bool = False  # checkpoints of other settings: deleted instead of refused
 
     def __post_init__(self) -> None:
         require(
@@ -117,6 +118,7 @@ class TrainDPOTaskConfig(OptimSettings, TrainingBudget):
         default_factory=lambda: PromptSource(num_prompts=32, seed=3)
     )
     save_dir: str | None = None  # null: <run>/generator
+    overwrite: bool = False  # checkpoints of other settings: deleted instead of refused
 
     def __post_init__(self) -> None:
         require(

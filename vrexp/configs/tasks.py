@@ -35,6 +35,8 @@ class TrainChecklistTaskConfig(BackboneOptimSettings, TrainingBudget):
     save_dir: str | None = (
         None  # the trained checklist model (HF folder); null: <run>/checklist_model
     )
+    # A rerun with other settings resumes nothing: refused, or (true) its checkpoints deleted.
+    overwrite: bool = False
 
     def __post_init__(self) -> None:
         require(
@@ -218,6 +220,7 @@ class EvaluateTaskConfig:
     num_resamples: int = 1000  # bootstrap resamples for the 95% intervals
     baselines: list[Baseline] = field(default_factory=lambda: list(Baseline))
     baseline: BaselineTraining = field(default_factory=BaselineTraining)
+    overwrite: bool = False  # baselines' checkpoints of other settings: deleted instead of refused
 
     def __post_init__(self) -> None:
         require("task", {"num_resamples": self.num_resamples >= 1}, self)

@@ -18,13 +18,13 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pytorch_lightning as pl
 import torch
 from torch.utils.data import DataLoader, IterableDataset
 
 from vrexp.checklist import Checklist
 from vrexp.configs import FrameSampling
 from vrexp.configs.dataset import PartitionConfig
+from vrexp.data.resumable import ResumableData, seeded_generator
 from vrexp.data.synthworld.split import column_levels, read_items
 from vrexp.media import Clip, load_for_model
 
@@ -140,11 +140,18 @@ class PackedChecklistDataset(IterableDataset):
         self.balanced, self.shuffle, self.seed = balanced, shuffle, seed
         self.questions_per_item = questions_per_item
         self.processor = processor
-        self.epoch = 0
+        self.epoch = 0  # the pass counter: pass e draws from (seed, e)
+        self._skip = 0
+
+    def skip_items(self, count: int) -> None:
+        """Leave out the next pass's first ``count`` items (a resumed run has trained on them);
+        their draws are still made, so the rest of the pass is unchanged."""
+        self._skip = count
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
         rng = np.random.default_rng([self.seed, self.epoch])
         self.epoch += 1
+        skip, self._skip = self._skip, 0
         ex = self.examples
         chosen = (
             balanced_selection(ex.labels, ex.applicable, rng) if self.balanced else ex.applicable
@@ -152,11 +159,13 @@ class PackedChecklistDataset(IterableDataset):
         rows = np.flatnonzero(chosen.any(axis=1))
         if self.shuffle:
             rows = rng.permutation(rows)
-        for row in rows:
+        for position, row in enumerate(rows):
             questions = np.flatnonzero(chosen[row])
             if self.questions_per_item and len(questions) > self.questions_per_item:
                 # More items per step for the same suffix compute: the vision tower sees more media.
                 questions = np.sort(rng.choice(questions, self.questions_per_item, replace=False))
+            if position < skip:
+                continue
             example = {
                 "row": int(row),
                 "media": ex.media(row),
@@ -196,7 +205,7 @@ def collate_packed(examples: list[dict[str, Any]]) -> dict[str, Any]:
     return batch
 
 
-class ChecklistDataModule(pl.LightningDataModule):
+class ChecklistDataModule(ResumableData):
     def __init__(
         self,
         split_dir: str | Path,
@@ -228,6 +237,7 @@ class ChecklistDataModule(pl.LightningDataModule):
         self.parts = {name: examples.subset(index) for name, index in rows.items()}
 
     def _loader(self, part: str, train: bool) -> DataLoader:
+        """The training loader resumes mid-epoch (:mod:`vrexp.data.resumable`)."""
         dataset = PackedChecklistDataset(
             self.parts[part],
             self.checklist,
@@ -237,6 +247,13 @@ class ChecklistDataModule(pl.LightningDataModule):
             questions_per_item=self.questions_per_item if train else None,
             processor=self.processor,
         )
+        if train:
+            return self.resumable_loader(
+                dataset,
+                batch_size=self.batch_size,
+                collate_fn=collate_packed,
+                generator=seeded_generator(self.seed),
+            )
         return DataLoader(dataset, batch_size=self.batch_size, collate_fn=collate_packed)
 
     def train_dataloader(self) -> DataLoader:

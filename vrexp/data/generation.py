@@ -8,10 +8,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pytorch_lightning as pl
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from vrexp.data.resumable import ResumableData, ResumableSampler, seeded_generator
 from vrexp.media import load_media
 
 
@@ -57,8 +57,9 @@ class PreferencePairDataset(Dataset):
         }
 
 
-class GenerationDataModule(pl.LightningDataModule):
-    """Train (and optional validation) loaders over any of the datasets above."""
+class GenerationDataModule(ResumableData):
+    """Train (and optional validation) loaders over any of the datasets above; the training
+    loader resumes mid-epoch (:mod:`vrexp.data.resumable`)."""
 
     def __init__(
         self, train: Dataset, val: Dataset | None = None, *, batch_size: int = 32, seed: int = 0
@@ -67,11 +68,11 @@ class GenerationDataModule(pl.LightningDataModule):
         self.train, self.val, self.batch_size, self.seed = train, val, batch_size, seed
 
     def train_dataloader(self) -> DataLoader:
-        generator = torch.Generator().manual_seed(self.seed)
-        return DataLoader(
+        generator = seeded_generator(self.seed)
+        return self.resumable_loader(
             self.train,
             batch_size=self.batch_size,
-            shuffle=True,
+            sampler=ResumableSampler(self.train, generator=generator),
             drop_last=len(self.train) > self.batch_size,
             collate_fn=_stack,
             generator=generator,

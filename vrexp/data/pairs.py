@@ -13,13 +13,13 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pytorch_lightning as pl
 import torch
 from torch.utils.data import DataLoader, Dataset
 
 from vrexp.configs import FrameSampling
 from vrexp.configs.dataset import PartitionConfig
 from vrexp.data.checklist_data import split_by_prompt
+from vrexp.data.resumable import ResumableData, ResumableSampler, seeded_generator
 from vrexp.data.synthworld.split import read_items, read_pairs
 from vrexp.media import Clip, load_for_model
 
@@ -145,7 +145,7 @@ def collate_pairs(examples: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
-class PairDataModule(pl.LightningDataModule):
+class PairDataModule(ResumableData):
     """Train / val loaders of media pairs for the pairwise baselines."""
 
     def __init__(
@@ -162,11 +162,16 @@ class PairDataModule(pl.LightningDataModule):
         self.batch_size, self.seed = batch_size, seed
 
     def _loader(self, part: str, shuffle: bool) -> DataLoader:
-        return DataLoader(
-            MediaPairDataset(self.pairs[part], self.records, self.frames),
+        dataset = MediaPairDataset(self.pairs[part], self.records, self.frames)
+        if not shuffle:
+            return DataLoader(dataset, batch_size=self.batch_size, collate_fn=collate_pairs)
+        # The training loader resumes mid-epoch (vrexp.data.resumable).
+        generator = seeded_generator(self.seed)
+        return self.resumable_loader(
+            dataset,
             batch_size=self.batch_size,
-            shuffle=shuffle,
-            generator=torch.Generator().manual_seed(self.seed) if shuffle else None,
+            sampler=ResumableSampler(dataset, generator=generator),
+            generator=generator,
             collate_fn=collate_pairs,
         )
 

@@ -27,6 +27,7 @@ from vrexp.configs.tasks import BaselineTraining
 from vrexp.data.pairs import PairDataModule, PreferencePairs
 from vrexp.media import Clip, load_for_model
 from vrexp.modules.optim import backbone_optimizer, settings_hparams
+from vrexp.modules.resume import TrainingCheckpoints
 
 RewardHead = Literal["scalar", "question"]
 
@@ -96,12 +97,17 @@ def pairwise_baseline_delta(
     records: dict[int, tuple[Path, str]],
     *,
     seed: int,
+    checkpoints: TrainingCheckpoints | None = None,
 ) -> torch.Tensor:
-    """Train ``module`` on ``parts`` (train, val) and return its reward differences on ``test``."""
+    """Train ``module`` on ``parts`` (train, val), resuming from ``checkpoints`` (those that
+    ``trainer`` was built with), and return its reward differences on ``test``."""
     settings = module.settings
     frames = module.backbone.config.frames
     data = PairDataModule(parts, records, frames=frames, batch_size=settings.batch_size, seed=seed)
-    trainer.fit(module, datamodule=data)
+    if checkpoints is not None:
+        checkpoints.fit(trainer, module, datamodule=data)
+    else:
+        trainer.fit(module, datamodule=data)
     module.eval()
     items = test.item_ids
     rewards = {}

@@ -3,6 +3,7 @@
 Every ``every_n_steps`` optimizer steps (and before the first), the callback samples the same
 prompts from the same noise, scores them with VisionReward, and logs the total and per-dimension
 mean reward (plus any extra judge, such as SynthWorld's oracle utility) against training samples.
+The points so far are part of each checkpoint, so a resumed run continues the same curve.
 """
 
 from __future__ import annotations
@@ -59,8 +60,15 @@ class RewardCurve(pl.Callback):
             )
         return point
 
+    def state_dict(self) -> dict[str, Any]:
+        return {"history": self.history}  # a resumed run continues the same curve
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self.history = list(state_dict["history"])
+
     def on_train_start(self, trainer: pl.Trainer, module: pl.LightningModule) -> None:
-        self.measure(trainer, module)
+        if not self.history:
+            self.measure(trainer, module)
 
     def on_train_batch_end(
         self, trainer: pl.Trainer, module: pl.LightningModule, *args: Any

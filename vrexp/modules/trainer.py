@@ -9,6 +9,7 @@ for) and the run's logger.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import pytorch_lightning as pl
@@ -18,6 +19,7 @@ from pytorch_lightning.callbacks import Callback, LearningRateMonitor
 from pytorch_lightning.loggers import Logger
 
 from vrexp.configs.training import TrainingBudget
+from vrexp.modules.resume import SafeCheckpointIO, TrainingCheckpoints
 
 NEEDS_LOGGER = (LearningRateMonitor,)
 
@@ -29,9 +31,10 @@ def stage_callbacks(cfg: DictConfig, logger: Logger | None) -> list[Callback]:
     return [c for c in built if logger is not None or not isinstance(c, NEEDS_LOGGER)]
 
 
-def checkpoint_callback(cfg: DictConfig) -> Callback:
-    """The ``callbacks.checkpoint`` entry (train_checklist's best-validation checkpoint)."""
-    return instantiate(cfg.callbacks.checkpoint)
+def checkpoint_callback(cfg: DictConfig, folder: str | Path) -> Callback:
+    """The ``callbacks.checkpoint`` entry (train_checklist's best-validation checkpoint), written
+    into ``folder`` without version counters (a rerun overwrites, never adds ``-v1`` files)."""
+    return instantiate(cfg.callbacks.checkpoint, dirpath=str(folder), enable_version_counter=False)
 
 
 def build_trainer(
@@ -40,13 +43,21 @@ def build_trainer(
     logger: Logger | None,
     *,
     callbacks: Sequence[Callback] = (),
+    checkpoints: TrainingCheckpoints | None = None,
     **overrides: Any,
 ) -> pl.Trainer:
-    """``cfg.trainer`` with ``budget``'s limits, the configured and the given callbacks, and
-    ``overrides`` (e.g. ``enable_checkpointing=False``) on top."""
+    """``cfg.trainer`` with ``budget``'s limits, the configured and the given callbacks, the
+    resumable ``checkpoints`` (none: checkpointing off), and ``overrides`` on top. Checkpoints
+    are written atomically and read with ``weights_only=True``."""
+    own = [] if checkpoints is None else checkpoints.callbacks()
     return instantiate(
         cfg.trainer,
         logger=logger if logger is not None else False,
-        callbacks=[*stage_callbacks(cfg, logger), *callbacks],
-        **{**budget.trainer_limits(), **overrides},
+        callbacks=[*stage_callbacks(cfg, logger), *callbacks, *own],
+        plugins=[SafeCheckpointIO()],
+        **{
+            **budget.trainer_limits(),
+            "enable_checkpointing": checkpoints is not None,
+            **overrides,
+        },
     )

@@ -11,7 +11,8 @@ diff and their 95% bootstrap intervals (arXiv 2412.21059 §5.1) for:
 
 It also reports each VisionReward dimension's sub-score accuracy. Outputs go to ``out_dir``
 (``preference_accuracy.{md,csv,png}``, ``dimension_accuracy.{md,csv}``, ``evaluation.json``) and
-the job's ``results.json`` feeds a sweep's table.
+the job's ``results.json`` feeds a sweep's table. A killed run rerun into the same ``out_dir``
+resumes the pairwise baselines' training from their checkpoints (:mod:`vrexp.modules.resume`).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +38,7 @@ from vrexp.data.pairs import item_records, pair_parts
 from vrexp.data.synthworld import preference_split
 from vrexp.metrics import per_dimension_accuracy, preference_report
 from vrexp.modules.pairwise import PairwiseRewardModule, pairwise_baseline_delta
+from vrexp.modules.resume import claim_checkpoints, config_manifest
 from vrexp.modules.trainer import build_trainer
 from vrexp.reports import PlotSpec, write_table
 from vrexp.reports.sweep import job_overrides, write_results
@@ -75,7 +78,9 @@ def evaluate(
     answers_a, answers_b = pair_answers(table, reward.checklist, test, hard)
     deltas = {"VisionReward": reward.score(answers_a) - reward.score(answers_b)}
     seconds: dict[str, float] = {}
-    with stage_logger(cfg, logger) as logger:
+    finished = []  # kept until the evaluation is written: a rerun reuses a finished baseline
+    out_dir = Path(task.out_dir or Path(cfg.paths.output_dir) / "evaluation")
+    with stage_logger(cfg, logger) as logger, ExitStack() as held:
         records = item_records(split_dir)
         for name in task.baselines:
             start = time.perf_counter()
@@ -87,17 +92,33 @@ def evaluate(
                 module = PairwiseRewardModule(
                     backbone, task.baseline, head=PAIRWISE_HEADS[name], log_prefix=str(name)
                 )
-                trainer = build_trainer(
+                manifest = config_manifest(
                     cfg,
-                    task.baseline,
-                    logger,
-                    enable_checkpointing=False,
-                    enable_model_summary=False,
+                    ("task.baseline", "dataset", "dimensions", "backbone", "trainer"),
+                    baseline=str(name),
+                    fit_pairs={
+                        "num_pairs": fit_info.get("num_pairs"),
+                        "seed": fit_info.get("seed"),
+                    },
+                )
+                checkpoints = held.enter_context(
+                    claim_checkpoints(
+                        cfg,
+                        out_dir / f"baseline-{name}",
+                        manifest,
+                        overwrite=task.overwrite,
+                        what=f"{name} baseline training",
+                        folder_key="task.out_dir",
+                    )
+                )
+                trainer = build_trainer(
+                    cfg, task.baseline, logger, checkpoints=checkpoints, enable_model_summary=False
                 )
                 pairs = {"train": train, "val": parts["val"]}
                 deltas[str(name)] = pairwise_baseline_delta(
-                    module, trainer, pairs, test, records, seed=cfg.seed
+                    module, trainer, pairs, test, records, seed=cfg.seed, checkpoints=checkpoints
                 )
+                finished.append(checkpoints)
             seconds[str(name)] = time.perf_counter() - start
         rows = [
             {"method": name, **_report(delta, label, task.num_resamples, cfg.seed)}
@@ -112,7 +133,6 @@ def evaluate(
             {"dimension": name, "tau_star": per_dim["tau_star"][d], "diff": per_dim["diff"][d]}
             for d, name in enumerate(reward.checklist.dimension_names)
         ]
-        out_dir = Path(task.out_dir or Path(cfg.paths.output_dir) / "evaluation")
         title = f"Preference accuracy on {cfg.dataset.name} ({task.part} pairs)"
         write_table(rows, out_dir, "preference_accuracy", title=title, plot=PlotSpec())
         write_table(dimension_rows, out_dir, "dimension_accuracy", title="VisionReward sub-scores")
@@ -124,6 +144,8 @@ def evaluate(
         }
         (out_dir / "evaluation.json").write_text(json.dumps(summary, indent=2) + "\n")
         write_results(cfg.paths.output_dir, rows, job_overrides())
+        for checkpoints in finished:
+            checkpoints.finish()
         if logger is not None:
             logger.log_metrics(
                 {f"eval/{r['method']}/{k}": r[k] for r in rows for k in ("tau_star", "diff")}

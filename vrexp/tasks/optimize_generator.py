@@ -74,6 +74,7 @@ def layout(cfg: DictConfig) -> None:
 def _generator_fingerprint(view: DictConfig) -> dict[str, Any]:
     task = OmegaConf.to_container(view.task, resolve=True, enum_to_str=True)
     task.pop("save_dir", None)
+    task.pop("overwrite", None)  # how a rerun treats checkpoints, not what is trained
     return {
         "train_generator": task,
         "generator": OmegaConf.to_container(view.generator, resolve=True, enum_to_str=True),

@@ -66,6 +66,7 @@ def layout(task: DictConfig, output_dir: str | Path) -> None:
 def _fingerprint(view: DictConfig) -> dict[str, Any]:
     task = OmegaConf.to_container(view.task, resolve=True, enum_to_str=True)
     task.pop("save_dir", None)
+    task.pop("overwrite", None)  # how a rerun treats checkpoints, not what is trained
     return json.loads(
         json.dumps(
             {

@@ -1,4 +1,8 @@
-"""Stage ``train_checklist``: fine-tune the checklist VLM and save it as an HF folder."""
+"""Stage ``train_checklist``: fine-tune the checklist VLM and save it as an HF folder.
+
+A killed run rerun into the same ``save_dir`` resumes from its last checkpoint
+(:mod:`vrexp.modules.resume`); the model folder is written whole at the end.
+"""
 
 from __future__ import annotations
 
@@ -12,12 +16,14 @@ from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.loggers import Logger
 from rich.table import Table
 
+from vrexp.atomic import atomic_dir
 from vrexp.backbones import build_backbone
 from vrexp.backbones.provenance import save_provenance
 from vrexp.checklist import Checklist
 from vrexp.data.checklist_data import ChecklistDataModule
 from vrexp.data.synthworld import ensure_split
 from vrexp.modules import ChecklistModule
+from vrexp.modules.resume import claim_checkpoints, config_manifest
 from vrexp.modules.trainer import build_trainer, checkpoint_callback
 from vrexp.tracking import log_table, stage_logger
 from vrexp.tracking.console import render
@@ -29,49 +35,60 @@ def train_checklist(cfg: DictConfig, logger: Logger | None = None) -> dict[str, 
     task = OmegaConf.to_object(cfg.task)
     dataset = OmegaConf.to_object(cfg.dataset)
     pl.seed_everything(cfg.seed, workers=True)
-    checklist = Checklist.from_config(cfg.dimensions)
-    split_dir = ensure_split(dataset, checklist)
-    backbone = build_backbone(OmegaConf.to_object(cfg.backbone))
-    data = ChecklistDataModule(
-        split_dir,
-        checklist,
-        partition=dataset.partition,
-        frames=backbone.config.frames,
-        batch_size=task.batch_size,
-        balanced=task.balanced,
-        questions_per_item=task.questions_per_item,
-        processor=backbone.process,
-        seed=cfg.seed,
-    )
-    module = ChecklistModule(backbone, checklist, task)
     save_dir = Path(task.save_dir or Path(cfg.paths.output_dir) / "checklist_model")
-    with stage_logger(cfg, logger) as logger:
-        checkpoint = checkpoint_callback(cfg)
-        trainer = build_trainer(cfg, task, logger, callbacks=[checkpoint])
-        trainer.fit(module, datamodule=data)
-        best = "best" if checkpoint.best_model_path else None
-        trainer.test(module, datamodule=data, ckpt_path=best)
-        backbone.save_pretrained(save_dir)
-        save_provenance(save_dir, checklist, dataset)
-        test = module.results.get("test", {})
-        results = {
-            "test": test,
-            "best_val_acc": float(checkpoint.best_model_score or 0),
-            "steps": trainer.global_step,
-        }
-        (save_dir / "checklist_accuracy.json").write_text(json.dumps(results, indent=2) + "\n")
-        log_table(
-            logger,
-            "checklist/test_accuracy",
-            ["id", "dimension", "question", "accuracy"],
-            [
-                [q.id, q.dimension, q.text, test.get(f"question/{q.text}")]
-                for q in checklist.questions
-            ],
+    with claim_checkpoints(
+        cfg,
+        save_dir,
+        config_manifest(cfg, ("task", "dataset", "dimensions", "backbone", "trainer")),
+        overwrite=task.overwrite,
+        what="checklist training",
+        extra=lambda folder: [checkpoint_callback(cfg, folder)],
+    ) as checkpoints:
+        checklist = Checklist.from_config(cfg.dimensions)
+        split_dir = ensure_split(dataset, checklist)
+        backbone = build_backbone(OmegaConf.to_object(cfg.backbone))
+        data = ChecklistDataModule(
+            split_dir,
+            checklist,
+            partition=dataset.partition,
+            frames=backbone.config.frames,
+            batch_size=task.batch_size,
+            balanced=task.balanced,
+            questions_per_item=task.questions_per_item,
+            processor=backbone.process,
+            seed=cfg.seed,
         )
-    log.info(render(accuracy_table(checklist, test)))
-    log.info("checklist model saved to %s", save_dir)
-    return {**results, "save_dir": str(save_dir)}
+        module = ChecklistModule(backbone, checklist, task)
+        (checkpoint,) = checkpoints.extra
+        with stage_logger(cfg, logger) as logger:
+            trainer = build_trainer(cfg, task, logger, checkpoints=checkpoints)
+            checkpoints.fit(trainer, module, datamodule=data)
+            best = checkpoint.best_model_path or None
+            trainer.test(module, datamodule=data, ckpt_path=best, weights_only=True)
+            test = module.results.get("test", {})
+            results = {
+                "test": test,
+                "best_val_acc": float(checkpoint.best_model_score or 0),
+                "steps": trainer.global_step,
+            }
+            # Annotate and the pipeline read this folder: it appears whole, once training is done.
+            with atomic_dir(save_dir) as tmp:
+                backbone.save_pretrained(tmp)
+                save_provenance(tmp, checklist, dataset)
+                (tmp / "checklist_accuracy.json").write_text(json.dumps(results, indent=2) + "\n")
+            checkpoints.finish()
+            log_table(
+                logger,
+                "checklist/test_accuracy",
+                ["id", "dimension", "question", "accuracy"],
+                [
+                    [q.id, q.dimension, q.text, test.get(f"question/{q.text}")]
+                    for q in checklist.questions
+                ],
+            )
+        log.info(render(accuracy_table(checklist, test)))
+        log.info("checklist model saved to %s", save_dir)
+        return {**results, "save_dir": str(save_dir)}
 
 
 def accuracy_table(checklist: Checklist, results: dict[str, float]) -> Table:
