@@ -147,3 +147,11 @@ class GeneratorReport(Choice):
 class DatasetKind(Choice):
     synthworld = "synthworld"
     folder = "folder"
+
+
+class InitFailure(Choice):
+    """What a W&B run that cannot start online does (``logger.on_init_failure``): log offline
+    instead, with a warning (upload later with ``wandb sync``), or stop the job with the reason."""
+
+    offline = "offline"
+    fail = "fail"
