@@ -113,6 +113,7 @@ def test_the_timeout_is_checked_before_work(tmp_path):
 def test_a_job_that_raises_finishes_its_run_failed(tmp_path, monkeypatch):
     monkeypatch.setenv("WANDB_MODE", "offline")  # restored afterwards, like what build_logger sets
     monkeypatch.setenv("WANDB_SILENT", "true")
+    monkeypatch.setenv("WANDB_CONSOLE", "off")
     cfg = compose_config(
         tmp_path, "task=fit_weights", f"task.annotations={tmp_path}/none", *TINY_SPLIT
     )
@@ -145,6 +146,7 @@ class FailsAtStepTwo(pl.LightningModule):
 def test_a_trainer_that_raises_finishes_its_run_failed(tmp_path, monkeypatch, one_thread):
     monkeypatch.setenv("WANDB_MODE", "offline")
     monkeypatch.setenv("WANDB_SILENT", "true")
+    monkeypatch.setenv("WANDB_CONSOLE", "off")
     cfg = compose_config(tmp_path, "task=train_checklist")
     data = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(torch.ones(8, 2)))
     with pytest.raises(RuntimeError, match="NaN at step 2"), stage_logger(cfg) as logger:

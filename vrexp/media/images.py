@@ -157,14 +157,18 @@ def _format_name(image: Image.Image) -> str:
     return (image.format or "unknown").lower()
 
 
-def frame_durations(path: Path, image: Image.Image) -> np.ndarray | None:
+def frame_durations(
+    path: Path, image: Image.Image, max_pixels: int | None = None
+) -> np.ndarray | None:
     """Milliseconds each frame of an animation is shown; None unless every frame has a duration
     (a zero GIF delay means "no timing": browsers stretch it to 0.1 s, other players don't).
-    GIF and APNG state durations in frame headers; WebP's are known once a frame is decoded."""
+    GIF and APNG state durations in frame headers; WebP's are known once a frame is decoded.
+    Seeking a GIF decodes the frame before, so each frame's size is checked on reaching it."""
     durations = []
     with pillow_errors(path, "animation"):
         for index in range(frame_count(image)):
             image.seek(index)
+            check_pixels(path, *image.size, max_pixels)
             if "duration" not in image.info:
                 image.load()
             durations.append(image.info.get("duration"))
@@ -205,10 +209,12 @@ def draft_for(image: Image.Image, size: int) -> None:
             return
 
 
-def animation_times(path: Path, image: Image.Image, source_fps: float) -> np.ndarray:
+def animation_times(
+    path: Path, image: Image.Image, source_fps: float, max_pixels: int | None
+) -> np.ndarray:
     """Seconds from the first frame of each frame of an animation, from their durations (frames
     ``1 / source_fps`` apart when they have none)."""
-    durations = frame_durations(path, image)
+    durations = frame_durations(path, image, max_pixels)
     if durations is None:
         return np.arange(frame_count(image), dtype=np.float64) / source_fps
     return np.concatenate([[0.0], np.cumsum(durations[:-1])]) / 1000.0
@@ -227,7 +233,7 @@ def read_animation(
     (reduced to ``size`` x ``size`` first, when given). GIF, APNG and WebP have no random access:
     Pillow composes the frames before a picked one in passing, one canvas at a time."""
     check_pixels(path, *image.size, max_pixels)
-    times = animation_times(path, image, sampling.source_fps)
+    times = animation_times(path, image, sampling.source_fps, max_pixels)
     index = select_frames(times, sampling)
     frames = list(_decoded(path, seek_each(image, index), background, max_pixels, size))
     return Clip(np.stack(frames), times[index], sampling)
@@ -281,6 +287,7 @@ def sample_animation(
     with pillow_errors(where, "animation"):
         for index in range(frame_count(image)):
             image.seek(index)
+            check_pixels(where, *image.size, max_pixels)
             if "duration" not in image.info:
                 image.load()  # WebP states a frame's duration once it is decoded
             times.append(clock)
