@@ -32,6 +32,7 @@ bench-smoke:
 	$(BENCH) benchmarks/select_pairs.py --prompts 200 --loop-prompts 20
 	$(BENCH) benchmarks/synthworld_render.py --images 20 --videos 2
 	$(BENCH) benchmarks/media_decode.py --smoke
+	$(BENCH) benchmarks/media_memory.py --smoke
 
 # docs/images/score_report.png, the score report in headless Chromium (needs chromium installed).
 docs-images:

@@ -13,11 +13,12 @@ from omegaconf import DictConfig
 
 import vrexp.configs  # noqa: F401  (registers the structured-config schemas)
 from vrexp.resources import config_dir
-from vrexp.tasks import run_task
+from vrexp.tasks import run_task, stop_on_sigterm
 
 
 @hydra.main(version_base="1.3", config_path=str(config_dir()), config_name="config")
 def main(cfg: DictConfig) -> float | None:
+    stop_on_sigterm()  # a killed job unwinds and is recorded as stopped
     return run_task(cfg)  # a sweeper (Optuna) optimises the returned metric
 
 

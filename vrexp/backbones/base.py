@@ -30,7 +30,7 @@ from transformers import DynamicCache
 from vrexp.backbones.media import is_video, media_shape, sampled, to_frames
 from vrexp.configs import BackboneConfig
 from vrexp.configs.versioning import stamp
-from vrexp.media import Clip
+from vrexp.media import Clip, load_for_model
 
 BACKBONE_FILE = "vrexp_backbone.json"
 # Put after the first character of a special token's spelling met in a question: the text then
@@ -134,6 +134,11 @@ class ChecklistBackbone(nn.Module):
 
     def frames(self, media: np.ndarray | Clip) -> list[np.ndarray]:
         return to_frames(media, self.config.image_size, self.config.frames)
+
+    def read_media(self, path: str | Path) -> np.ndarray | Clip:
+        """What this backbone sees of a file: the frames its sampling picks, each reduced to its
+        ``image_size`` as it is read (what :meth:`frames` would resize them to)."""
+        return load_for_model(path, self.config.frames, size=self.config.image_size)
 
     def prefix_text(self, num_frames: int) -> str:
         return self.config.prompt_template.format(media=self.media_text(num_frames))

@@ -1,13 +1,13 @@
 """Media -> the frames a backbone sees: a video's frames picked by the backbone's sampling
-(:func:`vrexp.media.select_frames`), every frame resized to a square size."""
+(:func:`vrexp.media.select_frames`), every frame resized to a square size
+(:func:`vrexp.media.to_model_size`, also what readers given that size reduce frames to)."""
 
 from __future__ import annotations
 
 import numpy as np
-from PIL import Image
 
 from vrexp.configs import FrameSampling
-from vrexp.media import Clip
+from vrexp.media import Clip, to_model_size
 
 
 def sampled(media: np.ndarray | Clip, sampling: FrameSampling) -> np.ndarray | Clip:
@@ -38,9 +38,4 @@ def to_frames(media: np.ndarray | Clip, size: int, sampling: FrameSampling) -> l
     """An image -> [frame]; a video -> its sampled frames; all size x size."""
     media = sampled(media, sampling)
     frames = [media] if isinstance(media, np.ndarray) else list(media.frames)
-    if frames[0].shape[:2] == (size, size):
-        return frames
-    return [
-        np.asarray(Image.fromarray(f).resize((size, size), Image.Resampling.BILINEAR))
-        for f in frames
-    ]
+    return [to_model_size(f, size) for f in frames]

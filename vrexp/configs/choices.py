@@ -177,3 +177,11 @@ class BenchmarkName(Choice):
     genai_bench_video = "genai_bench_video"
     videogen_rewardbench = "videogen_rewardbench"
     monetbench_video = "monetbench_video"
+
+
+class InitFailure(Choice):
+    """What a W&B run that cannot start online does (``logger.on_init_failure``): log offline
+    instead, with a warning (upload later with ``wandb sync``), or stop the job with the reason."""
+
+    offline = "offline"
+    fail = "fail"

@@ -6,6 +6,9 @@ from dataclasses import dataclass, field
 
 from omegaconf import MISSING
 
+from vrexp.configs.checks import require
+from vrexp.configs.choices import InitFailure
+
 
 @dataclass
 class WandbLoggerConfig:
@@ -19,6 +22,13 @@ class WandbLoggerConfig:
     job_type: str | None = None
     tags: list[str] = field(default_factory=list)
     log_model: bool = False
+    # Seconds wandb.init may take (online: reaching the server) before on_init_failure applies;
+    # wandb's own default is 90 s of silence.
+    init_timeout: float = 30.0
+    on_init_failure: InitFailure = InitFailure.offline
+
+    def __post_init__(self) -> None:
+        require("logger", {"init_timeout": self.init_timeout > 0}, self)
 
 
 @dataclass

@@ -72,7 +72,7 @@ SCHEMAS: list[tuple[str | None, str, type]] = [
 ]
 
 # Groups whose node is turned into its schema object at validation.
-VALIDATED_GROUPS = ("task", "dataset", "dimensions", "backbone", "generator", "dpo")
+VALIDATED_GROUPS = ("task", "dataset", "dimensions", "backbone", "generator", "dpo", "logger")
 
 
 def by_media(image: Any, video: Any, *, _root_: DictConfig) -> Any:

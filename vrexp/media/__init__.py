@@ -13,7 +13,7 @@ from vrexp.media.base import (
     MediaError,
     MediaInfo,
 )
-from vrexp.media.images import image_to_rgb
+from vrexp.media.images import image_to_rgb, sample_animation, to_model_size
 from vrexp.media.reading import load_for_model, load_media, probe_media, read_frames
 from vrexp.media.selection import OFFICIAL_MAX_FRAMES, select_frames
 from vrexp.media.writing import save_media
@@ -31,6 +31,8 @@ __all__ = [
     "load_media",
     "probe_media",
     "read_frames",
+    "sample_animation",
     "save_media",
     "select_frames",
+    "to_model_size",
 ]

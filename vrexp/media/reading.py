@@ -70,17 +70,23 @@ def load_for_model(
     path: str | Path,
     sampling: FrameSampling,
     *,
+    size: int | None = None,
     background: tuple[int, int, int] = BACKGROUND,
     max_pixels: int | None = MAX_PIXELS,
 ) -> np.ndarray | Clip:
     """What a checklist model sees of ``path``: an image as uint8 [H, W, 3], a video as the
-    :class:`Clip` of the frames ``sampling`` (the backbone's ``frames``) picks."""
+    :class:`Clip` of the frames ``sampling`` (the backbone's ``frames``) picks.
+
+    ``size`` (the backbone's ``image_size``): every frame is reduced to size x size as it is
+    read, with the resize the backbone would apply (:func:`~vrexp.media.to_model_size`), so a
+    batch of large files costs what the model sees; a JPEG is decoded at a reduced DCT scale
+    first (docs/media.md §4). None: full resolution."""
     path = Path(path)
     require_file(path)
     image = open_image(path)
     if image is None:
-        return read_video(path, sampling, max_pixels)
+        return read_video(path, sampling, max_pixels, size)
     with image:
         if frame_count(image) == 1:
-            return load_image(path, image, background, max_pixels)
-        return read_animation(path, image, sampling, background, max_pixels)
+            return load_image(path, image, background, max_pixels, size)
+        return read_animation(path, image, sampling, background, max_pixels, size)

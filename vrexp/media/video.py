@@ -20,6 +20,7 @@ import numpy as np
 from vrexp.configs import FrameSampling
 from vrexp.configs.choices import Media
 from vrexp.media.base import Clip, MediaError, MediaInfo, check_pixels
+from vrexp.media.images import to_model_size
 from vrexp.media.selection import select_frames
 
 log = logging.getLogger(__name__)
@@ -192,18 +193,21 @@ def load_video(path: Path, max_pixels: int | None) -> np.ndarray:
         return frames[:filled]
 
 
-def read_video(path: Path, sampling: FrameSampling, max_pixels: int | None) -> Clip:
-    """The frames ``sampling`` picks, with their times; decodes no more than it must."""
+def read_video(
+    path: Path, sampling: FrameSampling, max_pixels: int | None, size: int | None = None
+) -> Clip:
+    """The frames ``sampling`` picks, with their times; decodes no more than it must. With
+    ``size``, each picked frame is reduced to size x size as it is converted."""
     with open_video(path) as container:
         stream = video_stream(path, container)
         check_pixels(path, stream.codec_context.width, stream.codec_context.height, max_pixels)
         times, keys = frame_times(path, container, stream)
         seconds = (times - times[0]) * float(stream.time_base)
         index = select_frames(seconds, sampling)
-        found = _decode_at(path, container, stream, times[index], keys)
+        found = _decode_at(path, container, stream, times[index], keys, size)
     if len(found) < len(index):
         log.info("%s: frames not found by seeking; decoding it from the start", path)
-        frames = _decode_by_position(path, index)
+        frames = _decode_by_position(path, index, size)
     else:
         frames = np.stack([found[t] for t in times[index].tolist()])
     return Clip(frames, seconds[index], sampling)
@@ -215,6 +219,7 @@ def _decode_at(
     stream: av.VideoStream,
     wanted: np.ndarray,
     keys: np.ndarray,
+    size: int | None,
 ) -> dict[int, np.ndarray]:
     """Frames whose timestamps are in ``wanted`` (sorted), by timestamp. Each is reached by
     decoding forward; the decoder seeks when the keyframe before a wanted frame lies past its
@@ -237,7 +242,7 @@ def _decode_at(
             if position is None:
                 return found  # no timestamps on decoded frames: match by position instead
             if position in wanted_set and position not in found:
-                found[position] = _rgb(frame)
+                found[position] = to_model_size(_rgb(frame), size)
             if position >= target:
                 break
         else:
@@ -245,14 +250,14 @@ def _decode_at(
     return found
 
 
-def _decode_by_position(path: Path, index: np.ndarray) -> np.ndarray:
+def _decode_by_position(path: Path, index: np.ndarray, size: int | None) -> np.ndarray:
     """Frames at positions ``index`` (sorted) of the decoded sequence, from one forward pass."""
     wanted = {int(i): k for k, i in enumerate(index)}
     out: list[np.ndarray | None] = [None] * len(index)
     with open_video(path) as container:
         for position, frame in enumerate(_frames(path, container, video_stream(path, container))):
             if position in wanted:
-                out[wanted[position]] = _rgb(frame)
+                out[wanted[position]] = to_model_size(_rgb(frame), size)
                 if position == index[-1]:
                     break
     if any(frame is None for frame in out):

@@ -29,12 +29,31 @@ from vrexp.reports.tables import PlotSpec, format_markdown, write_table
 log = logging.getLogger(__name__)
 
 RESULTS_FILE = "results.json"
+FAILURE_FILE = "failed.json"  # written by vrexp.tasks.run_task when a job raises
+STATUS = "status"  # the column that marks failed and unfinished jobs (only when there are some)
 
 
 def write_results(out_dir: str | Path, rows: list[dict[str, Any]], overrides: list[str]) -> Path:
     """A job's rows, for :class:`SweepTable` (written atomically)."""
     payload = json.dumps({"overrides": overrides, "rows": rows}, indent=2) + "\n"
     return atomic_write(Path(out_dir) / RESULTS_FILE, lambda p: p.write_text(payload))
+
+
+def write_failure(
+    out_dir: str | Path, task: str, error: BaseException, overrides: list[str]
+) -> Path:
+    """A failed (or stopped) job's record, for :class:`SweepTable`: the task, the error's type
+    and first line (written atomically)."""
+    lines = str(error).strip().splitlines()
+    record = {
+        "task": task,
+        "overrides": overrides,
+        "error": f"{type(error).__name__}: {lines[0]}" if lines else type(error).__name__,
+    }
+    payload = json.dumps(record, indent=2) + "\n"
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    return atomic_write(out / FAILURE_FILE, lambda p: p.write_text(payload))
 
 
 def job_overrides() -> list[str]:
@@ -50,29 +69,46 @@ def _short(key: str) -> str:
     return key.lstrip("+~").split(".")[-1]
 
 
+def _swept(overrides: list[str]) -> dict[str, str]:
+    swept = dict(o.split("=", 1) for o in overrides if "=" in o)
+    return {_short(k): v for k, v in swept.items() if not k.startswith(("hydra", "experiment"))}
+
+
 def collect_rows(sweep_dir: str | Path) -> list[dict[str, Any]]:
-    """All jobs' rows in job order, each prefixed with the values the job overrode."""
-    rows = []
-    jobs = [p for p in Path(sweep_dir).iterdir() if (p / RESULTS_FILE).is_file()]
-    for job in sorted(jobs, key=lambda p: int(p.name) if p.name.isdigit() else p.name):
+    """All jobs' rows in job order, each prefixed with the values the job overrode.
+
+    A job that failed (its ``failed.json``, from :func:`vrexp.tasks.run_task`) is a row of its
+    swept values with ``status`` ``failed: <error>``; then every row has a ``status`` (``ok``).
+    Jobs with neither file (killed, or still running) are listed by :func:`missing_jobs`."""
+    rows, failed = [], False
+    sweep_dir = Path(sweep_dir)
+    jobs = [p for p in sweep_dir.iterdir() if (p / RESULTS_FILE).is_file()]
+    jobs += [p for p in sweep_dir.iterdir() if (p / FAILURE_FILE).is_file()]
+    for job in sorted(set(jobs), key=_job_order):
+        if not (job / RESULTS_FILE).is_file():
+            record = json.loads((job / FAILURE_FILE).read_text())
+            rows.append({**_swept(record["overrides"]), STATUS: f"failed: {record['error']}"})
+            failed = True
+            continue
         payload = json.loads((job / RESULTS_FILE).read_text())
-        swept = dict(o.split("=", 1) for o in payload["overrides"] if "=" in o)
-        swept = {
-            _short(k): v for k, v in swept.items() if not k.startswith(("hydra", "experiment"))
-        }
+        swept = _swept(payload["overrides"])
         # The swept values are the experiment's variables: they win over a same-named result.
         rows += [
             {**swept, **{k: v for k, v in row.items() if k not in swept}} for row in payload["rows"]
         ]
-    return rows
+    if not failed:
+        return rows
+    return [{**row, STATUS: row.get(STATUS, "ok")} for row in rows]
+
+
+def _job_order(path: Path) -> tuple[bool, int, str]:
+    return (not path.name.isdigit(), int(path.name) if path.name.isdigit() else 0, path.name)
 
 
 def job_dirs(sweep_dir: str | Path) -> list[Path]:
     """The sweep's job folders (those Hydra started: each has ``.hydra/``), in job order."""
     jobs = [p for p in Path(sweep_dir).iterdir() if (p / ".hydra").is_dir()]
-    return sorted(
-        jobs, key=lambda p: (not p.name.isdigit(), int(p.name) if p.name.isdigit() else 0)
-    )
+    return sorted(jobs, key=_job_order)
 
 
 def missing_jobs(sweep_dir: str | Path, num_jobs: int | None = None) -> list[str]:
@@ -91,6 +127,8 @@ def missing_jobs(sweep_dir: str | Path, num_jobs: int | None = None) -> list[str
             continue
         overrides = job / ".hydra" / "overrides.yaml"
         what = " ".join(OmegaConf.load(overrides)) if overrides.is_file() else "(never started)"
+        if (job / FAILURE_FILE).is_file():
+            what += f" (failed: {json.loads((job / FAILURE_FILE).read_text())['error']})"
         missing.append(f"{name}: {what}")
     return missing
 
@@ -136,6 +174,7 @@ class SweepTable(Callback):
         self.name, self.title, self.columns = name, title, columns
         self.plot = PlotSpec(**plot) if plot else None
         self.publish_dir = publish_dir  # relative paths are relative to the cwd
+        self._failed = False  # a job of this sweep has failed (see on_job_end)
 
     def build(
         self,
@@ -157,7 +196,8 @@ class SweepTable(Callback):
             log.warning("%s: no job wrote %s; no table", self.name, RESULTS_FILE)
             return rows, {}
         if self.columns:
-            rows = [{c: r.get(c, "") for c in self.columns} for r in rows]
+            keep = [*self.columns, *([STATUS] if any(STATUS in r for r in rows) else [])]
+            rows = [{c: r.get(c, "") for c in keep} for r in rows]
         paths = write_table(rows, sweep_dir, self.name, title=self.title, plot=self.plot)
         log.info("%s\n%s", self.title or self.name, format_markdown(rows))
         log.info("written: %s", ", ".join(str(p) for p in paths.values()))
@@ -166,6 +206,19 @@ class SweepTable(Callback):
             published = publish(paths, publish_dir, command)
             log.info("published: %s", ", ".join(str(p) for p in published.values()))
         return rows, paths
+
+    def on_job_end(self, config: DictConfig, job_return: Any, **kwargs: Any) -> None:
+        """Hydra's sweeper stops at the end of a sweep with a failed job and never calls
+        ``on_multirun_end``: from the first failure on, the table is rebuilt after every job, so
+        such a sweep still leaves one, the failure marked in its ``status`` column."""
+        from hydra.core.utils import JobStatus
+        from hydra.types import RunMode
+
+        self._failed = self._failed or job_return.status == JobStatus.FAILED
+        sweep_dir = OmegaConf.select(config, "hydra.sweep.dir", default=None)
+        multirun = OmegaConf.select(config, "hydra.mode") == RunMode.MULTIRUN
+        if self._failed and sweep_dir and multirun:
+            self.build(sweep_dir, command=sweep_command(config))
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         sweep_dir = Path(config.hydra.sweep.dir)
@@ -189,15 +242,32 @@ class SweepTable(Callback):
             else sweep_dir.name
         )
         columns = list(dict.fromkeys(k for r in rows for k in r))
-        run = wandb.init(
-            project=logger.get("project", "vrexp"),
-            entity=logger.get("entity"),
-            dir=str(sweep_dir),
-            group=group,
-            name=f"{self.name}-table",
-            job_type="table",
-            reinit="finish_previous",
-        )
+        timeout = float(logger.get("init_timeout", 30.0))
+        init = {
+            "project": logger.get("project", "vrexp"),
+            "entity": logger.get("entity"),
+            "dir": str(sweep_dir),
+            "group": group,
+            "name": f"{self.name}-table",
+            "job_type": "table",
+            "reinit": "finish_previous",
+            "settings": wandb.Settings(init_timeout=timeout),
+        }
+        try:
+            run = wandb.init(**init)
+        except wandb.Error as err:  # as the jobs' logger does (vrexp.tracking.QuietWandbLogger)
+            if str(logger.get("on_init_failure", "offline")) == "fail":
+                log.error("%s: W&B run not started (%s); the table files stand", self.name, err)
+                return
+            log.warning(
+                "%s: W&B could not start an online run within logger.init_timeout=%g s (%s); "
+                "logging the table offline in %s",
+                self.name,
+                timeout,
+                str(err).strip().splitlines()[0],
+                sweep_dir,
+            )
+            run = wandb.init(**init, mode="offline")
         payload: dict[str, Any] = {
             self.name: wandb.Table(
                 columns=columns, data=[[str(r.get(c, "")) for c in columns] for r in rows]

@@ -27,11 +27,11 @@ from typing import Any
 
 import numpy as np
 import torch
-from PIL import Image, ImageSequence
+from PIL import Image
 
 from vrexp.configs import FrameSampling
 from vrexp.configs.choices import Media
-from vrexp.media import Clip, image_to_rgb, load_for_model
+from vrexp.media import Clip, image_to_rgb, load_for_model, sample_animation
 
 MediaInput = str | os.PathLike | Image.Image | np.ndarray | torch.Tensor | Clip
 WHITE = (255, 255, 255)
@@ -72,7 +72,7 @@ def to_model_media(
             raise MediaInputError(f"{where}: empty clip of shape {tuple(value.frames.shape)}")
         return value
     if isinstance(value, Image.Image):
-        return _from_pil(value, background)
+        return _from_pil(value, sampling, background, where)
     if isinstance(value, torch.Tensor):
         array = value.detach().cpu()
         if array.ndim in (3, 4):  # channel-first -> channel-last
@@ -86,16 +86,15 @@ def to_model_media(
     )
 
 
-def _from_pil(image: Image.Image, background: tuple) -> np.ndarray | Clip:
+def _from_pil(
+    image: Image.Image, sampling: FrameSampling, background: tuple, where: str
+) -> np.ndarray | Clip:
     if getattr(image, "n_frames", 1) <= 1:
         return image_to_rgb(image, background=background)
-    frames, times, clock = [], [], 0.0
-    for frame in ImageSequence.Iterator(image):
-        frames.append(image_to_rgb(frame, background=background))
-        times.append(clock)
-        clock += (frame.info.get("duration") or DEFAULT_FRAME_SECONDS * 1000) / 1000
-    image.seek(0)
-    return Clip(np.stack(frames), np.asarray(times, dtype=np.float64), None)
+    # Only the frames the backbone's sampling picks become arrays (not a 1,500-frame GIF).
+    return sample_animation(
+        image, sampling, frame_seconds=DEFAULT_FRAME_SECONDS, background=background, where=where
+    )
 
 
 def _from_array(array: np.ndarray, where: str, background: tuple) -> np.ndarray | Clip:

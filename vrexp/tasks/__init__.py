@@ -2,18 +2,23 @@
 
 :func:`run_task` lays out a chain's folders, validates the whole config before any work starts,
 runs the task, says where its outputs are and returns the task's metric (for a sweeper such as
-Optuna). A failure is logged and re-raised, so the job, its W&B run and its sweep record it.
+Optuna). A failure is logged, written to ``failed.json`` in the run folder and re-raised, so the
+job (exit status), its W&B run (exit code 1), ``run.log`` and its sweep's table record it.
 """
 
 from __future__ import annotations
 
 import logging
+import signal
+import sys
+import threading
 from collections.abc import Callable
 from typing import Any
 
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from vrexp.configs import validate_config
+from vrexp.reports.sweep import job_overrides, write_failure
 from vrexp.tasks.annotate import annotate
 from vrexp.tasks.build_pairs import build_pairs
 from vrexp.tasks.eval_generator import eval_generator
@@ -78,14 +83,25 @@ def prepare(cfg: DictConfig) -> dict[str, Any]:
 
 def run_task(cfg: DictConfig) -> float | None:
     """Validate, run, report where the outputs are; the task's metric for a sweeper."""
-    prepare(cfg)
     name = cfg.task.name
+    try:
+        prepare(cfg)
+    except Exception as err:  # the message names the key; Hydra prints it
+        _record_failure(cfg, err)
+        raise
     try:
         # One logger run for the whole task: a failure anywhere in it marks that run failed.
         with stage_logger(cfg) as logger:
             result = TASKS[name](cfg, logger)
-    except Exception:
+    except Exception as err:
         log.exception("task %s failed; its run folder is %s", name, cfg.paths.output_dir)
+        _record_failure(cfg, err)
+        raise
+    except BaseException as err:  # Ctrl-C, or SIGTERM (stop_on_sigterm): stopped, not finished
+        log.error(
+            "task %s stopped (%s); its run folder is %s", name, _why(err), cfg.paths.output_dir
+        )
+        _record_failure(cfg, err)
         raise
     log.info("outputs of %s: %s", name, cfg.paths.output_dir)
     metric = METRICS.get(name)
@@ -95,4 +111,28 @@ def run_task(cfg: DictConfig) -> float | None:
         return None
 
 
-__all__ = ["TASKS", "prepare", "run_task"]
+def _why(err: BaseException) -> str:
+    if isinstance(err, SystemExit) and isinstance(err.code, int) and err.code > 128:
+        return f"signal {signal.Signals(err.code - 128).name}"
+    return type(err).__name__
+
+
+def _record_failure(cfg: DictConfig, err: BaseException) -> None:
+    """``failed.json`` in the run folder, for the sweep's table; never hides the error itself."""
+    try:
+        out_dir = OmegaConf.select(cfg, "paths.output_dir", default=None)
+        if out_dir:
+            write_failure(out_dir, cfg.task.name, err, job_overrides())
+    except Exception as write_err:  # e.g. a read-only folder: the original error matters more
+        log.warning("could not record the failure in failed.json: %s", write_err)
+
+
+def stop_on_sigterm() -> None:
+    """Turn SIGTERM (a scheduler's timeout, ``kill``) into ``SystemExit(143)`` in the main
+    thread, so a stopped job unwinds: its W&B run finishes failed, ``run.log`` and ``failed.json``
+    say it stopped. Lightning installs its own handler while a Trainer runs."""
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, lambda signum, _: sys.exit(128 + signum))
+
+
+__all__ = ["TASKS", "prepare", "run_task", "stop_on_sigterm"]

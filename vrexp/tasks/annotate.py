@@ -35,7 +35,6 @@ from vrexp.data.atomic import claim_output
 from vrexp.data.digests import config_digest, item_rows, items_digest, module_digest
 from vrexp.data.items import Item, dataset_items
 from vrexp.data.parts import STALE_PARTS, read_or_skip, write_parts
-from vrexp.media import load_for_model
 from vrexp.tracking import stage_logger
 
 log = logging.getLogger(__name__)
@@ -116,7 +115,7 @@ def _annotate_chunk(
 ) -> tuple[pa.Table, list[dict[str, Any]]]:
     loaded, skipped = read_or_skip(
         items,
-        lambda item: load_for_model(item.media_path, backbone.config.frames),
+        lambda item: backbone.read_media(item.media_path),
         skip_bad_media,
         AnnotateError,
     )

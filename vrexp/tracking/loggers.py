@@ -7,6 +7,7 @@ joins one W&B group named after the sweep folder; each run is named after its ta
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -19,20 +20,70 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.loggers import Logger, WandbLogger
 
+from vrexp.configs.choices import InitFailure
+
+log = logging.getLogger(__name__)
+
+
+class WandbInitError(RuntimeError):
+    """An online W&B run that could not start (``logger.on_init_failure=fail``)."""
+
 
 class QuietWandbLogger(WandbLogger):
-    """Lightning's WandbLogger without the ``anonymous`` init argument.
+    """Lightning's WandbLogger without the ``anonymous`` init argument, and with a bounded start.
 
     Lightning 2.6 always passes ``anonymous``; wandb >= 0.2x deprecated it and warns on every run.
+    ``wandb.init`` waits at most ``init_timeout`` seconds (``wandb.Settings(init_timeout=...)``);
+    an online run that cannot start (no network, server down, no API key) then logs offline with
+    a warning, or raises :class:`WandbInitError`, as ``on_init_failure`` says.
     """
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
+    def __init__(
+        self,
+        *args: Any,
+        init_timeout: float = 30.0,
+        on_init_failure: InitFailure | str = InitFailure.offline,
+        **kwargs: Any,
+    ) -> None:
+        import wandb
+
+        super().__init__(*args, settings=wandb.Settings(init_timeout=init_timeout), **kwargs)
         self._wandb_init.pop("anonymous", None)
+        self.init_timeout = init_timeout
+        self.on_init_failure = InitFailure(on_init_failure)
         # Stages chained in one run each restart their Trainer's step at 0; they log after the
         # previous stage's last step instead of on top of it (see next_stage).
         self.step_offset = 0
         self.last_step = -1
+
+    @property
+    def experiment(self) -> Any:
+        if self._experiment is None and not self._offline:
+            import wandb
+
+            try:
+                return super().experiment
+            except wandb.Error as err:
+                reason = f"{type(err).__name__}: {str(err).strip().splitlines()[0]}"
+                if self.on_init_failure is InitFailure.fail:
+                    raise WandbInitError(
+                        f"W&B could not start an online run within logger.init_timeout="
+                        f"{self.init_timeout:g} s ({reason}). Check the network and the API key, "
+                        "log offline (logger.offline=true), or set "
+                        "logger.on_init_failure=offline to fall back to offline logging"
+                    ) from err
+                log.warning(
+                    "W&B could not start an online run within logger.init_timeout=%g s (%s); "
+                    "logging offline to %s instead: upload it later with `wandb sync %s/wandb/"
+                    "offline-run-*` (logger.on_init_failure=fail stops instead)",
+                    self.init_timeout,
+                    reason,
+                    self._save_dir,
+                    self._save_dir,
+                )
+                self._offline = True
+                self._wandb_init["mode"] = "offline"
+        return super().experiment
 
     def log_metrics(self, metrics: Mapping[str, float], step: int | None = None) -> None:
         if step is not None:
