@@ -10,6 +10,9 @@ import dataclasses
 import io
 import json
 import math
+import shlex
+import shutil
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -36,7 +39,7 @@ from vrexp.metrics.protocols import (
     score_protocol,
     select_pickapic_threshold,
 )
-from vrexp.reports.benchmark import benchmark_layout, evaluate_benchmark
+from vrexp.reports.benchmark import benchmark_layout, evaluate_benchmark, write_benchmark
 from vrexp.reward import LinearReward, VisionReward
 from vrexp.tasks import prepare, run_task
 
@@ -331,6 +334,16 @@ def test_the_diff_convention_and_a_chosen_protocol_list(tmp_path):
     assert record["model_ties"] == "half" and list(record["metrics"]) == ["diff", "without_ties"]
     assert record["metrics"] == {"diff": 0.5, "without_ties": 0.0}
     assert record["counts"]["model_ties"] == 3
+    # With diff's default (drop), nothing is left to count: NaN, written as null.
+    layout = benchmark_layout(load_benchmark(_dataset(cfg)))
+    dropped = evaluate_benchmark(layout, read_scores_file(path), num_resamples=5)
+    assert dropped["metrics"]["diff"] is None and dropped["intervals"]["diff"] == [None, None]
+    assert dropped["model_ties"] == "drop" and dropped["details"]["diff"]["value"] is None
+    write_benchmark(dropped, tmp_path / "dropped")
+    assert (
+        json.loads((tmp_path / "dropped" / "benchmark.json").read_text())["metrics"]["diff"] is None
+    )
+    assert "| diff | True | nan |" in (tmp_path / "dropped" / "benchmark.md").read_text()
 
 
 @pytest.fixture(scope="module")
@@ -456,6 +469,83 @@ def _validation_scores(tmp_path: Path) -> dict[str, float]:
         zip(
             scored.column("media_path").to_pylist(), scored.column("total").to_pylist(), strict=True
         )
+    )
+
+
+@pytest.mark.slow  # a tiny video VLM on six videos (about 4 s here)
+def test_a_video_visionreward_reads_files_and_zip_members_with_their_timing(tmp_path):
+    root = _write("videogen_rewardbench", tmp_path / "snapshot")
+    with zipfile.ZipFile(root / "videos.zip", "w") as archive:
+        for path in sorted((root / "videos").rglob("*.mp4")):
+            archive.write(path, path.relative_to(root).as_posix())
+    originals = {
+        p.relative_to(root).as_posix(): p.read_bytes() for p in (root / "videos/gen3").glob("*.mp4")
+    }
+    shutil.rmtree(root / "videos/gen3")  # side B only in the archive
+    folder = tmp_path / "reward"
+    cfg = _cfg(tmp_path, "videogen_rewardbench", root, *TINY, "dataset=videogen_rewardbench")
+    checklist = Checklist.from_config(
+        compose_config(tmp_path, *TINY, "dataset=synthworld_video").dimensions
+    )
+    backbone = build_backbone(OmegaConf.to_object(cfg.backbone)).eval()
+    weights = np.linspace(0.1, 1.0, sum(q.kind != "presence" for q in checklist.questions))
+    VisionReward(backbone, LinearReward(checklist, weights), batch_size=4).save_pretrained(folder)
+    cfg.task.reward_dir, cfg.task.device = str(folder), "cpu"
+    run_task(cfg)
+    record = json.loads((tmp_path / "out" / "benchmark.json").read_text())
+    reward = VisionReward.from_pretrained(folder, device="cpu")
+    bench = load_benchmark(_dataset(cfg))
+    for key, data in originals.items():
+        (tmp_path / "copy" / key).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / "copy" / key).write_bytes(data)
+    items = list(bench)
+    paths = [root / i.key_a for i in items] + [tmp_path / "copy" / i.key_b for i in items]
+    prompts = [i.prompt for i in items] * 2
+    direct = reward.score(paths, prompts).total.numpy()
+    scores = dict(
+        zip([i.key_a for i in items] + [i.key_b for i in items], direct.tolist(), strict=True)
+    )
+    data = bench.protocol_inputs(scores)
+    assert record["metrics"]["without_ties"] == pytest.approx(
+        score_protocol("without_ties", *data).value
+    )
+    assert {r["label"] for r in record["per_dimension"]} == {"Overall", "VQ", "MQ", "TA"}
+
+
+@pytest.mark.slow  # a tiny VLM answers the released image checklist (about 5 s here)
+def test_the_released_weighting_with_a_backbone(tmp_path):
+    root = _write("imagerewarddb_test", tmp_path / "snapshot")
+    cfg = _cfg(
+        tmp_path, "imagerewarddb_test", root, *TINY, "task.official=image_select", "task.device=cpu"
+    )
+    run_task(cfg)
+    record = json.loads((tmp_path / "out" / "benchmark.json").read_text())
+    assert record["reward"] == {"official": "image_select"}
+    assert record["counts"]["pairs"] == 6 + 3 and record["metrics"]["imagereward"] is not None
+    checklist = Checklist.from_config(
+        compose_config(tmp_path, "dimensions=visionreward_image_select").dimensions
+    )
+    assert {r["score"] for r in record["per_dimension"]} == {"total", *checklist.dimension_names}
+
+
+def test_the_readmes_benchmark_command_runs(tmp_path):
+    readme = (Path(__file__).parents[1] / "README.md").read_text()
+    section = readme.split("## Benchmark a reward", 1)[1]
+    command = section.split("```bash\n", 1)[1].split("\n#", 1)[0].replace("\\\n", " ")
+    words = shlex.split(command)
+    assert words[:2] == ["python", "run.py"] and "task=benchmark" in words
+    root = _write("hpdv2_test", tmp_path / "HPDv2")
+    path = tmp_path / "scores.csv"
+    overrides = [
+        w.replace("/data/HPDv2", str(root)).replace("task.scores=scores.csv", f"task.scores={path}")
+        for w in words[2:]
+    ]
+    cfg = compose_config(tmp_path, "logger=none", "task.num_resamples=20", *overrides)
+    keys = _keys(cfg)
+    _scores_file(path, keys, [float(i) for i in range(len(keys))])
+    run_task(cfg)
+    assert (
+        json.loads((tmp_path / "out" / "benchmark.json").read_text())["benchmark"] == "hpdv2_test"
     )
 
 

@@ -137,6 +137,17 @@ def _finite(value: float) -> float | None:
     return None if value is None or math.isnan(value) else float(value)
 
 
+def _json_ready(value: Any) -> Any:
+    """``value`` with every NaN float as None (JSON has no NaN), recursively."""
+    if isinstance(value, float):
+        return _finite(value)
+    if isinstance(value, Mapping):
+        return {k: _json_ready(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_json_ready(v) for v in value]
+    return value
+
+
 def _options(protocol: Protocol, model_ties: ModelTies | None, threshold: float | None) -> dict:
     if protocol is Protocol.diff and model_ties is not None:
         return {"model_ties": model_ties}
@@ -191,7 +202,7 @@ def evaluate_benchmark(
         )
         metrics[str(protocol)] = _finite(result.value)
         intervals[str(protocol)] = [_finite(low), _finite(high)]
-        details[str(protocol)] = result.to_dict()
+        details[str(protocol)] = _json_ready(result.to_dict())
     first = details[str(chosen[0])]["counts"]
     counts = {
         "pairs": first["pairs"],
