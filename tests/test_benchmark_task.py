@@ -293,6 +293,15 @@ def test_a_key_without_a_score_is_named_and_nothing_is_written(tmp_path):
         run_task(cfg)
 
 
+def test_pickapic_on_another_benchmark_is_named(tmp_path):
+    root = _write("monetbench_video", tmp_path / "snapshot")
+    cfg = _cfg(tmp_path, "monetbench_video", root, "task.scores=a.csv", "task.protocols=[pickapic]")
+    with pytest.raises(
+        ValueError, match="validation_unique split, which monetbench_video does not"
+    ):
+        run_task(cfg)
+
+
 @pytest.mark.parametrize(
     ("fields", "match"),
     [

@@ -19,6 +19,7 @@ from pytorch_lightning.loggers import Logger
 from rich.progress import Progress
 
 from vrexp.configs.choices import Protocol
+from vrexp.configs.dataset import BENCHMARK_SPLITS
 from vrexp.data.benchmarks import Benchmark, load_benchmark
 from vrexp.data.benchmarks.scores import KeyScores, export_items, read_scores_file
 from vrexp.reports.benchmark import (
@@ -41,6 +42,11 @@ def _splits(dataset: Any, task: Any) -> tuple[Benchmark, Benchmark | None]:
     protocols = benchmark_protocols(bench, task.protocols)
     if Protocol.pickapic not in protocols:
         return bench, None
+    if PICKAPIC_THRESHOLD_SPLIT not in BENCHMARK_SPLITS[bench.name]:
+        raise ValueError(
+            f"task.protocols: pickapic chooses its tie threshold on Pick-a-Pic's "
+            f"{PICKAPIC_THRESHOLD_SPLIT} split, which {bench.name} does not have"
+        )
     if bench.split == PICKAPIC_THRESHOLD_SPLIT:
         return bench, bench
     return bench, load_benchmark(dataclasses.replace(dataset, split=PICKAPIC_THRESHOLD_SPLIT))
