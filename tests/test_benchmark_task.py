@@ -355,6 +355,23 @@ def test_the_diff_convention_and_a_chosen_protocol_list(tmp_path):
     assert "| diff | True | nan |" in (tmp_path / "dropped" / "benchmark.md").read_text()
 
 
+def test_rows_skipped_by_the_loader_are_counted_and_listed(tmp_path):
+    root = tmp_path / "snapshot"
+    fx.write_monetbench(root, answers=["video1", "maybe", "tie", "video2"])
+    path = tmp_path / "s.csv"
+    cfg = _cfg(
+        tmp_path, "monetbench_video", root, f"task.scores={path}", "dataset.skip_invalid=true"
+    )
+    keys = _keys(cfg)
+    assert "videos/1_1.mp4" not in keys  # the skipped row needs no score
+    _scores_file(path, keys, [float(i) for i in range(len(keys))])
+    run_task(cfg)
+    record = json.loads((tmp_path / "out" / "benchmark.json").read_text())
+    assert record["counts"]["pairs"] == 3 and record["counts"]["skipped"] == 1
+    (skip,) = record["skipped_rows"]
+    assert skip["row"] == 1 and "maybe" in skip["reason"] and skip["source"].endswith(".parquet")
+
+
 @pytest.fixture(scope="module")
 def pickapic_splits(tmp_path_factory):
     root = _write("pickapic_v2", tmp_path_factory.mktemp("pickapic"))
