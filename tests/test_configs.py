@@ -82,6 +82,7 @@ def test_every_option_composes_and_instantiates(group, option, compose_cfg, tmp_
         ],
         ("task", "build_pairs"): [f"task.samples={tmp_path}/samples"],
         ("task", "score"): [f"task.reward_dir={tmp_path}/reward"],
+        ("task", "benchmark"): [f"task.scores={tmp_path}/scores.csv"],
         ("task", "train_dpo"): [
             f"task.generator_dir={tmp_path}/generator",
             f"task.pairs={tmp_path}/pairs",

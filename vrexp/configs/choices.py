@@ -185,3 +185,30 @@ class InitFailure(Choice):
 
     offline = "offline"
     fail = "fail"
+
+
+class ModelTies(Choice):
+    """How diff scores a pair that humans decided but the reward ties exactly (``delta == 0``).
+
+    ``drop`` leaves it out, ``C / (C + D)`` (the paper's diff**); ``half`` counts it half correct,
+    the expected accuracy of a coin-flip tie-break (so a constant reward lands at chance, not at
+    NaN); ``wrong`` counts it wrong, as the official VideoAlign and ImageReward evaluation code
+    does.
+    """
+
+    drop = "drop"
+    half = "half"
+    wrong = "wrong"
+
+
+class Protocol(Choice):
+    """The benchmark protocols' names, fixed so that results stay comparable (docs/benchmarks.md;
+    each one's rule is in :mod:`vrexp.metrics.protocols`)."""
+
+    tau_star = "tau_star"
+    tau_star_videoalign = "tau_star_videoalign"
+    diff = "diff"
+    without_ties = "without_ties"
+    hpdv2 = "hpdv2"
+    imagereward = "imagereward"
+    pickapic = "pickapic"

@@ -33,6 +33,7 @@ from vrexp.configs.logger import CSVLoggerConfig, WandbLoggerConfig
 from vrexp.configs.root import PathsConfig, VrexpConfig
 from vrexp.configs.tasks import (
     AnnotateTaskConfig,
+    BenchmarkTaskConfig,
     EvaluateTaskConfig,
     FitWeightsTaskConfig,
     MakeDataTaskConfig,
@@ -57,6 +58,7 @@ SCHEMAS: list[tuple[str | None, str, type]] = [
     ("task", "base_evaluate", EvaluateTaskConfig),
     ("task", "base_pipeline", PipelineTaskConfig),
     ("task", "base_score", ScoreTaskConfig),
+    ("task", "base_benchmark", BenchmarkTaskConfig),
     ("task", "base_train_generator", TrainGeneratorTaskConfig),
     ("task", "base_sample", SampleTaskConfig),
     ("task", "base_build_pairs", BuildPairsTaskConfig),

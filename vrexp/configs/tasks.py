@@ -1,5 +1,5 @@
-"""Schemas of the reward-side tasks: make_data, train_checklist, annotate, fit_weights, evaluate
-and the ``pipeline`` chain that runs them in order.
+"""Schemas of the reward-side tasks: make_data, train_checklist, annotate, fit_weights, evaluate,
+the ``pipeline`` chain that runs them in order, and score and benchmark.
 
 Folder settings left null are filled in by the stage (its run folder) or, inside a chain, by the
 chain's folder layout; the prompt partition comes from ``dataset.partition``.
@@ -12,7 +12,16 @@ from dataclasses import dataclass, field
 from omegaconf import MISSING
 
 from vrexp.configs.checks import ConfigValueError, require
-from vrexp.configs.choices import Baseline, DType, Encoding, Part, QuestionSelection, Solver
+from vrexp.configs.choices import (
+    Baseline,
+    DType,
+    Encoding,
+    ModelTies,
+    Part,
+    Protocol,
+    QuestionSelection,
+    Solver,
+)
 from vrexp.configs.training import BackboneOptimSettings, TrainingBudget
 
 
@@ -121,6 +130,64 @@ class ScoreTaskConfig(InferenceSettings):
                 "report_max_items": self.report_max_items >= 2,
                 "thumbnail_size": self.thumbnail_size >= 16,
             },
+            self,
+        )
+        super().__post_init__()
+
+
+SCORES_SUFFIXES = (".parquet", ".csv")  # what task.scores and task.export_items may be
+
+
+@dataclass
+class BenchmarkTaskConfig(InferenceSettings):
+    """A reward on a benchmark (``dataset=<benchmark>``) under the benchmark's own protocols.
+
+    The reward is one of ``reward_dir`` (a VisionReward folder), ``official`` (a released
+    weighting answered by the composed ``backbone``) or ``scores`` (a parquet or CSV file with
+    columns ``media`` and ``score``, keyed the benchmark's way: any model's scores, no model
+    loaded). ``export_items`` writes the keys the benchmark needs (with prompts and media paths)
+    for scoring elsewhere; alone, it is all the task does. ``protocols`` null: the benchmark's
+    official protocols plus tau_star and diff for pair benchmarks. ``model_ties`` null: diff's
+    own default (drop). Pick-a-Pic's tie threshold is chosen on ``validation_unique``, whose
+    media are scored (or read from ``scores``) too.
+    """
+
+    name: str = "benchmark"
+    reward_dir: str | None = None
+    official: str | None = None  # a released weighting (vrexp/reward/official.py)
+    scores: str | None = None  # a scores file: columns media, score (docs/benchmarks.md)
+    export_items: str | None = None  # write the benchmark's keys to this .csv / .parquet
+    protocols: list[Protocol] | None = None
+    model_ties: ModelTies | None = None
+    num_resamples: int = 1000  # bootstrap resamples for the 95% intervals
+    out_dir: str | None = None  # benchmark.json and its tables; null: the run folder
+    scores_dir: str | None = None  # a model's resumable scores; null: <out_dir>/scores/<split>
+    chunk_size: int = 256  # items per written part (the unit of resume)
+    overwrite: bool = False
+
+    def __post_init__(self) -> None:
+        given = {
+            k: v
+            for k, v in (
+                ("reward_dir", self.reward_dir),
+                ("official", self.official),
+                ("scores", self.scores),
+            )
+            if v is not None
+        }
+        if len(given) > 1 or (not given and self.export_items is None):
+            raise ConfigValueError(
+                "task=benchmark needs one reward: task.reward_dir=DIR (a VisionReward folder), "
+                "task.official=NAME (a released weighting, with a backbone) or task.scores=FILE "
+                f"(columns media, score), or task.export_items=FILE alone; got {given or 'none'}"
+            )
+        for key in ("scores", "export_items"):
+            value = getattr(self, key)
+            if value is not None and not str(value).lower().endswith(SCORES_SUFFIXES):
+                raise ConfigValueError(f"task.{key}={value!r} must be a .parquet or .csv file")
+        require(
+            "task",
+            {"num_resamples": self.num_resamples >= 1, "chunk_size": self.chunk_size >= 1},
             self,
         )
         super().__post_init__()

@@ -4,7 +4,8 @@ This module owns the paper's preference metrics (docs/method.md §6) and nothing
 
 * :func:`tau_star` -- accuracy with ties plus tie calibration (Deutsch et al. 2023, "Ties Matter");
 * :func:`diff_accuracy` -- accuracy over pairs whose human label is not a tie ("diff**"), with the
-  convention for a reward tie on such a pair (:class:`ModelTies`);
+  convention for a reward tie on such a pair (:class:`ModelTies`, whose home is
+  :mod:`vrexp.configs.choices` so configs can name it);
 * the same two as torchmetrics ``Metric`` classes (:class:`TauStarAccuracy`, :class:`DiffAccuracy`);
 * :func:`per_dimension_accuracy`, :func:`bootstrap_interval` and :func:`preference_report`.
 
@@ -24,7 +25,7 @@ from torch import Tensor
 from torchmetrics import Metric
 from torchmetrics.utilities import dim_zero_cat
 
-from vrexp.configs.choices import Choice
+from vrexp.configs.choices import ModelTies
 
 __all__ = [
     "NO_TIES_EPSILON",
@@ -42,20 +43,6 @@ __all__ = [
 # |delta| >= 0, so any negative threshold ties no pair. A finite sentinel (rather than -inf) keeps
 # the value loggable as JSON / to W&B.
 NO_TIES_EPSILON = -1.0
-
-
-class ModelTies(Choice):
-    """How diff scores a pair that humans decided but the reward ties exactly (``delta == 0``).
-
-    ``drop`` leaves it out, ``C / (C + D)`` (the paper's diff**); ``half`` counts it half correct,
-    the expected accuracy of a coin-flip tie-break (so a constant reward lands at chance, not at
-    NaN); ``wrong`` counts it wrong, as the official VideoAlign and ImageReward evaluation code
-    does.
-    """
-
-    drop = "drop"
-    half = "half"
-    wrong = "wrong"
 
 
 # diff_accuracy's default: the convention evaluate and fit_weights have always reported

@@ -2,7 +2,8 @@
 
 Published numbers for one reward on one benchmark disagree mostly because benchmarks score ties
 differently. This module owns each benchmark's rule as a function of scores and human labels,
-the registry of their names (:class:`Protocol`, :data:`PROTOCOLS`), the Pick-a-Pic threshold
+the registry of their names (:data:`PROTOCOLS`, keyed by :class:`Protocol`, whose home is
+:mod:`vrexp.configs.choices` so configs can name it), the Pick-a-Pic threshold
 selection, and the bootstrap interval of every protocol. It reads no files: the dataset loaders
 turn each benchmark's label encoding into the two forms below.
 
@@ -30,9 +31,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from vrexp.configs.choices import Choice
+from vrexp.configs.choices import Choice, ModelTies, Protocol
 from vrexp.metrics.preference import (
-    ModelTies,
     _diff_accuracy_unchecked,
     _tau_star_unchecked,
     _validate,
@@ -59,18 +59,6 @@ __all__ = [
     "score_without_ties",
     "select_pickapic_threshold",
 ]
-
-
-class Protocol(Choice):
-    """The protocol names, fixed so that results stay comparable (docs/benchmarks.md)."""
-
-    tau_star = "tau_star"
-    tau_star_videoalign = "tau_star_videoalign"
-    diff = "diff"
-    without_ties = "without_ties"
-    hpdv2 = "hpdv2"
-    imagereward = "imagereward"
-    pickapic = "pickapic"
 
 
 # The protocol ``diff``'s default: the paper's diff** = C / (C + D).

@@ -30,7 +30,7 @@ from rich.markup import escape
 from rich.progress import Progress
 from rich.table import Table
 
-from vrexp.backbones import ChecklistBackbone, load_backbone
+from vrexp.backbones import ChecklistBackbone, build_backbone, load_backbone
 from vrexp.backbones.provenance import TrainedOn, resolve_device, trained_checklist, trained_on
 from vrexp.checklist import Checklist, Question
 from vrexp.configs.choices import DType, Media
@@ -438,3 +438,26 @@ def load_linear_reward(reward_dir: str | Path) -> tuple[LinearReward, bool, dict
     info_path = reward_dir / "fit_info.json"
     info = json.loads(info_path.read_text()) if info_path.exists() else {}
     return reward, config.get("hard_answers", False), info
+
+
+def load_reward(task: Any, backbone: Any = None) -> VisionReward:
+    """The VisionReward a scoring task names, on its device: ``task.reward_dir`` (a saved
+    folder), or the released weighting ``task.official`` answered by ``backbone`` (a
+    ``BackboneConfig``); ``task.device``, ``task.dtype`` and ``task.batch_size`` as in
+    :class:`vrexp.configs.tasks.InferenceSettings`. Shared by ``task=score`` and
+    ``task=benchmark``."""
+    if task.reward_dir is not None:
+        return VisionReward.from_pretrained(
+            task.reward_dir,
+            device=task.device,
+            dtype=None if task.dtype is None else DType(task.dtype).value,
+            batch_size=task.batch_size,
+        )
+    if backbone is None:
+        raise RewardError(f"the released weighting {task.official!r} needs a backbone config")
+    if task.dtype is not None:
+        backbone.dtype = task.dtype
+    model = build_backbone(backbone).to(resolve_device(task.device))
+    return VisionReward(
+        model, LinearReward.from_official(task.official), batch_size=task.batch_size
+    )

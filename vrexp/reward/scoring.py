@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
@@ -41,7 +42,7 @@ from vrexp.data.digests import (
 )
 from vrexp.data.items import Item
 from vrexp.data.parts import STALE_PARTS, read_or_skip, read_parts, write_parts
-from vrexp.reward.inputs import media_kind
+from vrexp.reward.inputs import MediaInput, media_kind
 from vrexp.reward.linear import RewardError
 from vrexp.reward.scorer import RewardScores, VisionReward
 
@@ -101,11 +102,14 @@ def score_items(
     manifest: dict[str, Any] | None = None,
     overwrite: bool = False,
     progress: Callable[[int], None] | None = None,
+    open_media: Callable[[Item], AbstractContextManager[MediaInput]] | None = None,
 ) -> dict[str, Any]:
     """Score ``items`` into ``out_dir`` (format above); returns counts and the skipped files.
 
     ``manifest`` adds to what the folder records; a folder made otherwise is refused unless
-    ``overwrite``."""
+    ``overwrite``. ``open_media`` gives an item's media while it is read (a path, or decoded
+    pixels), for media that are not files of their own (a benchmark's images inside a parquet
+    file or a zip); by default the item's ``media_path`` is read."""
     out_dir = Path(out_dir)
     extra = manifest or {}
 
@@ -132,7 +136,7 @@ def score_items(
             out_dir,
             items,
             chunk_size,
-            lambda chunk: _score_chunk(reward, chunk, skip_bad_media),
+            lambda chunk: _score_chunk(reward, chunk, skip_bad_media, open_media),
             progress,
             error=ScoringError,
         )
@@ -166,15 +170,19 @@ REWARD_LABELS = {
 
 
 def _score_chunk(
-    reward: VisionReward, items: list[Item], skip_bad_media: bool
+    reward: VisionReward,
+    items: list[Item],
+    skip_bad_media: bool,
+    open_media: Callable[[Item], AbstractContextManager[MediaInput]] | None = None,
 ) -> tuple[pa.Table, list[dict[str, Any]]]:
-    read, skipped = read_or_skip(
-        items,
-        lambda item: reward.prepare(item.media_path, item.prompt)[0][0],
-        skip_bad_media,
-        ScoringError,
-    )
-    kept, loaded = [item for item, _ in read], [media for _, media in read]
+    def read(item: Item) -> Any:
+        if open_media is None:
+            return reward.prepare(item.media_path, item.prompt)[0][0]
+        with open_media(item) as media:
+            return reward.prepare(media, item.prompt)[0][0]
+
+    read_items, skipped = read_or_skip(items, read, skip_bad_media, ScoringError)
+    kept, loaded = [item for item, _ in read_items], [media for _, media in read_items]
     if not kept:
         return _empty_table(reward), skipped
     scores = reward.score(loaded, [i.prompt for i in kept], progress=False)

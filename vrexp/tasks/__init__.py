@@ -20,6 +20,7 @@ from omegaconf import DictConfig, OmegaConf
 from vrexp.configs import validate_config
 from vrexp.reports.sweep import job_overrides, write_failure
 from vrexp.tasks.annotate import annotate
+from vrexp.tasks.benchmark import benchmark
 from vrexp.tasks.build_pairs import build_pairs
 from vrexp.tasks.eval_generator import eval_generator
 from vrexp.tasks.evaluate import evaluate
@@ -46,6 +47,7 @@ TASKS: dict[str, Callable[[DictConfig, Any], Any]] = {
     "evaluate": evaluate,
     "pipeline": pipeline,
     "score": score,
+    "benchmark": benchmark,
     "train_generator": train_generator,
     "sample": sample,
     "build_pairs": build_pairs,
@@ -66,6 +68,7 @@ METRICS: dict[str, Callable[[Any], float | None]] = {
     "evaluate": lambda r: r["rows"][0]["tau_star"],
     "pipeline": lambda r: r["rows"][0]["tau_star"],
     "fit_weights": lambda r: r["train"]["tau_star"],
+    "benchmark": lambda r: r["metrics"][r["protocols"][0]],
     "train_generator": lambda r: -r["val_loss"],
     "optimize_generator": lambda r: r["rows"][-1].get("oracle_win_rate"),
 }

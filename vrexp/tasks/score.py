@@ -16,37 +16,15 @@ from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.loggers import Logger
 from rich.progress import Progress
 
-from vrexp.backbones import build_backbone
-from vrexp.backbones.provenance import resolve_device
 from vrexp.checklist import Checklist
 from vrexp.data.items import Item, dataset_items, folder_items, media_files
 from vrexp.reports.score_items import media_table_rows, table_report_items
 from vrexp.reports.score_report import write_score_report
-from vrexp.reward import LinearReward
-from vrexp.reward.scorer import VisionReward
+from vrexp.reward.scorer import load_reward
 from vrexp.reward.scoring import read_scores, score_items
 from vrexp.tracking import log_media_table, stage_logger
 
 log = logging.getLogger(__name__)
-
-
-def load_reward(cfg: DictConfig, task: Any) -> VisionReward:
-    """The task's VisionReward on its device: a saved folder, or a released weighting answered
-    by the composed backbone."""
-    if task.reward_dir is not None:
-        return VisionReward.from_pretrained(
-            task.reward_dir,
-            device=task.device,
-            dtype=None if task.dtype is None else task.dtype.value,
-            batch_size=task.batch_size,
-        )
-    backbone_cfg = OmegaConf.to_object(cfg.backbone)
-    if task.dtype is not None:
-        backbone_cfg.dtype = task.dtype
-    backbone = build_backbone(backbone_cfg).to(resolve_device(task.device))
-    return VisionReward(
-        backbone, LinearReward.from_official(task.official), batch_size=task.batch_size
-    )
 
 
 def task_items(cfg: DictConfig, task: Any, checklist: Checklist) -> list[Item]:
@@ -61,7 +39,7 @@ def task_items(cfg: DictConfig, task: Any, checklist: Checklist) -> list[Item]:
 def score(cfg: DictConfig, logger: Logger | None = None) -> dict[str, Any]:
     task = OmegaConf.to_object(cfg.task)
     out_dir = Path(task.out_dir or Path(cfg.paths.output_dir) / "scores")
-    reward = load_reward(cfg, task)
+    reward = load_reward(task, OmegaConf.to_object(cfg.backbone))
     items = task_items(cfg, task, reward.checklist)
     with stage_logger(cfg, logger) as logger:
         with Progress(transient=True) as bar:

@@ -5,7 +5,8 @@ layout (one module per dataset family; docs/benchmarks.md §5).
 (:class:`vrexp.configs.BenchmarkDatasetConfig`) into a :class:`Benchmark`: the split's pairs or
 ranked lists, read lazily with their human labels in the protocols' encoding, media references
 (decoded only when asked) and scores-file keys, plus the benchmark's official protocols.
-No dataset scripts, no network.
+No dataset scripts, no network. Scores files and items files (a reward's scores by key, and the
+keys to score) are :mod:`vrexp.data.benchmarks.scores`.
 """
 
 from __future__ import annotations

@@ -1,0 +1,144 @@
+"""Stage ``benchmark``: a reward on a public benchmark, under the benchmark's own protocols.
+
+``python run.py task=benchmark dataset=<benchmark> dataset.root=DIR task.scores=FILE`` (or
+``task.reward_dir=DIR``, or ``task.official=NAME`` with a backbone) writes ``benchmark.json``,
+``benchmark.md``, ``benchmark.csv`` and ``benchmark_dimensions.csv`` in the run folder
+(:mod:`vrexp.reports.benchmark`); ``task.export_items=FILE`` writes the keys to score elsewhere.
+Pick-a-Pic's ``pickapic`` protocol also reads ``validation_unique``, where its threshold is chosen.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+from pytorch_lightning.loggers import Logger
+from rich.progress import Progress
+
+from vrexp.configs.choices import Protocol
+from vrexp.configs.dataset import BENCHMARK_SPLITS
+from vrexp.data.benchmarks import Benchmark, load_benchmark
+from vrexp.data.benchmarks.scores import KeyScores, export_items, read_scores_file
+from vrexp.reports.benchmark import (
+    PICKAPIC_THRESHOLD_SPLIT,
+    benchmark_layout,
+    benchmark_protocols,
+    evaluate_benchmark,
+    write_benchmark,
+)
+from vrexp.reward.benchmark import score_benchmark
+from vrexp.reward.scorer import load_reward
+from vrexp.tracking import stage_logger
+
+log = logging.getLogger(__name__)
+
+
+def _splits(dataset: Any, task: Any) -> tuple[Benchmark, Benchmark | None]:
+    """The evaluated split, and the split Pick-a-Pic's threshold is chosen on (if needed)."""
+    bench = load_benchmark(dataset)
+    protocols = benchmark_protocols(bench, task.protocols)
+    if Protocol.pickapic not in protocols:
+        return bench, None
+    if PICKAPIC_THRESHOLD_SPLIT not in BENCHMARK_SPLITS[bench.name]:
+        raise ValueError(
+            f"task.protocols: pickapic chooses its tie threshold on Pick-a-Pic's "
+            f"{PICKAPIC_THRESHOLD_SPLIT} split, which {bench.name} does not have"
+        )
+    if bench.split == PICKAPIC_THRESHOLD_SPLIT:
+        return bench, bench
+    return bench, load_benchmark(dataclasses.replace(dataset, split=PICKAPIC_THRESHOLD_SPLIT))
+
+
+def _model_scores(cfg: DictConfig, task: Any, splits: list[Benchmark], out_dir: Path) -> KeyScores:
+    """A VisionReward's scores of every split's keys, each split resumable in its own folder."""
+    reward = load_reward(task, OmegaConf.to_object(cfg.backbone))
+    source = str(Path(task.reward_dir).resolve()) if task.reward_dir else task.official
+    total: dict[str, float] = {}
+    dimensions: dict[str, dict[str, float]] = {}
+    for bench in splits:
+        where = Path(task.scores_dir) if task.scores_dir else out_dir / "scores"
+        with Progress(transient=True) as bar:
+            job = bar.add_task(f"scoring {bench.name} {bench.split}", total=None)
+            scores = score_benchmark(
+                reward,
+                bench,
+                where / bench.split,
+                chunk_size=task.chunk_size,
+                overwrite=task.overwrite,
+                manifest={"reward": source},
+                progress=lambda n, job=job: bar.advance(job, n),
+            )
+        total.update(scores.total)
+        for name, values in scores.dimensions.items():
+            dimensions.setdefault(name, {}).update(values)
+    return KeyScores(total, dimensions)
+
+
+def benchmark(cfg: DictConfig, logger: Logger | None = None) -> dict[str, Any]:
+    task = OmegaConf.to_object(cfg.task)
+    dataset = OmegaConf.to_object(cfg.dataset)
+    if getattr(dataset, "kind", None) != "benchmark":
+        raise ValueError(
+            f"task=benchmark needs a benchmark dataset (dataset=<name>, e.g. hpdv2_test); "
+            f"got dataset={cfg.dataset.name}"
+        )
+    out_dir = Path(task.out_dir or cfg.paths.output_dir)
+    bench, threshold_bench = _splits(dataset, task)
+    splits = [bench] + ([threshold_bench] if threshold_bench not in (None, bench) else [])
+    result: dict[str, Any] = {}
+    if task.export_items is not None:
+        count = export_items(splits, task.export_items)
+        log.info(
+            "%d keys of %s %s written to %s",
+            count,
+            bench.name,
+            "+".join(b.split for b in splits),
+            task.export_items,
+        )
+        result["export_items"] = {"path": str(task.export_items), "keys": count}
+        if task.scores is None and task.reward_dir is None and task.official is None:
+            return result
+    layout = benchmark_layout(bench)
+    threshold_layout = None
+    if threshold_bench is not None:
+        threshold_layout = layout if threshold_bench is bench else benchmark_layout(threshold_bench)
+    if task.scores is not None:
+        scores = read_scores_file(task.scores)
+        reward = {"scores": str(Path(task.scores).resolve())}
+    else:
+        scores = _model_scores(cfg, task, splits, out_dir)
+        reward = {"reward_dir": task.reward_dir} if task.reward_dir else {"official": task.official}
+    record = evaluate_benchmark(
+        layout,
+        scores,
+        protocols=task.protocols,
+        model_ties=task.model_ties,
+        threshold_layout=threshold_layout,
+        num_resamples=task.num_resamples,
+        seed=cfg.seed,
+    )
+    record = {**record, "reward": reward}
+    paths = write_benchmark(record, out_dir)
+    with stage_logger(cfg, logger) as logger:
+        if logger is not None:
+            logged = {f"benchmark/{k}": v for k, v in record["metrics"].items() if v is not None}
+            for name, (low, high) in record["intervals"].items():
+                if low is not None and high is not None:
+                    logged[f"benchmark/{name}_low"], logged[f"benchmark/{name}_high"] = low, high
+            logged.update({f"benchmark/num_{k}": v for k, v in record["counts"].items()})
+            logger.log_metrics(logged)
+    headline = bench.protocols[0]
+    log.info(
+        "%s %s: %s = %s (95%% CI %s); %s; written to %s",
+        bench.name,
+        bench.split,
+        headline,
+        record["metrics"].get(headline),
+        record["intervals"].get(headline),
+        record["counts"],
+        paths["json"],
+    )
+    return {**result, **record, "files": {k: str(v) for k, v in paths.items()}}
