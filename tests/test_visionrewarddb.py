@@ -446,3 +446,93 @@ def test_config_errors_name_the_key():
         VisionRewardDBConfig(
             name="visionrewarddb_video", media="video", hf_id="x", root="/d", heldout_fraction=1.0
         )
+
+
+# ----------------------------------------------------------------------------- stages
+
+TINY = [
+    "backbone.image_size=28",
+    "backbone.tiny.hidden_size=32",
+    "backbone.tiny.num_layers=1",
+    "backbone.tiny.intermediate_size=64",
+    "backbone.tiny.vision_hidden_size=32",
+    "backbone.tiny.vision_layers=1",
+    "backbone.frames.num_frames=2",
+    "logger=csv",
+]
+
+
+@pytest.mark.slow
+def test_train_checklist_annotate_and_fit_weights_run_on_visionrewarddb_video(tmp_path):
+    from tests.conftest import compose_config
+    from vrexp.data.annotations import read_annotations
+    from vrexp.tasks import annotate, fit_weights, train_checklist
+
+    rng = np.random.default_rng(0)
+    rows = [
+        {k: int(rng.integers(lo, hi + 1)) for k, (lo, hi) in fx.VRDB_VIDEO_FIELDS.items()}
+        for _ in range(12)
+    ]
+    regression = [(k % 5, (k + 1) % 5, ("video1", "video2", "tie")[k % 3]) for k in range(12)]
+    fx.write_visionrewarddb_video(tmp_path / "db", rows, regression=regression)
+    data = [
+        "dataset=visionrewarddb_video",
+        f"dataset.root={tmp_path}/db",
+        "dataset.heldout_fraction=0.2",
+        "dataset.val_fraction=0.2",
+        "dimensions=visionreward_video_select",
+        *TINY,
+    ]
+    model = tmp_path / "model"
+    trained = train_checklist(
+        compose_config(
+            tmp_path,
+            *data,
+            "task=train_checklist",
+            "task.max_epochs=1",
+            "task.max_steps=2",
+            "task.batch_size=4",
+            f"task.save_dir={model}",
+        )
+    )
+    assert 0.0 <= trained["test"]["mean"] <= 1.0
+    assert (model / "checklist.yaml").is_file()
+    pairs = [*data[:2], "dataset.split=regression", "dataset.heldout_fraction=0.0", *data[4:]]
+    annotate(
+        compose_config(
+            tmp_path,
+            *pairs,
+            "task=annotate",
+            f"task.model_dir={model}",
+            f"task.out_dir={tmp_path}/ann",
+        )
+    )
+    table = read_annotations(tmp_path / "ann")
+    assert sorted(set(table.column("item_id").to_pylist())) == [0, 1, 2, 3, 4]  # the 5 videos
+    # The fixture's videos are alike, so a 2-step model answers them alike and no weight would
+    # be positive; answers that differ per video keep the fit meaningful (it is the pairs' seam
+    # under test here, not the model).
+    for part in sorted((tmp_path / "ann").glob("*.parquet")):
+        answers_table = pq.read_table(part)
+        index = answers_table.schema.get_field_index("p_yes")
+        p_yes = rng.uniform(size=answers_table.num_rows)
+        pq.write_table(
+            answers_table.set_column(
+                index, "p_yes", pa.array(p_yes, answers_table.schema.field(index).type)
+            ),
+            part,
+        )
+    fit = fit_weights(
+        compose_config(
+            tmp_path,
+            *pairs,
+            "task=fit_weights",
+            f"task.annotations={tmp_path}/ann",
+            f"task.out_dir={tmp_path}/reward",
+        )
+    )
+    expected = sum(vr.part_of(f"reg{r}", 0.0, 0.05) == "train" for r in range(12))
+    assert fit["num_pairs"] == expected
+    assert fit["num_untied_pairs"] == sum(
+        vr.part_of(f"reg{r}", 0.0, 0.05) == "train" and regression[r][2] != "tie" for r in range(12)
+    )

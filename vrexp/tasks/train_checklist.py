@@ -15,8 +15,7 @@ from rich.table import Table
 from vrexp.backbones import build_backbone
 from vrexp.backbones.provenance import save_provenance
 from vrexp.checklist import Checklist
-from vrexp.data.checklist_data import ChecklistDataModule
-from vrexp.data.synthworld import ensure_split
+from vrexp.data.visionrewarddb import checklist_data_module
 from vrexp.modules import ChecklistModule
 from vrexp.modules.trainer import build_trainer, checkpoint_callback
 from vrexp.tracking import log_table, stage_logger
@@ -30,12 +29,11 @@ def train_checklist(cfg: DictConfig, logger: Logger | None = None) -> dict[str, 
     dataset = OmegaConf.to_object(cfg.dataset)
     pl.seed_everything(cfg.seed, workers=True)
     checklist = Checklist.from_config(cfg.dimensions)
-    split_dir = ensure_split(dataset, checklist)
     backbone = build_backbone(OmegaConf.to_object(cfg.backbone))
-    data = ChecklistDataModule(
-        split_dir,
+    data = checklist_data_module(
+        dataset,
         checklist,
-        partition=dataset.partition,
+        partition=getattr(dataset, "partition", None),
         frames=backbone.config.frames,
         batch_size=task.batch_size,
         balanced=task.balanced,
