@@ -439,12 +439,11 @@ def load_checklist_items(config: Any, checklist: Checklist) -> ChecklistItems:
         if unannotated[s]
         for q in [*sub.questions, *([sub.presence] if sub.presence else [])]
     ]
-    confirmed = {q: c for q, (_, _, c) in question_thresholds(checklist, media).items()}
     unconfirmed = sorted(
         {
             checklist.questions[checklist.column(q)].sub_dimension
-            for q, c in confirmed.items()
-            if not c
+            for q, (_, _, ok) in question_thresholds(checklist, media).items()
+            if not ok
         }
     )
     log.info(
