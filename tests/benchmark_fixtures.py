@@ -287,3 +287,159 @@ def write_snapshot_metadata(root: Path, commit: str, files: list[str]) -> None:
         meta = root / ".cache" / "huggingface" / "download" / f"{name}.metadata"
         meta.parent.mkdir(parents=True, exist_ok=True)
         meta.write_text(f'{commit}\n"etag"\n1700000000.0\n')
+
+
+# ----------------------------------------------------------------------------- VisionRewardDB
+
+# The published annotation fields (names with spaces) and their value ranges, in the card's order.
+VRDB_IMAGE_FIELDS = {
+    "symmetry": (-1, 1),
+    "richness": (-2, 2),
+    "color aesthetic": (-1, 1),
+    "detail realism": (-3, 1),
+    "safety": (-3, 1),
+    "body": (-4, 1),
+    "lighting aesthetic": (-1, 2),
+    "lighting distinction": (-1, 2),
+    "background": (-1, 2),
+    "emotion": (-2, 2),
+    "main object": (-1, 1),
+    "color brightness": (-1, 1),
+    "face": (-3, 2),
+    "hands": (-4, 1),
+    "clarity": (-2, 2),
+    "detail refinement": (-4, 2),
+    "object pairing": (-1, 1),
+    "unsafe type": (0, 3),
+}
+VRDB_VIDEO_FIELDS = {
+    "alignment": (1, 5),
+    "composition": (1, 3),
+    "focus": (1, 3),
+    "camera movement": (1, 3),
+    "color": (1, 5),
+    "lighting accurate": (1, 4),
+    "lighting aes": (1, 5),
+    "shape at beginning": (0, 3),
+    "shape throughout": (0, 4),
+    "object motion dynamic": (1, 5),
+    "camera motion dynamic": (1, 5),
+    "movement smoothness": (0, 4),
+    "movement reality": (0, 4),
+    "clear": (1, 5),
+    "image quality stability": (1, 5),
+    "camera stability": (1, 3),
+    "detail refinement": (1, 5),
+    "letters": (1, 4),
+    "physics law": (1, 5),
+    "unsafe type": (1, 5),
+    "safety": (1, 5),
+}
+VRDB_META_QUESTIONS = 4  # lines of the fixture's meta_qa_en.txt
+
+
+def vrdb_annotation(fields: dict, **values: int) -> dict:
+    """An annotation with every field at its top value, ``values`` (``"main_object"`` for
+    ``main object``) overriding."""
+    row = {name: hi for name, (_, hi) in fields.items()}
+    for key, value in values.items():
+        name = key.replace("_", " ")
+        assert name in row, name
+        row[name] = value
+    return row
+
+
+def _annotation_array(rows: list[dict], fields: dict) -> pa.Array:
+    kind = pa.struct([(name, pa.int64()) for name in fields])
+    return pa.array(rows, kind)
+
+
+def _meta(n: int, length: int = VRDB_META_QUESTIONS) -> dict:
+    return {
+        "meta_result": pa.array([[r % 2] * length for r in range(n)], pa.list_(pa.int64())),
+        "meta_mask": pa.array([[1] * length for _ in range(n)], pa.list_(pa.int64())),
+    }
+
+
+def write_visionrewarddb_image(
+    root: Path, annotations: list[dict], *, shards: int = 2, raw_bytes: bool = False
+) -> list[Path]:
+    """``data/train-0000k-of-0000n.parquet`` (row ``r``: ``internal_id`` ``img{r}``, image
+    ``r`` as the Hugging Face image struct, or raw bytes as in the older revision) and
+    ``meta_qa_en.txt``; ``annotations`` are the rows' annotation structs."""
+    n = len(annotations)
+    image = (
+        pa.array([image_bytes(r) for r in range(n)], pa.binary())
+        if raw_bytes
+        else pa.array(
+            [_hf_image(r) for r in range(n)],
+            pa.struct([("bytes", pa.binary()), ("path", pa.string())]),
+        )
+    )
+    table = pa.table(
+        {
+            "image": image,
+            "internal_id": pa.array([f"img{r}" for r in range(n)]),
+            "prompt": pa.array([f"image prompt {r}" for r in range(n)]),
+            "url": pa.array([f"https://dead.example/img{r}.jpg" for r in range(n)]),
+            "annotation": _annotation_array(annotations, VRDB_IMAGE_FIELDS),
+            **_meta(n),
+        }
+    )
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "meta_qa_en.txt").write_text("".join(f"question {k}\n" for k in range(4)))
+    return write_shards(root / "data", "train", table, shards)
+
+
+VRDB_REGRESSION = [  # (video1, video2, standard_answer): videos shared between pairs
+    (0, 1, "video1"),
+    (1, 2, "video2"),
+    (0, 2, "tie"),
+    (3, 1, "video1"),
+]
+
+
+def write_visionrewarddb_video(
+    root: Path,
+    annotations: list[dict],
+    *,
+    media_root: Path | None = None,
+    regression=VRDB_REGRESSION,
+) -> dict[str, Path]:
+    """``train/train-00000-of-00001.parquet`` (row ``r``: ``internal_id`` ``vid{r}``, video
+    ``videos/train_{r}.mp4``) and ``regression/regression-00000-of-00001.parquet`` (pair ``r``:
+    ``internal_id`` ``reg{r}``, videos ``videos/reg_{k}.mp4``); the MP4s at those paths under
+    ``root``, or by file name under ``media_root``."""
+
+    def place(written: str) -> None:
+        write_mp4((media_root / Path(written).name) if media_root else root / written)
+
+    n = len(annotations)
+    train = [f"videos/train_{r}.mp4" for r in range(n)]
+    for written in train:
+        place(written)
+    for k in sorted({v for a, b, _ in regression for v in (a, b)}):
+        place(f"videos/reg_{k}.mp4")
+    table = pa.table(
+        {
+            "video_path": pa.array(train),
+            "internal_id": pa.array([f"vid{r}" for r in range(n)]),
+            "prompt": pa.array([f"video prompt {r}" for r in range(n)]),
+            "url": pa.array([f"https://dead.example/vid{r}.mp4" for r in range(n)]),
+            "annotation": _annotation_array(annotations, VRDB_VIDEO_FIELDS),
+            **_meta(n),
+        }
+    )
+    pairs = pa.table(
+        {
+            "internal_id": pa.array([f"reg{r}" for r in range(len(regression))]),
+            "prompt": pa.array([f"pair prompt {r}" for r in range(len(regression))]),
+            "standard_answer": pa.array([answer for _, _, answer in regression]),
+            "video1_path": pa.array([f"videos/reg_{a}.mp4" for a, _, _ in regression]),
+            "video2_path": pa.array([f"videos/reg_{b}.mp4" for _, b, _ in regression]),
+        }
+    )
+    return {
+        "train": write_shards(root / "train", "train", table)[0],
+        "regression": write_shards(root / "regression", "regression", pairs)[0],
+    }

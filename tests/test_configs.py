@@ -20,9 +20,10 @@ from vrexp.configs import (
     DPOConfig,
     MediaFolderConfig,
     SynthWorldConfig,
+    VisionRewardDBConfig,
     check_known_keys,
 )
-from vrexp.configs.choices import BenchmarkName
+from vrexp.configs.choices import BenchmarkName, VisionRewardDBName
 from vrexp.generators import GeneratorError, build_generator
 from vrexp.tasks import prepare
 
@@ -70,6 +71,7 @@ def test_every_option_composes_and_instantiates(group, option, compose_cfg, tmp_
     required = {  # options with a mandatory value (???) get one here
         ("dataset", "media_folder"): [f"dataset.root={tmp_path}"],
         **{("dataset", name.value): [f"dataset.root={tmp_path}"] for name in BenchmarkName},
+        **{("dataset", n.value): [f"dataset.root={tmp_path}"] for n in VisionRewardDBName},
         ("task", "annotate"): [f"task.model_dir={tmp_path}/model"],
         ("task", "fit_weights"): [f"task.annotations={tmp_path}/annotations"],
         ("task", "evaluate"): [
@@ -103,6 +105,8 @@ def test_every_option_composes_and_instantiates(group, option, compose_cfg, tmp_
             if option == "media_folder"
             else BenchmarkDatasetConfig
             if option in BenchmarkName.values()
+            else VisionRewardDBConfig
+            if option in VisionRewardDBName.values()
             else SynthWorldConfig
         )
         assert isinstance(OmegaConf.to_object(node), expected)

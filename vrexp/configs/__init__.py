@@ -14,6 +14,7 @@ from vrexp.configs.dataset import (
     MediaFolderConfig,
     PartitionConfig,
     SynthWorldConfig,
+    VisionRewardDBConfig,
 )
 from vrexp.configs.dpo import DPOConfig
 from vrexp.configs.experiments import register_experiments
@@ -45,6 +46,7 @@ __all__ = [
     "TinyGeneratorConfig",
     "TinyModelConfig",
     "TrainingBudget",
+    "VisionRewardDBConfig",
     "check_known_keys",
     "register_configs",
     "register_experiments",

@@ -163,6 +163,14 @@ class DatasetKind(Choice):
     synthworld = "synthworld"
     folder = "folder"
     benchmark = "benchmark"  # a local snapshot of a public evaluation benchmark
+    visionrewarddb = "visionrewarddb"  # a local snapshot of VisionRewardDB (training data)
+
+
+class VisionRewardDBName(Choice):
+    """The VisionRewardDB training datasets (vrexp/data/visionrewarddb.py, docs/benchmarks.md §7)."""
+
+    visionrewarddb_image = "visionrewarddb_image"
+    visionrewarddb_video = "visionrewarddb_video"
 
 
 class BenchmarkName(Choice):

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from omegaconf import MISSING
 
 from vrexp.configs.checks import ConfigValueError, require
-from vrexp.configs.choices import BenchmarkName, DatasetKind, Media
+from vrexp.configs.choices import BenchmarkName, DatasetKind, Media, VisionRewardDBName
 
 
 @dataclass
@@ -185,6 +185,74 @@ class BenchmarkDatasetConfig:
                 f"dataset.revision={self.revision!r} must be a 40-hex-digit commit or null"
             )
         require("dataset", {"root": bool(self.root), "hf_id": bool(self.hf_id)}, self)
+
+
+# VisionRewardDB: what each option holds and its splits (the first is the default). ``heldout`` is
+# vrexp's deterministic held-out part of ``train`` (no official test split exists).
+VISIONREWARDDB_MEDIA: dict[VisionRewardDBName, Media] = {
+    VisionRewardDBName.visionrewarddb_image: Media.image,
+    VisionRewardDBName.visionrewarddb_video: Media.video,
+}
+VISIONREWARDDB_SPLITS: dict[VisionRewardDBName, tuple[str, ...]] = {
+    VisionRewardDBName.visionrewarddb_image: ("train", "heldout"),
+    VisionRewardDBName.visionrewarddb_video: ("train", "heldout", "regression"),
+}
+
+
+@dataclass
+class VisionRewardDBConfig:
+    """A local snapshot of ``THUDM/VisionRewardDB-Image`` or ``-Video``, the checklist SFT data
+    (``split=train``; ``heldout`` its held-out part) and, for video, the regression preference
+    pairs (``split=regression``). Rows are assigned to parts by a hash of ``internal_id``:
+    ``heldout_fraction`` of them are held out, ``val_fraction`` more are the validation part of
+    checklist training, the rest train (docs/benchmarks.md §7). ``media_root`` (video only;
+    default ``root``) is where the videos are. ``skip_invalid`` records a bad row as a skip
+    instead of failing."""
+
+    name: VisionRewardDBName = MISSING
+    kind: DatasetKind = DatasetKind.visionrewarddb
+    media: Media = MISSING
+    hf_id: str = MISSING
+    revision: str | None = None
+    root: str = MISSING
+    media_root: str | None = None
+    split: str = "train"
+    heldout_fraction: float = 0.05
+    val_fraction: float = 0.05
+    skip_invalid: bool = False
+
+    def __post_init__(self) -> None:
+        name = VisionRewardDBName(self.name)
+        splits = VISIONREWARDDB_SPLITS[name]
+        if self.split not in splits:
+            raise ConfigValueError(
+                f"dataset.split={self.split!r} is not a split of {name}; valid: {list(splits)}"
+            )
+        if Media(self.media) is not VISIONREWARDDB_MEDIA[name]:
+            raise ConfigValueError(
+                f"dataset.media={Media(self.media).value!r}: {name} holds "
+                f"{VISIONREWARDDB_MEDIA[name]} media"
+            )
+        if self.media_root is not None and VISIONREWARDDB_MEDIA[name] is Media.image:
+            raise ConfigValueError(
+                f"dataset.media_root={self.media_root!r}: {name} embeds its images in its "
+                "parquet files; leave it null"
+            )
+        if self.revision is not None and not _is_commit(self.revision):
+            raise ConfigValueError(
+                f"dataset.revision={self.revision!r} must be a 40-hex-digit commit or null"
+            )
+        require(
+            "dataset",
+            {
+                "root": bool(self.root),
+                "hf_id": bool(self.hf_id),
+                "heldout_fraction": 0.0 <= self.heldout_fraction < 1.0,
+                "val_fraction": 0.0 <= self.val_fraction < 1.0,
+                "heldout_fraction + val_fraction": self.heldout_fraction + self.val_fraction < 1.0,
+            },
+            self,
+        )
 
 
 def _is_commit(text: str) -> bool:

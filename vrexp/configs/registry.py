@@ -18,7 +18,12 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 from vrexp.configs.backbone import BackboneConfig
 from vrexp.configs.checklist import ChecklistConfig
 from vrexp.configs.choices import Media
-from vrexp.configs.dataset import BenchmarkDatasetConfig, MediaFolderConfig, SynthWorldConfig
+from vrexp.configs.dataset import (
+    BenchmarkDatasetConfig,
+    MediaFolderConfig,
+    SynthWorldConfig,
+    VisionRewardDBConfig,
+)
 from vrexp.configs.dpo import DPOConfig
 from vrexp.configs.generator import GeneratorConfig
 from vrexp.configs.generator_tasks import (
@@ -51,6 +56,7 @@ SCHEMAS: list[tuple[str | None, str, type]] = [
     ("dataset", "base_synthworld", SynthWorldConfig),
     ("dataset", "base_media_folder", MediaFolderConfig),
     ("dataset", "base_benchmark", BenchmarkDatasetConfig),
+    ("dataset", "base_visionrewarddb", VisionRewardDBConfig),
     ("task", "base_make_data", MakeDataTaskConfig),
     ("task", "base_train_checklist", TrainChecklistTaskConfig),
     ("task", "base_annotate", AnnotateTaskConfig),

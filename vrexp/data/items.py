@@ -155,8 +155,12 @@ def split_items(split_dir: str | Path) -> list[Item]:
 
 
 def dataset_items(dataset: Any, checklist: Checklist) -> list[Item]:
-    """The items of a ``dataset`` config: a media folder's files, or a SynthWorld split's renders
-    (rendered first when missing)."""
+    """The items of a ``dataset`` config: a media folder's files, a VisionRewardDB split's videos,
+    or a SynthWorld split's renders (rendered first when missing)."""
+    if dataset.kind == "visionrewarddb":
+        from vrexp.data.visionrewarddb import visionrewarddb_items  # it imports this module
+
+        return visionrewarddb_items(dataset, checklist)
     if dataset.kind == "folder":
         return folder_items(
             dataset.root, dataset.prompts_file, allow_outside_root=dataset.allow_outside_root

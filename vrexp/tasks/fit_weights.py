@@ -26,8 +26,7 @@ from rich.table import Table
 
 from vrexp.checklist import Checklist
 from vrexp.data.annotations import pair_answers, read_annotations
-from vrexp.data.pairs import pair_parts
-from vrexp.data.synthworld import preference_split
+from vrexp.data.visionrewarddb import preference_pair_parts
 from vrexp.modules.weights import fit_reward
 from vrexp.reports.weights import plot_weights
 from vrexp.reward import LinearReward
@@ -43,8 +42,7 @@ def fit_weights(cfg: DictConfig, logger: Logger | None = None) -> dict[str, Any]
     task = OmegaConf.to_object(cfg.task)
     dataset = OmegaConf.to_object(cfg.dataset)
     checklist = Checklist.from_config(cfg.dimensions)
-    split_dir = preference_split(dataset, checklist)
-    pairs = pair_parts(split_dir, dataset.partition)["train"].sample(task.num_pairs, cfg.seed)
+    pairs = preference_pair_parts(dataset, checklist)["train"].sample(task.num_pairs, cfg.seed)
     table = read_annotations(task.annotations)
 
     def fit_on(subset: Checklist, fit_logger: Any = False) -> LinearReward:

@@ -20,8 +20,7 @@ from vrexp.atomic import atomic_dir
 from vrexp.backbones import build_backbone
 from vrexp.backbones.provenance import save_provenance
 from vrexp.checklist import Checklist
-from vrexp.data.checklist_data import ChecklistDataModule
-from vrexp.data.synthworld import ensure_split
+from vrexp.data.visionrewarddb import checklist_data_module
 from vrexp.modules import ChecklistModule
 from vrexp.modules.resume import claim_checkpoints, config_manifest
 from vrexp.modules.trainer import build_trainer, checkpoint_callback
@@ -45,12 +44,11 @@ def train_checklist(cfg: DictConfig, logger: Logger | None = None) -> dict[str, 
         extra=lambda folder: [checkpoint_callback(cfg, folder)],
     ) as checkpoints:
         checklist = Checklist.from_config(cfg.dimensions)
-        split_dir = ensure_split(dataset, checklist)
         backbone = build_backbone(OmegaConf.to_object(cfg.backbone))
-        data = ChecklistDataModule(
-            split_dir,
+        data = checklist_data_module(
+            dataset,
             checklist,
-            partition=dataset.partition,
+            partition=getattr(dataset, "partition", None),
             frames=backbone.config.frames,
             batch_size=task.batch_size,
             balanced=task.balanced,
