@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -101,13 +102,27 @@ def test_online_wandb_without_network_gives_up_in_bounded_time(tmp_path):
     assert time.monotonic() - start < 140
 
 
-def test_the_timeout_is_checked_before_work(tmp_path):
+@pytest.mark.parametrize("override", ["logger.init_timeout=0", "logger.finish_timeout=-1"])
+def test_the_timeouts_are_checked_before_work(tmp_path, override):
     from vrexp.configs import ConfigValueError
     from vrexp.tasks import prepare
 
-    cfg = compose_config(tmp_path, "task=make_data", "logger.init_timeout=0")
-    with pytest.raises(ConfigValueError, match=r"logger\.init_timeout=0"):
+    cfg = compose_config(tmp_path, "task=make_data", override)
+    key = re.escape(override.split("=")[0])
+    with pytest.raises(ConfigValueError, match=rf"{key}=-?[0-9.]+ is out of range"):
         prepare(cfg)
+
+
+def test_both_timeouts_reach_wandb(tmp_path):
+    from vrexp.tracking.loggers import build_logger
+
+    cfg = compose_config(
+        tmp_path, "task=make_data", "logger.init_timeout=7", "logger.finish_timeout=11"
+    )
+    settings = build_logger(cfg)._wandb_init["settings"]
+    assert (settings.init_timeout, settings.finish_timeout) == (7.0, 11.0)
+    defaults = build_logger(compose_config(tmp_path, "task=make_data"))._wandb_init["settings"]
+    assert (defaults.init_timeout, defaults.finish_timeout) == (30.0, 300.0)
 
 
 def test_a_job_that_raises_finishes_its_run_failed(tmp_path, monkeypatch):

@@ -26,9 +26,16 @@ class WandbLoggerConfig:
     # wandb's own default is 90 s of silence.
     init_timeout: float = 30.0
     on_init_failure: InitFailure = InitFailure.offline
+    # Seconds a finishing online run may spend uploading before it gives up (what is not sent
+    # stays in the run folder for `wandb sync`); 0 waits however long it takes, as wandb does.
+    finish_timeout: float = 300.0
 
     def __post_init__(self) -> None:
-        require("logger", {"init_timeout": self.init_timeout > 0}, self)
+        require(
+            "logger",
+            {"init_timeout": self.init_timeout > 0, "finish_timeout": self.finish_timeout >= 0},
+            self,
+        )
 
 
 @dataclass

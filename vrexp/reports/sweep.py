@@ -23,6 +23,7 @@ from typing import Any
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
+from vrexp.configs.logger import WandbLoggerConfig
 from vrexp.data.atomic import atomic_write
 from vrexp.reports.tables import PlotSpec, format_markdown, write_table
 
@@ -242,7 +243,8 @@ class SweepTable(Callback):
             else sweep_dir.name
         )
         columns = list(dict.fromkeys(k for r in rows for k in r))
-        timeout = float(logger.get("init_timeout", 30.0))
+        timeout = float(logger.get("init_timeout", WandbLoggerConfig.init_timeout))
+        finish = float(logger.get("finish_timeout", WandbLoggerConfig.finish_timeout))
         init = {
             "project": logger.get("project", "vrexp"),
             "entity": logger.get("entity"),
@@ -251,7 +253,7 @@ class SweepTable(Callback):
             "name": f"{self.name}-table",
             "job_type": "table",
             "reinit": "finish_previous",
-            "settings": wandb.Settings(init_timeout=timeout),
+            "settings": wandb.Settings(init_timeout=timeout, finish_timeout=finish),
         }
         try:
             run = wandb.init(**init)

@@ -21,6 +21,7 @@ from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.loggers import Logger, WandbLogger
 
 from vrexp.configs.choices import InitFailure
+from vrexp.configs.logger import WandbLoggerConfig
 
 log = logging.getLogger(__name__)
 
@@ -35,19 +36,22 @@ class QuietWandbLogger(WandbLogger):
     Lightning 2.6 always passes ``anonymous``; wandb >= 0.2x deprecated it and warns on every run.
     ``wandb.init`` waits at most ``init_timeout`` seconds (``wandb.Settings(init_timeout=...)``);
     an online run that cannot start (no network, server down, no API key) then logs offline with
-    a warning, or raises :class:`WandbInitError`, as ``on_init_failure`` says.
+    a warning, or raises :class:`WandbInitError`, as ``on_init_failure`` says. A finishing run
+    uploads for at most ``finish_timeout`` seconds (0: no limit); the rest stays on disk.
     """
 
     def __init__(
         self,
         *args: Any,
-        init_timeout: float = 30.0,
+        init_timeout: float = WandbLoggerConfig.init_timeout,
         on_init_failure: InitFailure | str = InitFailure.offline,
+        finish_timeout: float = WandbLoggerConfig.finish_timeout,
         **kwargs: Any,
     ) -> None:
         import wandb
 
-        super().__init__(*args, settings=wandb.Settings(init_timeout=init_timeout), **kwargs)
+        settings = wandb.Settings(init_timeout=init_timeout, finish_timeout=finish_timeout)
+        super().__init__(*args, settings=settings, **kwargs)
         self._wandb_init.pop("anonymous", None)
         self.init_timeout = init_timeout
         self.on_init_failure = InitFailure(on_init_failure)
