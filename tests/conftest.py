@@ -20,6 +20,17 @@ CONF = ROOT / "conf"
 EXPERIMENTS = ROOT / "experiments"
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    """Under pytest-xdist (``-n auto``: a worker per core) each worker, and each ``run.py`` it
+    starts, computes on one thread: toy tensors gain nothing from more, and two workers with a
+    thread per core each would wait on each other's descheduled threads."""
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        import torch
+
+        os.environ["OMP_NUM_THREADS"] = "1"
+        torch.set_num_threads(1)
+
+
 def compose_config(root: Path, *overrides: str) -> DictConfig:
     """Compose ``conf/config.yaml`` with overrides, with every path inside ``root``."""
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):

@@ -114,14 +114,15 @@ def test_the_timeouts_are_checked_before_work(tmp_path, override):
 
 
 def test_both_timeouts_reach_wandb(tmp_path):
-    from vrexp.tracking.loggers import build_logger
+    from hydra.utils import instantiate
 
-    cfg = compose_config(
-        tmp_path, "task=make_data", "logger.init_timeout=7", "logger.finish_timeout=11"
-    )
-    settings = build_logger(cfg)._wandb_init["settings"]
-    assert (settings.init_timeout, settings.finish_timeout) == (7.0, 11.0)
-    defaults = build_logger(compose_config(tmp_path, "task=make_data"))._wandb_init["settings"]
+    def settings(*overrides):  # the logger as build_logger makes it, without starting a run
+        cfg = compose_config(tmp_path, "task=make_data", *overrides)
+        return instantiate(OmegaConf.to_container(cfg.logger, resolve=True))._wandb_init["settings"]
+
+    chosen = settings("logger.init_timeout=7", "logger.finish_timeout=11")
+    assert (chosen.init_timeout, chosen.finish_timeout) == (7.0, 11.0)
+    defaults = settings()
     assert (defaults.init_timeout, defaults.finish_timeout) == (30.0, 300.0)
 
 
