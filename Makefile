@@ -33,6 +33,7 @@ bench-smoke:
 	$(BENCH) benchmarks/synthworld_render.py --images 20 --videos 2
 	$(BENCH) benchmarks/media_decode.py --smoke
 	$(BENCH) benchmarks/media_memory.py --smoke
+	$(BENCH) benchmarks/benchmark_io.py --smoke
 
 # docs/images/score_report.png, the score report in headless Chromium (needs chromium installed).
 docs-images:
