@@ -1,4 +1,4 @@
-"""Bounded memory and honest decoding (issue 17, point 5).
+"""Bounded memory and honest decoding (docs/reliability.md §4).
 
 A decompression bomb is a :class:`MediaError` naming the file wherever Pillow finds it (the header,
 or a later GIF frame that grows the canvas), and ``skip_bad_media`` records it and goes on; an

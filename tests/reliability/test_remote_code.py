@@ -1,4 +1,4 @@
-"""The remote-code door (issue 17, point 3): loading a model folder runs none of its code.
+"""The remote-code door (docs/reliability.md §3.1): loading a model folder runs none of its code.
 
 Real tiny folders are written by the real ``save_pretrained`` and then tampered with as an
 attacker would: an ``auto_map`` pointing at a Python file that writes a marker when imported, the

@@ -1,4 +1,4 @@
-"""Runs never hang and never lie (issue 17, point 6).
+"""Runs never hang and never lie (docs/reliability.md §5).
 
 Online W&B without a network gives up after ``logger.init_timeout`` and logs offline with a
 warning, or stops with a message naming the keys (``logger.on_init_failure=fail``); a job that

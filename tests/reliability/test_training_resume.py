@@ -1,5 +1,5 @@
 """Kill and resume of every training stage: train_checklist, train_generator, train_dpo and the
-pairwise baselines of evaluate (issue 17, point 2).
+pairwise baselines of evaluate (docs/reliability.md §2).
 
 A stage is interrupted after some optimizer steps (a real SIGKILL of ``run.py`` for
 train_checklist; in process a callback that raises, which is what a crash leaves behind), then

@@ -1,4 +1,4 @@
-"""Every value is checked where it enters (issue 17, point 4).
+"""Every value is checked where it enters (docs/reliability.md §3).
 
 Config settings are refused before any work with the key named (a wrong choice also lists the
 valid values, from the enums); a VisionReward folder's ``reward_config.json`` is checked with the
