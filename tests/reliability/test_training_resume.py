@@ -37,7 +37,13 @@ from vrexp.configs.checks import ConfigValueError
 from vrexp.data.dpo_pairs import PAIRS_FILE
 from vrexp.data.synthworld import ensure_split
 from vrexp.media import save_media
-from vrexp.modules.resume import ResumeError, SafeCheckpointIO, checkpoint_dir
+from vrexp.modules.resume import (
+    ResumeError,
+    SafeCheckpointIO,
+    checkpoint_dir,
+    claim_checkpoints,
+    config_manifest,
+)
 from vrexp.reward import LinearReward
 from vrexp.reward.scorer import VisionReward
 from vrexp.tasks.evaluate import evaluate
@@ -183,6 +189,23 @@ def test_a_bad_checkpoint_interval_is_refused_by_key(tmp_path, every):
     with pytest.raises(ConfigValueError, match=r"callbacks\.resume\.every_n_train_steps"):
         train_checklist(cfg)
     assert not list(tmp_path.rglob("*.ckpt"))
+
+
+def test_a_checkpoint_folder_in_use_is_refused_until_its_stage_ends(tmp_path):
+    cfg = compose_config(tmp_path, *CHECKLIST)
+    manifest = config_manifest(cfg, ("task", "dataset"))
+    claim = {"overwrite": False, "what": "checklist training"}
+    output = tmp_path / "model"
+    held = pytest.raises(ResumeError, match=r"held by another process \(lock file .*\.lock\)")
+    with claim_checkpoints(cfg, output, manifest, **claim), held:
+        claim_checkpoints(cfg, output, manifest, **claim)
+    failing = pytest.raises(RuntimeError, match="stage failed")
+    with failing, claim_checkpoints(cfg, output, manifest, **claim):  # a failing stage lets go
+        raise RuntimeError("stage failed")
+    with claim_checkpoints(cfg, output, manifest, **claim) as checkpoints:
+        assert checkpoints.resume_from is None
+        checkpoints.finish()  # the model is exported: the folder goes
+    assert not checkpoint_dir(output).exists()
 
 
 class RunsCode:
