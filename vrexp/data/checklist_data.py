@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import numpy as np
 import torch
@@ -58,8 +58,9 @@ class ChecklistExamples:
             self._processed[index] = processor([self.media(index)])
         return self._processed[index]
 
-    def subset(self, index: np.ndarray) -> ChecklistExamples:
-        return ChecklistExamples(
+    def subset(self, index: np.ndarray) -> Self:
+        """The items at ``index``, as the same kind of examples (their caches start empty)."""
+        return type(self)(
             self.item_ids[index],
             [self.prompts[i] for i in index],
             [self.media_paths[i] for i in index],

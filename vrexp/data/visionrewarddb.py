@@ -556,17 +556,6 @@ class RefExamples(ChecklistExamples):
     def processed(self, index: int, processor: Processor) -> dict:
         return processor([self.media(index)])
 
-    def subset(self, index: np.ndarray) -> RefExamples:
-        return RefExamples(
-            self.item_ids[index],
-            [self.prompts[i] for i in index],
-            [self.media_paths[i] for i in index],
-            self.labels[index],
-            self.applicable[index],
-            self.frames,
-            {},
-        )
-
 
 # train_checklist's parts -> VisionRewardDB's: the held-out rows are the test part.
 CHECKLIST_PARTS = {"train": "train", "val": "val", "test": "heldout"}
