@@ -208,6 +208,22 @@ def test_a_checkpoint_folder_in_use_is_refused_until_its_stage_ends(tmp_path):
     assert not checkpoint_dir(output).exists()
 
 
+def test_checkpoints_without_a_manifest_are_refused_or_cleared(tmp_path):
+    cfg = compose_config(tmp_path, *CHECKLIST)
+    manifest = config_manifest(cfg, ("task", "dataset"))
+    output = tmp_path / "model"
+    orphan = checkpoint_dir(output) / "last.ckpt"
+    orphan.parent.mkdir(parents=True)
+    orphan.write_bytes(b"from a run that recorded nothing")
+    with pytest.raises(ResumeError, match=r"cannot resume: .*has no manifest\.json"):
+        claim_checkpoints(cfg, output, manifest, overwrite=False, what="checklist training")
+    assert orphan.exists()  # refused, not touched
+    with claim_checkpoints(
+        cfg, output, manifest, overwrite=True, what="checklist training"
+    ) as checkpoints:
+        assert checkpoints.resume_from is None and not orphan.exists()
+
+
 class RunsCode:
     """A pickle that would create ``marker`` when unpickled without weights_only."""
 

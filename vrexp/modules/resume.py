@@ -42,7 +42,6 @@ from vrexp.data.atomic import OutputClaimError, claim_output
 log = logging.getLogger(__name__)
 
 LAST = "last.ckpt"
-MANIFEST = "manifest.json"
 # Trainer settings that do not change what is trained (a rerun may change them freely).
 COSMETIC_TRAINER_KEYS = ("enable_progress_bar", "enable_model_summary", "log_every_n_steps")
 
@@ -247,16 +246,8 @@ def claim_checkpoints(
     checkpoint callbacks made by ``extra(folder)`` (e.g. a best-validation checkpoint). Use it as a
     context (``with claim_checkpoints(...) as checkpoints``): the folder is locked until it exits."""
     folder = checkpoint_dir(output)
+    # Checkpoints without a manifest are refused (or cleared) by claim_output, under the lock.
     stale = ("*.ckpt",)
-    if not (folder / MANIFEST).exists() and any(folder.glob("*.ckpt")):
-        # Checkpoints that do not say what made them are never resumed.
-        if not overwrite:
-            raise ResumeError(
-                f"{folder} holds checkpoints without a {MANIFEST}; delete them or set "
-                "task.overwrite=true"
-            )
-        for old in folder.glob("*.ckpt"):
-            old.unlink()
     hold = ExitStack()
     try:
         hold.enter_context(
