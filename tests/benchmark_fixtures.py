@@ -111,6 +111,58 @@ def write_imagereward(root: Path, entries=IMAGEREWARD_ENTRIES) -> Path:
     return root
 
 
+def write_imagereward_hf(
+    root: Path, entries=IMAGEREWARD_ENTRIES, split: str = "test", archives: int = 2
+) -> Path:
+    """The Hugging Face dataset's layout: ``metadata-<split>.parquet`` (one row per image) and
+    ``images/<split>/<split>_<k>.zip`` holding the WebP images and ``<split>_<k>.json`` at the
+    archive's top, list ``i`` in archive ``i % archives + 1``. Image ``k`` of list ``i`` has the
+    colour of index ``10 * i + k``, as in :func:`write_imagereward`."""
+    import zipfile
+
+    folder = root / "images" / split
+    folder.mkdir(parents=True, exist_ok=True)
+    rows: list[dict] = []
+    by_archive: dict[int, list[dict]] = {}
+    for i, (prompt, ranking) in enumerate(entries):
+        shard = i % archives + 1
+        for k, rank in enumerate(ranking):
+            row = {
+                "image_path": f"images/{split}/{split}_{shard}/{i:03d}-{k}.webp",
+                "prompt_id": f"p{i:03d}",
+                "prompt": prompt,
+                "classification": "Arts",
+                "image_amount_in_total": len(ranking),
+                "rank": rank,
+                "overall_rating": 7 - rank,
+                "image_text_alignment_rating": 7 - rank,
+                "fidelity_rating": 5,
+            }
+            rows.append(row)
+            by_archive.setdefault(shard, []).append(row)
+    for shard, members in by_archive.items():
+        with zipfile.ZipFile(folder / f"{split}_{shard}.zip", "w") as archive:
+            for row in members:
+                i, k = (int(x) for x in Path(row["image_path"]).stem.split("-"))
+                archive.writestr(Path(row["image_path"]).name, image_bytes(10 * i + k, "WEBP"))
+            archive.writestr(f"{split}_{shard}.json", json.dumps(members))
+    small = {
+        "image_amount_in_total",
+        "rank",
+        "overall_rating",
+        "image_text_alignment_rating",
+        "fidelity_rating",
+    }
+    table = pa.table(
+        {
+            key: pa.array([r[key] for r in rows], type=pa.int8() if key in small else pa.string())
+            for key in rows[0]
+        }
+    )
+    pq.write_table(table, root / f"metadata-{split}.parquet")
+    return root
+
+
 # ----------------------------------------------------------------------------- Pick-a-Pic
 
 PICKAPIC_LABELS = [1.0, 0.0, 0.5, 1.0, 0.0]  # label_0 per row: A, B, tie, A, B

@@ -104,6 +104,67 @@ def test_imagerewarddb_media_root_overrides_the_root(tmp_path):
     assert items[0].media[0].path == tmp_path / "media/images/test/000/0.webp"
 
 
+def test_imagerewarddb_hf_layout_reads_metadata_and_zips(tmp_path):
+    fx.write_imagereward_hf(tmp_path)
+    bench = load_imagerewarddb_test(tmp_path)
+    items = list(bench)
+    assert bench.files == (tmp_path / "metadata-test.parquet",)
+    assert items[0].keys == tuple(f"images/test/test_1/000-{k}.webp" for k in range(4))
+    assert items[1].keys[0] == "images/test/test_2/001-0.webp"
+    assert items[0].ranks == (1, 2, 2, 3) and items[1].ranks == (2, 1, 3)
+    assert [i.group for i in items] == [0, 1]
+    ref = items[1].media[2]
+    assert isinstance(ref, ZipMedia) and ref.archive == tmp_path / "images/test/test_2.zip"
+    assert_colour(ref.load(), 12)
+    # The same lists as the evaluation's test.json give the same protocol result.
+    scores = {k: -r for item in items for k, r in zip(item.keys, item.ranks, strict=True)}
+    result = score_protocol("imagereward", *bench.protocol_inputs(scores))
+    assert (result.value, result.pairs, result.skipped) == (1.0, 9, 1)
+
+
+def test_imagerewarddb_hf_layout_prefers_extracted_images_and_the_evaluation_file(tmp_path):
+    fx.write_imagereward_hf(tmp_path)
+    extracted = fx.write_image(tmp_path / "images/test/test_1/000-1.webp", 99, "WEBP")
+    items = list(load_imagerewarddb_test(tmp_path))
+    assert items[0].media[1] == FileMedia(extracted)
+    assert isinstance(items[0].media[0], ZipMedia)
+    fx.write_imagereward(tmp_path)  # data/test.json as well: the official evaluation's file wins
+    assert load_imagerewarddb_test(tmp_path).files == (tmp_path / "data/test.json",)
+
+
+def test_imagerewarddb_hf_layout_errors_name_the_row_and_file(tmp_path):
+    fx.write_imagereward_hf(tmp_path)
+    meta = tmp_path / "metadata-test.parquet"
+    table = pq.read_table(meta)
+    paths = table.column("image_path").to_pylist()
+    paths[5] = "images/test/test_2/gone.webp"  # list 1's second image
+    pq.write_table(table.set_column(0, "image_path", pa.array(paths)), meta)
+    with pytest.raises(RowError, match=r"metadata-test.parquet row 4: row 5: image .*gone.webp"):
+        list(load_imagerewarddb_test(tmp_path))
+    bench = load_imagerewarddb_test(tmp_path, skip_invalid=True)
+    assert [i.group for i in bench] == [0]
+    assert bench.skipped == [Skip(str(meta), 4, bench.skipped[0].reason)]
+
+    counts = table.column("image_amount_in_total").to_pylist()
+    counts[0] = 5
+    pq.write_table(table.set_column(4, "image_amount_in_total", pa.array(counts, pa.int8())), meta)
+    with pytest.raises(RowError, match=r"row 0: prompt_id 'p000' has 4 images but .*=5"):
+        list(load_imagerewarddb_test(tmp_path))
+    pq.write_table(table.drop(["rank"]), meta)
+    with pytest.raises(BenchmarkError, match=r"metadata-test.parquet: missing column 'rank'"):
+        load_imagerewarddb_test(tmp_path)
+    meta.unlink()
+    with pytest.raises(BenchmarkError, match=r"expected .*data/test.json .* or .*metadata-test"):
+        load_imagerewarddb_test(tmp_path)
+
+
+def test_imagerewarddb_validation_split_reads_the_hf_layout(tmp_path):
+    fx.write_imagereward_hf(tmp_path, split="validation", archives=1)
+    bench = load_imagerewarddb_test(tmp_path, split="validation")
+    assert [len(i.keys) for i in bench] == [4, 3]
+    assert next(iter(bench)).media[0].archive == tmp_path / "images/validation/validation_1.zip"
+
+
 def test_pickapic_pairs_labels_ties_uids_across_shards(tmp_path):
     fx.write_pickapic(tmp_path, "test_unique")
     fx.write_pickapic(tmp_path, "test", labels=[1.0])  # test-*: must not mix with test_unique

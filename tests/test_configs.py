@@ -174,6 +174,17 @@ def test_every_option_composes_and_instantiates(group, option, compose_cfg, tmp_
         pytest.fail(f"no instantiation check for group {group!r}")
 
 
+@pytest.mark.parametrize("dataset", GROUPS["dataset"])
+def test_debug_smoke_composes_with_every_dataset(dataset, compose_cfg, tmp_path):
+    # SynthWorld's smoke sizes belong to SynthWorld (conf/debug/datasets/smoke/): a real dataset
+    # keeps its own keys, and each option still builds its config object.
+    root = [] if dataset.startswith("synthworld") else [f"dataset.root={tmp_path}"]
+    cfg = compose_cfg(f"dataset={dataset}", *root, "debug=smoke")
+    node = OmegaConf.to_object(cfg.dataset)
+    assert (getattr(node, "num_prompts", None) == 40) == dataset.startswith("synthworld")
+    assert cfg.task.stages.train_checklist.max_steps != -1
+
+
 def test_datasets_bring_their_own_checklist_unless_overridden(compose_cfg):
     assert compose_cfg("dataset=synthworld_video").dimensions.name == "synthworld_video"
     assert compose_cfg().dimensions.name == "synthworld_image"

@@ -102,7 +102,7 @@ class MediaFolderConfig:
 # Each benchmark's splits, as its repository names them (the first is the default).
 BENCHMARK_SPLITS: dict[BenchmarkName, tuple[str, ...]] = {
     BenchmarkName.hpdv2_test: ("test",),
-    BenchmarkName.imagerewarddb_test: ("test",),
+    BenchmarkName.imagerewarddb_test: ("test", "validation"),  # validation: the HF layout only
     BenchmarkName.pickapic_v1: ("test_unique", "validation_unique", "test", "validation", "train"),
     BenchmarkName.pickapic_v2: ("test_unique", "validation_unique", "test", "validation", "train"),
     BenchmarkName.genai_bench_image: ("test_v1", "test"),
