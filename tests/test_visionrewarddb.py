@@ -402,6 +402,25 @@ def test_images_are_decoded_per_item_from_either_revision(tmp_path):
         assert train._media == {}  # nothing kept: each read decodes one item
 
 
+def test_image_items_for_annotate_read_each_embedded_image_from_its_shard(tmp_path):
+    from vrexp.data.items import item_media
+    from vrexp.media import load_media
+
+    shards = fx.write_visionrewarddb_image(tmp_path, [image_row()] * 4, shards=2)
+    config = image_config(tmp_path, heldout_fraction=0.0, val_fraction=0.0)
+    items = dataset_items(config, IMAGE)
+    assert [i.media_path for i in items] == [Path(f"{shards[r // 2]}#row{r % 2}") for r in range(4)]
+    for r, item in enumerate(items):
+        with item_media(item) as path:
+            assert path.is_file() and path != item.media_path
+            assert np.abs(load_media(path)[5, 5].astype(int) - fx.colour(r)).max() <= 6
+        assert not path.exists()  # the temporary copy is gone once read
+    half = image_config(tmp_path, heldout_fraction=0.5, val_fraction=0.0, split="heldout")
+    held = {i.item_id for i in dataset_items(half, IMAGE)}
+    assert held and len(held) < 4
+    assert held == {r for r in range(4) if vr.part_of(f"img{r}", 0.5, 0.0) == "heldout"}
+
+
 def test_the_checklist_data_module_yields_balanced_packed_batches(tmp_path):
     rows = [image_row(richness=2 if k % 2 else -2) for k in range(6)]
     fx.write_visionrewarddb_image(tmp_path, rows)
@@ -463,10 +482,10 @@ TINY = [
 
 
 @pytest.mark.slow
-def test_train_checklist_annotate_and_fit_weights_run_on_visionrewarddb_video(tmp_path):
+def test_train_checklist_annotate_fit_weights_and_evaluate_run_on_visionrewarddb_video(tmp_path):
     from tests.conftest import compose_config
     from vrexp.data.annotations import read_annotations
-    from vrexp.tasks import annotate, fit_weights, train_checklist
+    from vrexp.tasks import annotate, evaluate, fit_weights, train_checklist
 
     rng = np.random.default_rng(0)
     rows = [
@@ -497,7 +516,8 @@ def test_train_checklist_annotate_and_fit_weights_run_on_visionrewarddb_video(tm
     )
     assert 0.0 <= trained["test"]["mean"] <= 1.0
     assert (model / "checklist.yaml").is_file()
-    pairs = [*data[:2], "dataset.split=regression", "dataset.heldout_fraction=0.0", *data[4:]]
+    # At 0.3 the held-out pairs are 1 and 9 (both decided), the validation pair 0.
+    pairs = [*data[:2], "dataset.split=regression", "dataset.heldout_fraction=0.3", *data[4:]]
     annotate(
         compose_config(
             tmp_path,
@@ -531,8 +551,83 @@ def test_train_checklist_annotate_and_fit_weights_run_on_visionrewarddb_video(tm
             f"task.out_dir={tmp_path}/reward",
         )
     )
-    expected = sum(vr.part_of(f"reg{r}", 0.0, 0.05) == "train" for r in range(12))
-    assert fit["num_pairs"] == expected
+    expected = sum(vr.part_of(f"reg{r}", 0.3, 0.05) == "train" for r in range(12))
+    assert fit["num_pairs"] == expected == 9
     assert fit["num_untied_pairs"] == sum(
-        vr.part_of(f"reg{r}", 0.0, 0.05) == "train" and regression[r][2] != "tie" for r in range(12)
+        vr.part_of(f"reg{r}", 0.3, 0.05) == "train" and regression[r][2] != "tie" for r in range(12)
     )
+    # evaluate: the weighting and a bt_head baseline (on the same train pairs) on the held-out pairs
+    evaluation = evaluate(
+        compose_config(
+            tmp_path,
+            *pairs,
+            "task=evaluate",
+            f"task.annotations={tmp_path}/ann",
+            f"task.reward_dir={tmp_path}/reward",
+            f"task.out_dir={tmp_path}/evaluation",
+            "task.baselines=[bt_head]",
+            "task.baseline.max_steps=2",
+            "task.baseline.batch_size=4",
+            "task.num_resamples=20",
+        )
+    )
+    assert [r["method"] for r in evaluation["rows"]] == ["VisionReward", "bt_head"]
+    assert all(r["test_pairs"] == 2 and r["test_ties"] == 0 for r in evaluation["rows"])
+    assert evaluation["num_train_pairs"] == 9
+    assert (tmp_path / "evaluation" / "preference_accuracy.md").is_file()
+
+
+@pytest.mark.slow
+def test_train_checklist_and_annotate_run_on_visionrewarddb_image_embedded_bytes(tmp_path):
+    from tests.conftest import compose_config
+    from vrexp.data.annotations import read_annotations
+    from vrexp.tasks import annotate, train_checklist
+
+    rng = np.random.default_rng(1)
+    rows = [
+        {k: int(rng.integers(lo, hi + 1)) for k, (lo, hi) in fx.VRDB_IMAGE_FIELDS.items()}
+        for _ in range(16)
+    ]
+    shards = fx.write_visionrewarddb_image(tmp_path / "db", rows)
+    data = [
+        "dataset=visionrewarddb_image",
+        f"dataset.root={tmp_path}/db",
+        "dataset.heldout_fraction=0.25",
+        "dataset.val_fraction=0.2",
+        "dimensions=visionreward_image_select",
+        *TINY,
+    ]
+    model = tmp_path / "model"
+    trained = train_checklist(
+        compose_config(
+            tmp_path,
+            *data,
+            "task=train_checklist",
+            "task.max_epochs=1",
+            "task.max_steps=2",
+            "task.batch_size=4",
+            f"task.save_dir={model}",
+        )
+    )
+    assert 0.0 <= trained["test"]["mean"] <= 1.0
+    # annotate the held-out images, read from the shards' bytes one item at a time
+    heldout = [r for r in range(16) if vr.part_of(f"img{r}", 0.25, 0.2) == "heldout"]
+    assert heldout
+    result = annotate(
+        compose_config(
+            tmp_path,
+            *data,
+            "dataset.split=heldout",
+            "task=annotate",
+            f"task.model_dir={model}",
+            f"task.out_dir={tmp_path}/ann",
+        )
+    )
+    table = read_annotations(tmp_path / "ann")
+    assert result["items"] == len(heldout) and not result["skipped"]
+    per_shard = 8  # fixture: 16 rows dealt into 2 shards in order
+    names = {f"{shards[r // per_shard]}#row{r % per_shard}" for r in heldout}
+    assert set(table.column("media_path").to_pylist()) == names
+    assert set(table.column("prompt").to_pylist()) == {f"image prompt {r}" for r in heldout}
+    p_yes = np.asarray(table.column("p_yes"))
+    assert np.isfinite(p_yes).all() and ((p_yes > 0) & (p_yes < 1)).all()

@@ -1,4 +1,5 @@
-"""Item listings for stages that read media: a SynthWorld split, or a user's folder of media.
+"""Item listings for stages that read media: a SynthWorld split, a user's folder of media, or a
+VisionRewardDB split.
 
 A media folder has a prompts file (CSV, JSON lines or parquet) with a ``media`` column (paths
 relative to the folder) and a ``prompt`` column. Every cell is read as text (a prompt ``123`` is
@@ -8,9 +9,11 @@ a file without rows is an error naming it.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
-from dataclasses import dataclass
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -29,9 +32,24 @@ class ItemsError(ValueError):
 
 @dataclass(frozen=True)
 class Item:
+    """One item to answer or score. ``media_ref``, when set, is where the media really are (an
+    image embedded in a parquet file): read through its ``as_file()``, with ``media_path`` then
+    only the item's name for its records."""
+
     item_id: int
     media_path: Path
     prompt: str
+    media_ref: Any = field(default=None, compare=False)
+
+
+@contextlib.contextmanager
+def item_media(item: Item) -> Iterator[Path]:
+    """A path to ``item``'s media while the context lasts (a temporary copy for a reference)."""
+    if item.media_ref is None:
+        yield item.media_path
+    else:
+        with item.media_ref.as_file() as path:
+            yield path
 
 
 def read_table(path: Path, columns: tuple[str, ...] = ()) -> list[tuple[str, dict[str, Any]]]:

@@ -59,7 +59,7 @@ from vrexp.data.benchmarks.base import (
 )
 from vrexp.data.checklist_data import ChecklistDataModule, ChecklistExamples, Processor
 from vrexp.data.items import Item
-from vrexp.data.pairs import PreferencePairs, pair_parts
+from vrexp.data.pairs import PreferencePairs, item_records, pair_parts
 from vrexp.data.synthworld.split import ensure_split, preference_split
 from vrexp.media import Clip, load_for_model
 from vrexp.resources import dimensions_dir
@@ -730,23 +730,31 @@ def preference_pair_parts(dataset: Any, checklist: Checklist) -> dict[str, Prefe
     return {name: pairs.parts[part] for name, part in PAIR_PARTS.items()}
 
 
+def preference_records(dataset: Any, checklist: Checklist) -> dict[int, tuple[Path, str]]:
+    """item id -> (media file, prompt) of the items :func:`preference_pair_parts` pairs."""
+    if not is_visionrewarddb(dataset):
+        return item_records(preference_split(dataset, checklist))
+    return load_regression_pairs(dataset).records
+
+
 # ----------------------------------------------------------------------------- listings
 
 
 def visionrewarddb_items(config: Any, checklist: Checklist) -> list[Item]:
-    """The media of ``config.split`` as :class:`Item` (for stages that read media files, such as
+    """The media of ``config.split`` as :class:`Item` (for stages that read media, such as
     ``annotate``): the regression videos (their ids those of :func:`load_regression_pairs`), or
-    the train / held-out videos. Image items are embedded bytes, not files: refused."""
+    the train / held-out rows. An embedded image is an item named ``<shard>#row<N>`` (its row
+    in the shard) whose ``media_ref`` reads its bytes."""
     if config.split == "regression":
         return load_regression_pairs(config).items
-    if Media(config.media) is Media.image:
-        raise VisionRewardDBError(
-            f"{config.name}: the images are bytes inside the parquet shards, not files; this "
-            "stage lists media files (train_checklist reads the images directly)"
-        )
     items = load_checklist_items(config, checklist)
     wanted = items.rows(("train", "val") if config.split == "train" else "heldout")
-    return [
-        Item(int(items.item_ids[r]), items.media[r].path, items.prompts[r])  # type: ignore[union-attr]
-        for r in wanted
-    ]
+    listed = []
+    for r in wanted:
+        ref = items.media[r]
+        if isinstance(ref, ParquetMedia):
+            name, media_ref = Path(f"{ref.file}#row{ref.row}"), ref
+        else:
+            name, media_ref = ref.path, None
+        listed.append(Item(int(items.item_ids[r]), name, items.prompts[r], media_ref))
+    return listed

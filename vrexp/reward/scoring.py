@@ -40,7 +40,7 @@ from vrexp.data.digests import (
     module_digest,
     tensors_sha256,
 )
-from vrexp.data.items import Item
+from vrexp.data.items import Item, item_media
 from vrexp.data.parts import STALE_PARTS, read_or_skip, read_parts, write_parts
 from vrexp.reward.inputs import MediaInput, media_kind
 from vrexp.reward.linear import RewardError
@@ -109,7 +109,7 @@ def score_items(
     ``manifest`` adds to what the folder records; a folder made otherwise is refused unless
     ``overwrite``. ``open_media`` gives an item's media while it is read (a path, or decoded
     pixels), for media that are not files of their own (a benchmark's images inside a parquet
-    file or a zip); by default the item's ``media_path`` is read."""
+    file or a zip); by default the item's media (:func:`~vrexp.data.items.item_media`)."""
     out_dir = Path(out_dir)
     extra = manifest or {}
 
@@ -176,9 +176,7 @@ def _score_chunk(
     open_media: Callable[[Item], AbstractContextManager[MediaInput]] | None = None,
 ) -> tuple[pa.Table, list[dict[str, Any]]]:
     def read(item: Item) -> Any:
-        if open_media is None:
-            return reward.prepare(item.media_path, item.prompt)[0][0]
-        with open_media(item) as media:
+        with item_media(item) if open_media is None else open_media(item) as media:
             return reward.prepare(media, item.prompt)[0][0]
 
     read_items, skipped = read_or_skip(items, read, skip_bad_media, ScoringError)

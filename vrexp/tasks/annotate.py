@@ -33,7 +33,7 @@ from vrexp.checklist import Checklist
 from vrexp.data.annotations import read_annotations
 from vrexp.data.atomic import claim_output
 from vrexp.data.digests import config_digest, item_rows, items_digest, module_digest
-from vrexp.data.items import Item, dataset_items
+from vrexp.data.items import Item, dataset_items, item_media
 from vrexp.data.parts import STALE_PARTS, read_or_skip, write_parts
 from vrexp.tracking import stage_logger
 
@@ -113,12 +113,11 @@ def _annotate_chunk(
     batch_size: int,
     skip_bad_media: bool,
 ) -> tuple[pa.Table, list[dict[str, Any]]]:
-    loaded, skipped = read_or_skip(
-        items,
-        lambda item: backbone.read_media(item.media_path),
-        skip_bad_media,
-        AnnotateError,
-    )
+    def read(item: Item) -> Any:
+        with item_media(item) as path:
+            return backbone.read_media(path)
+
+    loaded, skipped = read_or_skip(items, read, skip_bad_media, AnnotateError)
     questions = checklist.vlm_questions
     columns: dict[str, list] = {
         k: [] for k in ("item_id", "media_path", "prompt", "question_id", "question", "p_yes")

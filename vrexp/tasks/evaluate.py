@@ -1,6 +1,7 @@
 """Stage ``evaluate``: tie-aware preference accuracy of VisionReward against baselines.
 
-On the split's test pairs (never seen by the checklist model or the weighting) it reports tau*,
+On the split's test pairs (never seen by the checklist model or the weighting; a SynthWorld
+split's, or VisionRewardDB-Video's held-out regression pairs) it reports tau*,
 diff and their 95% bootstrap intervals (arXiv 2412.21059 §5.1) for:
 
 - ``VisionReward``: the fitted linear weighting of the checklist answers;
@@ -34,8 +35,7 @@ from vrexp.backbones import build_backbone
 from vrexp.checklist import Checklist
 from vrexp.configs.choices import Baseline
 from vrexp.data.annotations import pair_answers, read_annotations
-from vrexp.data.pairs import item_records, pair_parts
-from vrexp.data.synthworld import preference_split
+from vrexp.data.visionrewarddb import preference_pair_parts, preference_records
 from vrexp.metrics import per_dimension_accuracy, preference_report
 from vrexp.modules.pairwise import PairwiseRewardModule, pairwise_baseline_delta
 from vrexp.modules.resume import claim_checkpoints, config_manifest
@@ -64,10 +64,10 @@ def evaluate(
     folder unless a chain passes the one it has."""
     task = OmegaConf.to_object(cfg.task)
     dataset = OmegaConf.to_object(cfg.dataset)
-    split_dir = preference_split(dataset, Checklist.from_config(cfg.dimensions))
+    checklist = Checklist.from_config(cfg.dimensions)
     reward, hard, stored_info = load_linear_reward(task.reward_dir)
     fit_info = stored_info if fit_info is None else fit_info
-    parts = pair_parts(split_dir, dataset.partition)
+    parts = preference_pair_parts(dataset, checklist)
     test = parts[task.part]
     if not (test.label != 0).any():
         raise ValueError(f"the {task.part} part has no untied pairs to evaluate on")
@@ -81,7 +81,7 @@ def evaluate(
     finished = []  # kept until the evaluation is written: a rerun reuses a finished baseline
     out_dir = Path(task.out_dir or Path(cfg.paths.output_dir) / "evaluation")
     with stage_logger(cfg, logger) as logger, ExitStack() as held:
-        records = item_records(split_dir)
+        records = preference_records(dataset, checklist)
         for name in task.baselines:
             start = time.perf_counter()
             if name == Baseline.alignment:
