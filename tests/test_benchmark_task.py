@@ -606,3 +606,71 @@ def test_the_cli_benchmarks_a_scores_file(tmp_path):
     expected = score_protocol("hpdv2", *load_benchmark(_dataset(cfg)).protocol_inputs(scores))
     assert record["metrics"]["hpdv2"] == pytest.approx(expected.value)
     assert (out / "benchmark.md").is_file() and (out / "benchmark.csv").is_file()
+
+
+def test_a_scores_folder_serves_every_benchmark_and_each_job_writes_its_table_row(tmp_path):
+    from vrexp.reports.sweep import RESULTS_FILE, layout_rows
+
+    folder = tmp_path / "peer-model"
+    folder.mkdir()
+    rows = []
+    for name in ("hpdv2_test", "monetbench_video"):
+        root = _write(name, tmp_path / name)
+        cfg = _cfg(tmp_path / name, name, root, f"task.scores={folder}")
+        keys = _keys(cfg)
+        suffix = ".csv" if name == "hpdv2_test" else ".parquet"
+        _scores_file(folder / f"{name}{suffix}", keys, _quantised(len(keys), 7))
+        run_task(cfg)
+        record = json.loads((tmp_path / name / "out" / "benchmark.json").read_text())
+        assert record["reward"]["name"] == "peer-model"
+        assert record["reward"]["scores"] == str((folder / f"{name}{suffix}").resolve())
+        (row,) = json.loads((tmp_path / name / "out" / RESULTS_FILE).read_text())["rows"]
+        assert (row["reward"], row["benchmark"], row["split"]) == ("peer-model", name, "test")
+        for protocol, value in record["metrics"].items():
+            low, high = record["intervals"][protocol]
+            assert (row[protocol], row[f"{protocol}_low"], row[f"{protocol}_high"]) == (
+                value,
+                low,
+                high,
+            )
+        assert row["pairs"] == record["counts"]["pairs"]
+        rows.append(row)
+    wide = layout_rows(
+        rows,
+        index="reward",
+        columns="benchmark",
+        values={"hpdv2_test": ["hpdv2"], "monetbench_video": ["tau_star", "diff"]},
+    )
+    assert wide == [
+        {
+            "reward": "peer-model",
+            "hpdv2_test hpdv2": rows[0]["hpdv2"],
+            "monetbench_video tau_star": rows[1]["tau_star"],
+            "monetbench_video diff": rows[1]["diff"],
+        }
+    ]
+    # A folder without the benchmark's file, or with both kinds, is named.
+    (folder / "hpdv2_test.parquet").write_bytes(b"")
+    cfg = _cfg(tmp_path / "x", "hpdv2_test", tmp_path / "hpdv2_test", f"task.scores={folder}")
+    with pytest.raises(
+        ScoresFileError, match=r"hpdv2_test.parquet or hpdv2_test.csv; it holds both"
+    ):
+        run_task(cfg)
+    cfg = _cfg(tmp_path / "y", "hpdv2_test", tmp_path / "hpdv2_test", f"task.scores={tmp_path}")
+    with pytest.raises(ScoresFileError, match=r"it holds neither"):
+        run_task(cfg)
+
+
+def test_layout_rows_keep_a_failed_jobs_error():
+    from vrexp.reports.sweep import layout_rows
+
+    rows = [
+        {"reward": "a", "benchmark": "x", "m": 0.5, "status": "ok"},
+        {"reward": "a", "benchmark": "y", "status": "failed: BenchmarkError: no folder"},
+        {"reward": "b", "benchmark": "x", "m": 0.7, "status": "ok"},
+    ]
+    wide = layout_rows(rows, index="reward", columns="benchmark", values={"x": ["m"], "y": ["m"]})
+    assert wide == [
+        {"reward": "a", "x m": 0.5, "y m": "", "status": "y: failed: BenchmarkError: no folder"},
+        {"reward": "b", "x m": 0.7, "y m": "", "status": "ok"},
+    ]

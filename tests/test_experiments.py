@@ -150,6 +150,8 @@ def check_table(sweep: Path, name: str) -> None:
 @pytest.mark.parametrize("experiment", NAMES)
 def test_every_experiment_runs_at_smoke_size(experiment, tmp_path, monkeypatch):
     monkeypatch.setenv("OMP_NUM_THREADS", "1")  # toy tensors: see tests.conftest.one_thread
+    if experiment == "table2_real":  # reads real snapshots: fixtures in their published layouts
+        write_table2_snapshots(tmp_path / "datasets")
     result = run_cli(
         f"paths.root_dir={tmp_path}",
         f"experiment={experiment}",
@@ -161,6 +163,21 @@ def test_every_experiment_runs_at_smoke_size(experiment, tmp_path, monkeypatch):
     (sweep,) = (tmp_path / "logs").glob("*/multiruns/*")
     check_table(sweep, experiment)
     assert (sweep / f"{experiment}.png").stat().st_size > 1000
+    if experiment == "table2_real":  # the paper's layout: one row per reward
+        with open(sweep / "table2_real_layout.csv") as f:
+            (row,) = list(csv.DictReader(f))
+        assert row["reward"] == "released weights, tiny backbone"
+        assert 0 <= float(row["hpdv2_test hpdv2"]) <= 1
+        assert 0 <= float(row["monetbench_video tau_star"]) <= 1
+
+
+def write_table2_snapshots(datasets: Path) -> None:
+    """table2_real's three benchmarks under ``paths.datasets_dir``, each in its published layout."""
+    from tests import benchmark_fixtures as fx
+
+    fx.write_hpdv2(datasets / "HPDv2")
+    fx.write_genai_bench_video(datasets / "GenAI-Bench", datasets / "GenAI-Bench")
+    fx.write_monetbench(datasets / "VisionRewardDB-Video")
 
 
 # ------------------------------------------------------------------------------ rebuilding

@@ -16,6 +16,9 @@ class PathsConfig:
     # Models and annotations shared by the jobs of a sweep; kept apart from data/ so that
     # deleting the data never deletes a trained model.
     artifacts_dir: str = "${paths.root_dir}/artifacts"
+    # Local snapshots of the real datasets, one folder per Hugging Face repository (e.g.
+    # datasets/HPDv2): the default dataset.root of every real dataset option.
+    datasets_dir: str = "${paths.root_dir}/datasets"
     output_dir: str = "${hydra:runtime.output_dir}"  # the run (or multirun job) folder
 
 

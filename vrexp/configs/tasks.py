@@ -8,6 +8,7 @@ chain's folder layout; the prompt partition comes from ``dataset.partition``.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from omegaconf import MISSING
 
@@ -145,7 +146,10 @@ class BenchmarkTaskConfig(InferenceSettings):
     The reward is one of ``reward_dir`` (a VisionReward folder), ``official`` (a released
     weighting answered by the composed ``backbone``) or ``scores`` (a parquet or CSV file with
     columns ``media`` and ``score``, keyed the benchmark's way: any model's scores, no model
-    loaded). ``export_items`` writes the keys the benchmark needs (with prompts and media paths)
+    loaded; or a folder holding ``<dataset.name>.parquet`` or ``.csv``, so that one value serves a
+    sweep over benchmarks). ``reward_name`` names the reward in tables (null: the scores file's
+    or folder's name, the reward folder's name, or the official weighting's). ``export_items``
+    writes the keys the benchmark needs (with prompts and media paths)
     for scoring elsewhere; alone, it is all the task does. ``protocols`` null: the benchmark's
     official protocols plus tau_star and diff for pair benchmarks. ``model_ties`` null: diff's
     own default (drop). Pick-a-Pic's tie threshold is chosen on ``validation_unique``, whose
@@ -155,7 +159,8 @@ class BenchmarkTaskConfig(InferenceSettings):
     name: str = "benchmark"
     reward_dir: str | None = None
     official: str | None = None  # a released weighting (vrexp/reward/official.py)
-    scores: str | None = None  # a scores file: columns media, score (docs/benchmarks.md)
+    scores: str | None = None  # a scores file (columns media, score), or a folder of them
+    reward_name: str | None = None  # the reward's name in tables; null: from its source
     export_items: str | None = None  # write the benchmark's keys to this .csv / .parquet
     protocols: list[Protocol] | None = None
     model_ties: ModelTies | None = None
@@ -181,10 +186,21 @@ class BenchmarkTaskConfig(InferenceSettings):
                 "task.official=NAME (a released weighting, with a backbone) or task.scores=FILE "
                 f"(columns media, score), or task.export_items=FILE alone; got {given or 'none'}"
             )
-        for key in ("scores", "export_items"):
-            value = getattr(self, key)
-            if value is not None and not str(value).lower().endswith(SCORES_SUFFIXES):
-                raise ConfigValueError(f"task.{key}={value!r} must be a .parquet or .csv file")
+        if self.export_items is not None and not self.export_items.lower().endswith(
+            SCORES_SUFFIXES
+        ):
+            raise ConfigValueError(
+                f"task.export_items={self.export_items!r} must be a .parquet or .csv file"
+            )
+        if (
+            self.scores is not None
+            and Path(self.scores).suffix
+            and not self.scores.lower().endswith(SCORES_SUFFIXES)
+        ):
+            raise ConfigValueError(
+                f"task.scores={self.scores!r} must be a .parquet or .csv file, or a folder of "
+                "<benchmark>.parquet / .csv files"
+            )
         require(
             "task",
             {"num_resamples": self.num_resamples >= 1, "chunk_size": self.chunk_size >= 1},

@@ -291,6 +291,21 @@ def _write_csv(rows: Sequence[Mapping[str, Any]], path: Path) -> None:
     atomic_write(path, write)
 
 
+def sweep_row(record: dict[str, Any], reward: str) -> dict[str, Any]:
+    """A benchmark record as one row of a sweep's table: the reward, the benchmark and split,
+    each protocol's value and interval (``<protocol>``, ``_low``, ``_high``) and the counts."""
+    row: dict[str, Any] = {
+        "reward": reward,
+        "benchmark": record["benchmark"],
+        "split": record["split"],
+        "revision": record["revision"],
+    }
+    for name, value in record["metrics"].items():
+        low, high = record["intervals"][name]
+        row.update({name: value, f"{name}_low": low, f"{name}_high": high})
+    return {**row, **record["counts"]}
+
+
 def write_benchmark(record: Mapping[str, Any], out_dir: str | Path) -> dict[str, Path]:
     """``benchmark.json``, ``benchmark.md`` (both tables), ``benchmark.csv`` (one row per
     protocol) and ``benchmark_dimensions.csv``, each written atomically; their paths."""

@@ -157,6 +157,33 @@ def publish(paths: dict[str, Path], publish_dir: str | Path, command: str) -> di
     return out
 
 
+def layout_rows(
+    rows: list[dict[str, Any]], index: str, columns: str, values: dict[str, list[str]]
+) -> list[dict[str, Any]]:
+    """``rows`` laid out wide: one row per value of ``index`` (in order of appearance), and for
+    each value ``c`` of ``columns`` named in ``values``, the cells ``"<c> <metric>"`` of its
+    metrics. A failed job's cells stay empty and its error is in the ``status`` cell."""
+    wide: dict[Any, dict[str, Any]] = {}
+    for row in rows:
+        out = wide.setdefault(row.get(index, ""), {index: row.get(index, "")})
+        column = str(row.get(columns, ""))
+        for metric in values.get(column, []):
+            if row.get(metric) not in (None, ""):
+                out[f"{column} {metric}"] = row[metric]
+        if str(row.get(STATUS, "ok")) != "ok":
+            errors = [e for e in [out.get(STATUS), f"{column}: {row[STATUS]}"] if e]
+            out[STATUS] = "; ".join(errors)
+    ordered = [f"{c} {m}" for c, metrics in values.items() for m in metrics]
+    return [
+        {
+            index: out[index],
+            **{k: out.get(k, "") for k in ordered},
+            **({STATUS: out.get(STATUS, "ok")} if any(STATUS in o for o in wide.values()) else {}),
+        }
+        for out in wide.values()
+    ]
+
+
 def sweep_command(config: DictConfig) -> str:
     """``python run.py OVERRIDES`` of the sweep, from its Hydra config."""
     overrides = OmegaConf.select(config, "hydra.overrides.task", default=None) or []
@@ -171,8 +198,12 @@ class SweepTable(Callback):
         columns: list[str] | None = None,
         plot: dict[str, Any] | None = None,
         publish_dir: str | None = None,
+        layout: dict[str, Any] | None = None,
     ) -> None:
         self.name, self.title, self.columns = name, title, columns
+        # A second, wide table (NAME_layout): one row per `index` value, the chosen metrics of
+        # each `columns` value side by side, as a paper's table lays them out.
+        self.layout = layout
         self.plot = PlotSpec(**plot) if plot else None
         self.publish_dir = publish_dir  # relative paths are relative to the cwd
         self._failed = False  # a job of this sweep has failed (see on_job_end)
@@ -201,6 +232,13 @@ class SweepTable(Callback):
             rows = [{c: r.get(c, "") for c in keep} for r in rows]
         paths = write_table(rows, sweep_dir, self.name, title=self.title, plot=self.plot)
         log.info("%s\n%s", self.title or self.name, format_markdown(rows))
+        if self.layout:
+            wide = layout_rows(rows, **self.layout)
+            for kind, path in write_table(
+                wide, sweep_dir, f"{self.name}_layout", title=self.title
+            ).items():
+                paths[f"layout_{kind}"] = path
+            log.info("%s, laid out\n%s", self.title or self.name, format_markdown(wide))
         log.info("written: %s", ", ".join(str(p) for p in paths.values()))
         publish_dir = publish_dir or self.publish_dir
         if publish_dir:

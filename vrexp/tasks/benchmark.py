@@ -21,14 +21,21 @@ from rich.progress import Progress
 from vrexp.configs.choices import Protocol
 from vrexp.configs.dataset import BENCHMARK_SPLITS
 from vrexp.data.benchmarks import Benchmark, load_benchmark
-from vrexp.data.benchmarks.scores import KeyScores, export_items, read_scores_file
+from vrexp.data.benchmarks.scores import (
+    KeyScores,
+    export_items,
+    read_scores_file,
+    scores_file_for,
+)
 from vrexp.reports.benchmark import (
     PICKAPIC_THRESHOLD_SPLIT,
     benchmark_layout,
     benchmark_protocols,
     evaluate_benchmark,
+    sweep_row,
     write_benchmark,
 )
+from vrexp.reports.sweep import job_overrides, write_results
 from vrexp.reward.benchmark import score_benchmark
 from vrexp.reward.scorer import load_reward
 from vrexp.tracking import stage_logger
@@ -106,8 +113,9 @@ def benchmark(cfg: DictConfig, logger: Logger | None = None) -> dict[str, Any]:
     if threshold_bench is not None:
         threshold_layout = layout if threshold_bench is bench else benchmark_layout(threshold_bench)
     if task.scores is not None:
-        scores = read_scores_file(task.scores)
-        reward = {"scores": str(Path(task.scores).resolve())}
+        scores_file = scores_file_for(task.scores, str(bench.name))
+        scores = read_scores_file(scores_file)
+        reward = {"scores": str(scores_file.resolve())}
     else:
         scores = _model_scores(cfg, task, splits, out_dir)
         reward = {"reward_dir": task.reward_dir} if task.reward_dir else {"official": task.official}
@@ -120,8 +128,10 @@ def benchmark(cfg: DictConfig, logger: Logger | None = None) -> dict[str, Any]:
         num_resamples=task.num_resamples,
         seed=cfg.seed,
     )
-    record = {**record, "reward": reward}
+    name = task.reward_name or _reward_name(task)
+    record = {**record, "reward": {**reward, "name": name}}
     paths = write_benchmark(record, out_dir)
+    write_results(cfg.paths.output_dir, [sweep_row(record, name)], job_overrides())
     with stage_logger(cfg, logger) as logger:
         if logger is not None:
             logged = {f"benchmark/{k}": v for k, v in record["metrics"].items() if v is not None}
@@ -142,3 +152,13 @@ def benchmark(cfg: DictConfig, logger: Logger | None = None) -> dict[str, Any]:
         paths["json"],
     )
     return {**result, **record, "files": {k: str(v) for k, v in paths.items()}}
+
+
+def _reward_name(task: Any) -> str:
+    """The reward's name in tables: its scores file or folder, its folder, or the official name."""
+    if task.scores is not None:
+        path = Path(task.scores)
+        return path.name if path.is_dir() else path.stem
+    if task.reward_dir is not None:
+        return Path(task.reward_dir).resolve().name
+    return f"official:{task.official}"

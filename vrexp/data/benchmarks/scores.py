@@ -22,20 +22,20 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from vrexp.configs.tasks import SCORES_SUFFIXES
 from vrexp.data.atomic import atomic_write
 from vrexp.data.benchmarks.base import Benchmark, BenchmarkError, BenchmarkPair, MediaRef
 
 __all__ = [
     "DIMENSION_PREFIX",
     "ITEM_COLUMNS",
-    "SCORE_SUFFIXES",
     "KeyScores",
     "ScoresFileError",
     "export_items",
     "read_scores_file",
+    "scores_file_for",
 ]
 
-SCORE_SUFFIXES = (".parquet", ".csv")
 DIMENSION_PREFIX = "dimension/"
 # The items file's columns: the key, the split it belongs to, its prompt, the media file (empty
 # where the media are bytes inside another file), and the file and row the item comes from.
@@ -60,7 +60,7 @@ class KeyScores:
 
 
 def _suffix(path: Path, what: str) -> str:
-    if path.suffix.lower() not in SCORE_SUFFIXES:
+    if path.suffix.lower() not in SCORES_SUFFIXES:
         raise ScoresFileError(f"{what} {path} must be .parquet or .csv, not {path.suffix!r}")
     return path.suffix.lower()
 
@@ -91,6 +91,21 @@ def _number(value: Any, path: Path, where: str, column: str, key: str) -> float:
             f"got {value!r}"
         )
     return number
+
+
+def scores_file_for(path: str | Path, benchmark: str) -> Path:
+    """The scores file ``path`` names for ``benchmark``: the file itself, or in a folder of
+    scores files its ``<benchmark>.parquet`` or ``<benchmark>.csv`` (exactly one of them)."""
+    path = Path(path)
+    if not path.is_dir():
+        return path
+    found = [path / f"{benchmark}{suffix}" for suffix in SCORES_SUFFIXES]
+    found = [f for f in found if f.is_file()]
+    if len(found) != 1:
+        names = " or ".join(f"{benchmark}{s}" for s in SCORES_SUFFIXES)
+        problem = "both" if found else "neither"
+        raise ScoresFileError(f"scores folder {path} must hold {names}; it holds {problem}")
+    return found[0]
 
 
 def read_scores_file(path: str | Path) -> KeyScores:
