@@ -631,3 +631,73 @@ def test_train_checklist_and_annotate_run_on_visionrewarddb_image_embedded_bytes
     assert set(table.column("prompt").to_pylist()) == {f"image prompt {r}" for r in heldout}
     p_yes = np.asarray(table.column("p_yes"))
     assert np.isfinite(p_yes).all() and ((p_yes > 0) & (p_yes < 1)).all()
+
+
+def test_benchmark_scores_checklist_answers_against_the_held_out_labels(tmp_path):
+    # The released image weighting answered by a tiny untrained backbone: the numbers are what
+    # its hard answers earn against the labels, recomputed here from the scores it wrote.
+    import json
+
+    from tests.conftest import compose_config
+    from vrexp.reward.scoring import p_yes_column, read_scores
+    from vrexp.tasks import run_task
+
+    rng = np.random.default_rng(2)
+    rows = [
+        {k: int(rng.integers(lo, hi + 1)) for k, (lo, hi) in fx.VRDB_IMAGE_FIELDS.items()}
+        for _ in range(10)
+    ]
+    fx.write_visionrewarddb_image(tmp_path / "db", rows)
+    cfg = compose_config(
+        tmp_path,
+        "task=benchmark",
+        "dataset=visionrewarddb_image",
+        f"dataset.root={tmp_path}/db",
+        "dataset.split=heldout",
+        "dataset.heldout_fraction=0.5",
+        "task.official=image_select",
+        "task.num_resamples=30",
+        *TINY,
+    )
+    metric = run_task(cfg)
+    record = json.loads((tmp_path / "out" / "benchmark.json").read_text())
+    checklist = Checklist.from_config(
+        compose_config(tmp_path, "dimensions=visionreward_image_select").dimensions
+    )
+    items = vr.load_checklist_items(image_config(tmp_path / "db", heldout_fraction=0.5), checklist)
+    held = items.rows("heldout")
+    table, _ = read_scores(tmp_path / "out" / "scores" / "heldout")
+    by_item = dict(zip(table.column("item_id").to_pylist(), range(table.num_rows), strict=True))
+    accuracies = {}
+    for q in checklist.questions:
+        c = checklist.column(q.id)
+        if p_yes_column(q.id) not in table.column_names:
+            continue
+        p = np.asarray(table.column(p_yes_column(q.id)))
+        hits = [
+            (p[by_item[int(items.item_ids[r])]] > 0.5) == bool(items.labels[r, c])
+            for r in held
+            if items.applicable[r, c]
+        ]
+        if hits:
+            accuracies[q.id] = float(np.mean(hits))
+    assert metric == record["metrics"]["checklist_accuracy"]
+    assert metric == pytest.approx(np.mean(list(accuracies.values())))
+    got = {q["id"]: q["accuracy"] for q in record["per_question"] if q["accuracy"] is not None}
+    assert got == pytest.approx(accuracies)
+    assert record["counts"]["items"] == len(held)
+    low, high = record["intervals"]["checklist_accuracy"]
+    assert 0 <= low <= high <= 1
+    by_dimension = {d["dimension"]: d for d in record["per_dimension"]}
+    assert set(by_dimension) == set(checklist.dimension_names)
+    assert (tmp_path / "out" / "benchmark_questions.csv").is_file()
+    regression = compose_config(
+        tmp_path,
+        "task=benchmark",
+        "dataset=visionrewarddb_video",
+        f"dataset.root={tmp_path}/db",
+        "dataset.split=regression",
+        "task.official=video_select",
+    )
+    with pytest.raises(ValueError, match="split=regression holds preference pairs"):
+        run_task(regression)

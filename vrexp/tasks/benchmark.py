@@ -14,6 +14,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.loggers import Logger
 from rich.progress import Progress
@@ -27,6 +28,7 @@ from vrexp.data.benchmarks.scores import (
     read_scores_file,
     scores_file_for,
 )
+from vrexp.data.visionrewarddb import load_checklist_items, visionrewarddb_items
 from vrexp.reports.benchmark import (
     PICKAPIC_THRESHOLD_SPLIT,
     benchmark_layout,
@@ -35,9 +37,12 @@ from vrexp.reports.benchmark import (
     sweep_row,
     write_benchmark,
 )
+from vrexp.reports.checklist_benchmark import HEADLINE, checklist_accuracy_record
 from vrexp.reports.sweep import job_overrides, write_results
+from vrexp.reports.tables import write_table
 from vrexp.reward.benchmark import score_benchmark
 from vrexp.reward.scorer import load_reward
+from vrexp.reward.scoring import p_yes_column, read_scores, score_items
 from vrexp.tracking import stage_logger
 
 log = logging.getLogger(__name__)
@@ -87,12 +92,15 @@ def _model_scores(cfg: DictConfig, task: Any, splits: list[Benchmark], out_dir: 
 def benchmark(cfg: DictConfig, logger: Logger | None = None) -> dict[str, Any]:
     task = OmegaConf.to_object(cfg.task)
     dataset = OmegaConf.to_object(cfg.dataset)
+    out_dir = Path(task.out_dir or cfg.paths.output_dir)
+    if getattr(dataset, "kind", None) == "visionrewarddb":
+        return _checklist_benchmark(cfg, task, dataset, out_dir, logger)
     if getattr(dataset, "kind", None) != "benchmark":
         raise ValueError(
-            f"task=benchmark needs a benchmark dataset (dataset=<name>, e.g. hpdv2_test); "
+            f"task=benchmark needs a benchmark dataset (dataset=<name>, e.g. hpdv2_test) or "
+            f"VisionRewardDB's checklist labels (dataset=visionrewarddb_image, split=heldout); "
             f"got dataset={cfg.dataset.name}"
         )
-    out_dir = Path(task.out_dir or cfg.paths.output_dir)
     bench, threshold_bench = _splits(dataset, task)
     splits = [bench] + ([threshold_bench] if threshold_bench not in (None, bench) else [])
     result: dict[str, Any] = {}
@@ -132,14 +140,7 @@ def benchmark(cfg: DictConfig, logger: Logger | None = None) -> dict[str, Any]:
     record = {**record, "reward": {**reward, "name": name}}
     paths = write_benchmark(record, out_dir)
     write_results(cfg.paths.output_dir, [sweep_row(record, name)], job_overrides())
-    with stage_logger(cfg, logger) as logger:
-        if logger is not None:
-            logged = {f"benchmark/{k}": v for k, v in record["metrics"].items() if v is not None}
-            for name, (low, high) in record["intervals"].items():
-                if low is not None and high is not None:
-                    logged[f"benchmark/{name}_low"], logged[f"benchmark/{name}_high"] = low, high
-            logged.update({f"benchmark/num_{k}": v for k, v in record["counts"].items()})
-            logger.log_metrics(logged)
+    _log_record(cfg, logger, record)
     headline = bench.protocols[0]
     log.info(
         "%s %s: %s = %s (95%% CI %s); %s; written to %s",
@@ -162,3 +163,90 @@ def _reward_name(task: Any) -> str:
     if task.reward_dir is not None:
         return Path(task.reward_dir).resolve().name
     return f"official:{task.official}"
+
+
+def _log_record(cfg: DictConfig, logger: Logger | None, record: dict[str, Any]) -> None:
+    with stage_logger(cfg, logger) as logger:
+        if logger is not None:
+            logged = {f"benchmark/{k}": v for k, v in record["metrics"].items() if v is not None}
+            for name, (low, high) in record["intervals"].items():
+                if low is not None and high is not None:
+                    logged[f"benchmark/{name}_low"], logged[f"benchmark/{name}_high"] = low, high
+            logged.update({f"benchmark/num_{k}": v for k, v in record["counts"].items()})
+            logger.log_metrics(logged)
+
+
+def _checklist_benchmark(
+    cfg: DictConfig, task: Any, dataset: Any, out_dir: Path, logger: Logger | None
+) -> dict[str, Any]:
+    """A reward's checklist answers on VisionRewardDB rows against their human labels: per
+    question and per dimension (:mod:`vrexp.reports.checklist_benchmark`)."""
+    if task.reward_dir is None and task.official is None:
+        raise ValueError(
+            f"task=benchmark on {dataset.name} compares a model's checklist answers with the "
+            "human labels: give task.reward_dir=DIR or task.official=NAME (a scores file holds "
+            "no per-question answers)"
+        )
+    if dataset.split == "regression":
+        raise ValueError(
+            f"dataset.split=regression holds preference pairs, not checklist labels; use "
+            f"task=evaluate on them, or dataset.split=heldout here (dataset={dataset.name})"
+        )
+    reward = load_reward(task, OmegaConf.to_object(cfg.backbone))
+    checklist = reward.checklist
+    listed = load_checklist_items(dataset, checklist)
+    rows = listed.rows(("train", "val") if dataset.split == "train" else "heldout")
+    items = visionrewarddb_items(dataset, checklist)
+    source = str(Path(task.reward_dir).resolve()) if task.reward_dir else task.official
+    where = Path(task.scores_dir) if task.scores_dir else out_dir / "scores" / dataset.split
+    with Progress(transient=True) as bar:
+        job = bar.add_task(f"answering {dataset.name} {dataset.split}", total=len(items))
+        score_items(
+            reward,
+            items,
+            where,
+            chunk_size=task.chunk_size,
+            manifest={"reward": source, "dataset": dataset.name, "split": dataset.split},
+            overwrite=task.overwrite,
+            progress=lambda n: bar.advance(job, n),
+        )
+    table, _ = read_scores(where)
+    index = {int(i): r for r, i in enumerate(table.column("item_id").to_pylist())}
+    order = [index[int(listed.item_ids[r])] for r in rows]
+    p_yes = np.full((len(rows), len(checklist.questions)), np.nan)
+    for q in checklist.questions:
+        if p_yes_column(q.id) in table.column_names:
+            values = np.asarray(table.column(p_yes_column(q.id)), dtype=np.float64)
+            p_yes[:, checklist.column(q.id)] = values[order]
+    record = checklist_accuracy_record(
+        p_yes,
+        listed.labels[rows].astype(np.float64),
+        listed.applicable[rows],
+        checklist,
+        benchmark=str(dataset.name),
+        split=dataset.split,
+        revision=listed.revision,
+        num_resamples=task.num_resamples,
+        seed=cfg.seed,
+    )
+    name = task.reward_name or _reward_name(task)
+    record["reward"] = {
+        **({"reward_dir": task.reward_dir} if task.reward_dir else {"official": task.official}),
+        "name": name,
+    }
+    paths = write_benchmark(record, out_dir)
+    paths["questions_csv"] = write_table(record["per_question"], out_dir, "benchmark_questions")[
+        "csv"
+    ]
+    write_results(cfg.paths.output_dir, [sweep_row(record, name)], job_overrides())
+    _log_record(cfg, logger, record)
+    log.info(
+        "%s %s: checklist accuracy %s (95%% CI %s) over %d answers; written to %s",
+        dataset.name,
+        dataset.split,
+        record["metrics"][HEADLINE],
+        record["intervals"][HEADLINE],
+        record["counts"]["answers"],
+        paths["json"],
+    )
+    return {**record, "files": {k: str(v) for k, v in paths.items()}}
