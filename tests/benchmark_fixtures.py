@@ -68,13 +68,20 @@ HPDV2_ENTRIES = [  # (prompt, ranks): one list with a human tie
 ]
 
 
-def write_hpdv2(root: Path, entries=HPDV2_ENTRIES) -> Path:
-    """``test.json`` and ``test/<image_path>``; entry ``i``'s image ``k`` is ``{i:05d}_{k}.jpg``."""
-    records = []
+def write_hpdv2(root: Path, entries=HPDV2_ENTRIES, *, tarball: bool = False) -> Path:
+    """``test.json`` and ``test/<image_path>`` (with ``tarball``, inside ``test.tar.gz`` as
+    members ``test/<image_path>``, as the hub ships them); entry ``i``'s image ``k`` is
+    ``{i:05d}_{k}.jpg``."""
+    import tarfile
+
+    records, packed = [], []
     for i, (prompt, ranks) in enumerate(entries):
         paths = [f"{i:05d}_{k}.jpg" for k in range(len(ranks))]
         for k, path in enumerate(paths):
-            write_image(root / "test" / path, 10 * i + k)
+            if tarball:
+                packed.append((f"test/{path}", image_bytes(10 * i + k)))
+            else:
+                write_image(root / "test" / path, 10 * i + k)
         records.append(
             {
                 "prompt": prompt,
@@ -83,6 +90,13 @@ def write_hpdv2(root: Path, entries=HPDV2_ENTRIES) -> Path:
                 "raw_annotations": [{"rank": list(ranks), "user_hash": "u0"}],
             }
         )
+    root.mkdir(parents=True, exist_ok=True)
+    if tarball:
+        with tarfile.open(root / "test.tar.gz", "w:gz") as archive:
+            for name, data in packed:
+                info = tarfile.TarInfo(name)
+                info.size = len(data)
+                archive.addfile(info, io.BytesIO(data))
     (root / "test.json").write_text(json.dumps(records))
     return root
 

@@ -30,6 +30,7 @@ from vrexp.data.benchmarks import (
     ParquetMedia,
     RowError,
     Skip,
+    TarMedia,
     ZipMedia,
     load_benchmark,
     load_genai_bench,
@@ -80,6 +81,30 @@ def test_hpdv2_test_lists_keys_ranks_and_ties(tmp_path):
     ):
         bench.protocol_inputs(scores)
     assert list(bench.keys()) == [k for i in items for k in i.keys]
+
+
+def test_hpdv2_reads_images_inside_test_tar_gz_as_the_hub_ships_them(tmp_path):
+    fx.write_hpdv2(tmp_path, tarball=True)
+    assert not (tmp_path / "test").exists()
+    bench = load_hpdv2_test(tmp_path)
+    items = list(bench)
+    assert [i.keys for i in items][1][3] == "00001_3.jpg"
+    ref = items[1].media[3]
+    assert ref == TarMedia(tmp_path / "test.tar.gz", "test/00001_3.jpg")
+    assert_colour(ref.load(), 13)
+    with ref.as_file() as path:
+        assert path.suffix == ".jpg" and path.is_file()
+    scores = {k: -r for item in items for k, r in zip(item.keys, item.ranks, strict=True)}
+    assert score_protocol("hpdv2", *bench.protocol_inputs(scores)).value == 1.0
+    # An image neither extracted nor in the archive is a row error naming the path looked at.
+    fx.write_image(tmp_path / "test" / "00000_0.jpg", 99)  # an extracted image wins
+    first = next(iter(load_hpdv2_test(tmp_path)))
+    assert first.media[0] == FileMedia(tmp_path / "test/00000_0.jpg")
+    entries = json.loads((tmp_path / "test.json").read_text())
+    entries[1]["image_path"][0] = "gone.jpg"
+    (tmp_path / "test.json").write_text(json.dumps(entries))
+    with pytest.raises(RowError, match=r"test.json row 1: media file 'gone.jpg' not found"):
+        list(load_hpdv2_test(tmp_path))
 
 
 def test_imagerewarddb_test_reads_generations_relative_to_the_root(tmp_path):

@@ -29,6 +29,7 @@ from vrexp.data.benchmarks.base import (
     ParquetMedia,
     RowError,
     Skip,
+    TarMedia,
     ZipMedia,
 )
 from vrexp.data.benchmarks.genai_bench import load_genai_bench
@@ -50,6 +51,7 @@ __all__ = [
     "ParquetMedia",
     "RowError",
     "Skip",
+    "TarMedia",
     "ZipMedia",
     "load_benchmark",
     "load_genai_bench",

@@ -5,7 +5,7 @@ files it expects, their columns and types), and then yields the benchmark's item
 pair (:class:`BenchmarkPair`) or one ranked list (:class:`BenchmarkList`) at a time. Media stay
 where they are: an item holds references (:class:`FileMedia`, a path on disk;
 :class:`ParquetMedia`, a cell of a parquet file whose bytes are read and decoded only when asked;
-:class:`ZipMedia`, a member of a zip archive), never pixels; each one's ``as_file()`` gives a
+:class:`ZipMedia` / :class:`TarMedia`, a member of an archive), never pixels; each one's ``as_file()`` gives a
 path for readers that take one. A row that cannot be used (an unknown label, a missing media
 file) is an error naming the file and row, or with ``skip_invalid`` a :class:`Skip` recorded in
 :attr:`Benchmark.skipped`; schema problems are always errors.
@@ -20,6 +20,7 @@ import logging
 import math
 import re
 import shutil
+import tarfile
 import tempfile
 import zipfile
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -50,6 +51,7 @@ __all__ = [
     "ParquetMedia",
     "RowError",
     "Skip",
+    "TarMedia",
     "ZipMedia",
 ]
 
@@ -189,13 +191,59 @@ class ZipMedia:
             return load_media(path)
 
 
+# An open tar archive and its file members by name: listing them reads a compressed archive once;
+# members read in the archive's order then stream, out of order a gzip stream re-reads from its
+# start (docs/benchmarks.md §5.1).
+@functools.lru_cache(maxsize=2)
+def _tar(file: str) -> tuple[tarfile.TarFile, dict[str, tarfile.TarInfo]]:
+    archive = tarfile.open(file, "r:*")  # noqa: SIM115 (kept open by the cache, like _archive)
+    return archive, {m.name: m for m in archive.getmembers() if m.isfile()}
+
+
+def tar_members(file: Path) -> frozenset[str]:
+    """The file members' names of the tar archive ``file`` (compressed or not)."""
+    try:
+        return frozenset(_tar(str(file))[1])
+    except (OSError, tarfile.TarError, EOFError) as err:
+        raise BenchmarkError(f"cannot read the tar archive {file}: {err}") from None
+
+
+@dataclass(frozen=True)
+class TarMedia:
+    """A media file inside a tar archive the benchmark ships (``.tar``, ``.tar.gz``), read
+    without extracting the archive."""
+
+    archive: Path
+    member: str
+
+    def read_bytes(self) -> bytes:
+        archive, members = _tar(str(self.archive))
+        handle = archive.extractfile(members[self.member])
+        if handle is None:  # not a regular file: members holds only those
+            raise BenchmarkError(f"{self.archive}: member {self.member!r} is not a file")
+        with handle:
+            return handle.read()
+
+    @contextlib.contextmanager
+    def as_file(self) -> Iterator[Path]:
+        """The member extracted to a temporary file (removed on exit)."""
+        with _temporary(PurePosixPath(self.member).name) as path:
+            path.write_bytes(self.read_bytes())
+            yield path
+
+    def load(self) -> np.ndarray:
+        """Every pixel of the member (:func:`vrexp.media.load_media` on its extracted copy)."""
+        with self.as_file() as path:
+            return load_media(path)
+
+
 @contextlib.contextmanager
 def _temporary(name: str) -> Iterator[Path]:
     with tempfile.TemporaryDirectory(prefix="vrexp-media-") as folder:
         yield Path(folder) / name
 
 
-MediaRef = FileMedia | ParquetMedia | ZipMedia
+MediaRef = FileMedia | ParquetMedia | ZipMedia | TarMedia
 
 
 # ----------------------------------------------------------------------------- items
@@ -538,10 +586,12 @@ def ranked_lists(
     media_key: str,
     rank_key: str,
     base: Path,
+    archived: Callable[[str], MediaRef | None] | None = None,
 ) -> Iterator[BenchmarkList | RowError]:
     """The ranked lists of a JSON list of ``{prompt, <media_key>: [paths], <rank_key>: [int]}``:
-    each media path is a key as written, and a file under ``base``. An entry without the keys is
-    a schema error in the first entry (an unknown layout), a row error after it."""
+    each media path is a key as written, and a file under ``base`` (else, with ``archived``, the
+    member it finds in the benchmark's archive). An entry without the keys is a schema error in
+    the first entry (an unknown layout), a row error after it."""
     required = ("prompt", media_key, rank_key)
     for index, entry in enumerate(entries):
         if not isinstance(entry, dict) or any(k not in entry for k in required):
@@ -575,10 +625,11 @@ def ranked_lists(
         media, missing = [], None
         for written in paths:
             path = media_file(base, written)
-            if path is None:
+            ref = FileMedia(path) if path is not None else archived and archived(written)
+            if ref is None:
                 missing = missing_media(base, written)
                 break
-            media.append(FileMedia(path))
+            media.append(ref)
         if missing is not None:
             yield RowError(file, index, missing)
             continue
