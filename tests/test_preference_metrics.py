@@ -341,3 +341,32 @@ def test_preference_report() -> None:
     assert report["num_ties"] == int((label == 0).sum())
     # The scorer is informative, so it beats chance on decided pairs.
     assert report["diff_low"] > 0.6
+
+
+def test_paired_difference_scores_both_rewards_on_each_resample():
+    from vrexp.metrics import bootstrap_interval, paired_difference
+
+    g = torch.Generator().manual_seed(3)
+    truth = torch.randn(400, generator=g)
+    label = torch.sign(truth + 0.5 * torch.randn(400, generator=g))
+    label[torch.rand(400, generator=g) < 0.2] = 0
+    a = truth + 0.3 * torch.randn(400, generator=g)
+    b = a + 0.3 * torch.randn(400, generator=g)  # a noisier copy: errs where a does, and more
+    same = paired_difference(a, a, label, "tau_star", num_resamples=50)
+    assert (same["difference"], same["low"], same["high"]) == (0.0, 0.0, 0.0)
+    for metric, fn in (("tau_star", tau_star_accuracy), ("diff", diff_accuracy)):
+        got = paired_difference(a, b, label, metric, num_resamples=300, seed=5)
+        assert got["difference"] == pytest.approx(float(fn(a, label) - fn(b, label)))
+        # Brute force: the same resampled pairs for both rewards (the one bootstrap's draw).
+        index = torch.randint(0, 400, (300, 400), generator=torch.Generator().manual_seed(5))
+        stats = torch.tensor([float(fn(a[i], label[i]) - fn(b[i], label[i])) for i in index])
+        low, high = torch.quantile(stats.double(), torch.tensor([0.025, 0.975]).double())
+        assert (got["low"], got["high"]) == pytest.approx((float(low), float(high)))
+        # Paired is narrower than what two marginal intervals would allow.
+        la, ha = bootstrap_interval(fn, a, label, num_resamples=300, seed=5)
+        lb, hb = bootstrap_interval(fn, b, label, num_resamples=300, seed=5)
+        assert got["high"] - got["low"] < (ha - la) / 2 + (hb - lb) / 2
+    with pytest.raises(ValueError, match="metric must be one of"):
+        paired_difference(a, b, label, "accuracy")
+    with pytest.raises(ValueError, match="same pairs"):
+        paired_difference(a, b[:10], label, "diff")

@@ -25,6 +25,7 @@ from vrexp.data.annotations import AnnotationsError, answer_matrix, read_annotat
 from vrexp.data.pairs import PairDataModule, item_records, pair_parts
 from vrexp.data.synthworld import ensure_split, read_items
 from vrexp.data.synthworld.split import column_levels
+from vrexp.modules.ceilings import HIDDEN_UTILITY, ORACLE_ANSWERS
 from vrexp.modules.pairwise import PairwiseRewardModule
 from vrexp.reports import SweepTable
 from vrexp.reports.sweep import write_results
@@ -143,7 +144,7 @@ def test_evaluate_reports_tau_star_diff_and_intervals(world):
     )
     summary = evaluate(cfg)
     rows = {r["method"]: r for r in summary["rows"]}
-    assert set(rows) == {"VisionReward", "alignment"}
+    assert set(rows) == {"VisionReward", "alignment", HIDDEN_UTILITY, ORACLE_ANSWERS}
     vr = rows["VisionReward"]
     assert vr["tau_star_low"] <= vr["tau_star"] <= vr["tau_star_high"]
     assert vr["diff_low"] <= vr["diff"] <= vr["diff_high"]
@@ -157,6 +158,43 @@ def test_evaluate_reports_tau_star_diff_and_intervals(world):
     assert json.loads((root / "out" / "results.json").read_text())["rows"][0]["method"] == (
         "VisionReward"
     )
+
+
+def test_ceilings_are_the_truth_and_the_oracle_answers_under_the_same_fit(world, tmp_path):
+    # Annotations that are the oracle's answers once thresholded, and a fit that thresholds:
+    # VisionReward then *is* the oracle-answer ceiling, pair for pair.
+    root, split_dir, checklist = world
+    write_oracle_annotations(split_dir, checklist, root / "exact", noise=0.0)
+    _, reward_dir = fitted(world, "task.hard_answers=true", annotations="exact")
+    evaluation = [
+        "task=evaluate",
+        f"task.annotations={root}/exact",
+        f"task.reward_dir={reward_dir}",
+        f"task.out_dir={tmp_path}/eval",
+        "task.baselines=[alignment]",
+        "task.num_resamples=100",
+    ]
+    summary = evaluate(compose_config(root, *SPLIT, *evaluation))
+    rows = {r["method"]: r for r in summary["rows"]}
+    for metric in ("tau_star", "diff"):
+        assert rows["VisionReward"][metric] == rows[ORACLE_ANSWERS][metric]
+    paired = {c["minus"]: c for c in summary["comparisons"]}
+    assert set(paired) == {"alignment", HIDDEN_UTILITY, ORACLE_ANSWERS}
+    oracle = paired[ORACLE_ANSWERS]
+    assert (oracle["tau_star"], oracle["tau_star_low"], oracle["tau_star_high"]) == (0, 0, 0)
+    # The hidden utility is the labels' own source: only the judges' noise and ties stand
+    # between it and the labels.
+    assert rows[HIDDEN_UTILITY]["diff"] > 0.9
+    truth = paired[HIDDEN_UTILITY]
+    assert truth["tau_star_low"] <= truth["tau_star"] <= truth["tau_star_high"]
+    assert truth["tau_star"] == pytest.approx(
+        rows["VisionReward"]["tau_star"] - rows[HIDDEN_UTILITY]["tau_star"]
+    )
+    assert all(d["tau_star"] == d["oracle_tau_star"] for d in summary["dimensions"])
+    assert (tmp_path / "eval" / "paired_differences.md").is_file()
+    # Without ceilings the table holds the methods alone.
+    off = evaluate(compose_config(root, *SPLIT, *evaluation, "task.ceilings=false"))
+    assert {r["method"] for r in off["rows"]} == {"VisionReward", "alignment"}
 
 
 def test_answer_matrix_names_a_missing_item(world):

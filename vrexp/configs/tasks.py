@@ -304,6 +304,9 @@ class EvaluateTaskConfig:
     baselines: list[Baseline] = field(default_factory=lambda: list(Baseline))
     baseline: BaselineTraining = field(default_factory=BaselineTraining)
     overwrite: bool = False  # baselines' checkpoints of other settings: deleted instead of refused
+    # SynthWorld only: rows for the hidden utility and the oracle's answers under the reward's
+    # weighting (vrexp/modules/ceilings.py), and every method's paired difference to VisionReward
+    ceilings: bool = True
 
     def __post_init__(self) -> None:
         require("task", {"num_resamples": self.num_resamples >= 1}, self)

@@ -35,8 +35,10 @@ from vrexp.backbones import build_backbone
 from vrexp.checklist import Checklist
 from vrexp.configs.choices import Baseline
 from vrexp.data.annotations import pair_answers, read_annotations
+from vrexp.data.synthworld import preference_split
 from vrexp.data.visionrewarddb import preference_pair_parts, preference_records
-from vrexp.metrics import per_dimension_accuracy, preference_report
+from vrexp.metrics import paired_difference, per_dimension_accuracy, preference_report
+from vrexp.modules.ceilings import fit_settings, known_truth_ceilings
 from vrexp.modules.pairwise import PairwiseRewardModule, pairwise_baseline_delta
 from vrexp.modules.resume import claim_checkpoints, config_manifest
 from vrexp.modules.trainer import build_trainer
@@ -120,24 +122,47 @@ def evaluate(
                 )
                 finished.append(checkpoints)
             seconds[str(name)] = time.perf_counter() - start
+        dimension_scores = {
+            "": (reward.dimension_scores(answers_a), reward.dimension_scores(answers_b))
+        }
+        if task.ceilings and getattr(dataset, "kind", None) == "synthworld":
+            ceilings = known_truth_ceilings(
+                preference_split(dataset, checklist),
+                reward.checklist,
+                train,
+                test,
+                fit_settings(fit_info, task.annotations),
+                seed=fit_info.get("seed", cfg.seed),
+            )
+            deltas.update(ceilings.deltas)
+            dimension_scores["oracle_"] = ceilings.oracle_dimensions
         rows = [
             {"method": name, **_report(delta, label, task.num_resamples, cfg.seed)}
             for name, delta in deltas.items()
         ]
-        dim_a, dim_b = reward.dimension_scores(answers_a), reward.dimension_scores(answers_b)
-        per_dim = {
-            metric: per_dimension_accuracy(dim_a, dim_b, label, metric).tolist()
-            for metric in ("tau_star", "diff")
-        }
-        dimension_rows = [
-            {"dimension": name, "tau_star": per_dim["tau_star"][d], "diff": per_dim["diff"][d]}
-            for d, name in enumerate(reward.checklist.dimension_names)
+        comparisons = [
+            _comparison("VisionReward", name, deltas, label, task.num_resamples, cfg.seed)
+            for name in deltas
+            if name != "VisionReward"
         ]
+        dimension_rows = [{"dimension": name} for name in reward.checklist.dimension_names]
+        for prefix, (dim_a, dim_b) in dimension_scores.items():
+            for metric in ("tau_star", "diff"):
+                values = per_dimension_accuracy(dim_a, dim_b, label, metric).tolist()
+                for row, value in zip(dimension_rows, values, strict=True):
+                    row[f"{prefix}{metric}"] = value
         title = f"Preference accuracy on {cfg.dataset.name} ({task.part} pairs)"
         write_table(rows, out_dir, "preference_accuracy", title=title, plot=PlotSpec())
         write_table(dimension_rows, out_dir, "dimension_accuracy", title="VisionReward sub-scores")
+        write_table(
+            comparisons,
+            out_dir,
+            "paired_differences",
+            title=f"VisionReward minus each method on the same {len(test)} pairs (paired bootstrap)",
+        )
         summary = {
             "rows": rows,
+            "comparisons": comparisons,
             "dimensions": dimension_rows,
             "num_train_pairs": len(train),
             "baseline_seconds": seconds,
@@ -154,13 +179,34 @@ def evaluate(
             log_table(
                 logger, "eval/preference_accuracy", columns, [[r[c] for c in columns] for r in rows]
             )
-    for table in report_tables(title, rows, dimension_rows):
+    for table in report_tables(title, rows, dimension_rows, comparisons):
         log.info(render(table))
     log.info("evaluation written to %s", out_dir)
     return {**summary, "out_dir": str(out_dir)}
 
 
-def report_tables(title: str, rows: list[dict], dimension_rows: list[dict]) -> list[Table]:
+def _comparison(
+    reference: str,
+    name: str,
+    deltas: dict[str, torch.Tensor],
+    label: torch.Tensor,
+    resamples: int,
+    seed: int,
+) -> dict[str, Any]:
+    """``reference`` minus ``name`` on tau* and diff, each with its paired 95% interval."""
+    row: dict[str, Any] = {"method": reference, "minus": name}
+    for metric in ("tau_star", "diff"):
+        got = paired_difference(
+            deltas[reference], deltas[name], label, metric, num_resamples=resamples, seed=seed
+        )
+        row[metric] = got["difference"]
+        row[f"{metric}_low"], row[f"{metric}_high"] = got["low"], got["high"]
+    return {**row, "test_pairs": label.numel(), "test_ties": int((label == 0).sum())}
+
+
+def report_tables(
+    title: str, rows: list[dict], dimension_rows: list[dict], comparisons: list[dict] = ()
+) -> list[Table]:
     table = Table(title=title)
     for column in ("method", "tau*", "95% CI", "diff", "95% CI "):
         table.add_column(column, justify="left" if column == "method" else "right")
@@ -172,9 +218,28 @@ def report_tables(title: str, rows: list[dict], dimension_rows: list[dict]) -> l
             f"{r['diff']:.3f}",
             f"[{r['diff_low']:.3f}, {r['diff_high']:.3f}]",
         )
+    if rows:
+        table.caption = f"{rows[0]['test_pairs']} test pairs, {rows[0]['test_ties']} of them ties"
+    oracle = any("oracle_tau_star" in r for r in dimension_rows)
     dims = Table(title="VisionReward sub-score accuracy by dimension")
-    for column in ("dimension", "tau*", "diff"):
+    columns = ["dimension", "tau*", "diff"] + (["oracle tau*", "oracle diff"] if oracle else [])
+    for column in columns:
         dims.add_column(column, justify="left" if column == "dimension" else "right")
     for r in dimension_rows:
-        dims.add_row(r["dimension"], f"{r['tau_star']:.3f}", f"{r['diff']:.3f}")
-    return [table, dims]
+        keys = ["tau_star", "diff"] + (["oracle_tau_star", "oracle_diff"] if oracle else [])
+        dims.add_row(r["dimension"], *(f"{r[k]:.3f}" for k in keys))
+    tables = [table, dims]
+    if comparisons:
+        paired = Table(title="VisionReward minus each method, paired 95% bootstrap interval")
+        for column in ("minus", "Δ tau*", "95% CI", "Δ diff", "95% CI "):
+            paired.add_column(column, justify="left" if column == "minus" else "right")
+        for c in comparisons:
+            paired.add_row(
+                c["minus"],
+                f"{c['tau_star']:+.3f}",
+                f"[{c['tau_star_low']:+.3f}, {c['tau_star_high']:+.3f}]",
+                f"{c['diff']:+.3f}",
+                f"[{c['diff_low']:+.3f}, {c['diff_high']:+.3f}]",
+            )
+        tables.append(paired)
+    return tables

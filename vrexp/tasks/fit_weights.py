@@ -13,6 +13,7 @@ paper's Algorithm 1 as a Lightning ``WeightModule``) and writes::
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import time
@@ -70,6 +71,8 @@ def fit_weights(cfg: DictConfig, logger: Logger | None = None) -> dict[str, Any]
             "encoding": str(task.encoding),
             "hard_answers": task.hard_answers,
             "solver": str(task.solver),
+            "l2": task.l2,
+            "sgd": dataclasses.asdict(task.sgd),
             "num_features": reward.num_features,
             "num_zero_weights": int((reward.weights == 0).sum()),
             "select_questions": len(select.questions),
