@@ -12,7 +12,9 @@ from hypothesis import strategies as st
 from vrexp.preference import diffusion_dpo_loss, dominance_statistics, select_pairs
 
 
-def brute_force(scores: list[list[list[float]]], rule: str, threshold: float) -> list[tuple]:
+def brute_force(
+    scores: list[list[list[float]]], rule: str, threshold: float, epsilon: float = 0.0
+) -> list[tuple]:
     rows = []
     for p, candidates in enumerate(scores):
         for i, win in enumerate(candidates):
@@ -20,7 +22,7 @@ def brute_force(scores: list[list[list[float]]], rule: str, threshold: float) ->
                 gap = sum(win) - sum(lose)
                 if gap <= 0 or gap < threshold:
                     continue
-                if rule == "mpo" and any(a < b for a, b in zip(win, lose, strict=True)):
+                if rule == "mpo" and any(a + epsilon < b for a, b in zip(win, lose, strict=True)):
                     continue
                 rows.append((p, i, j))
     return rows
@@ -39,11 +41,12 @@ def score_tensors(draw):
     scores=score_tensors(),
     rule=st.sampled_from(["total", "mpo"]),
     threshold=st.sampled_from([0.0, 0.5, 1.0, 3.0]),
+    epsilon=st.sampled_from([0.0, 0.5, 1.0, 2.0]),
 )
-def test_select_pairs_matches_a_brute_force_loop(scores, rule, threshold):
-    rows = select_pairs(torch.tensor(scores), rule, threshold)
+def test_select_pairs_matches_a_brute_force_loop(scores, rule, threshold, epsilon):
+    rows = select_pairs(torch.tensor(scores), rule, threshold, epsilon)
     assert rows.dtype == torch.long and rows.shape[1] == 3
-    assert [tuple(r) for r in rows.tolist()] == brute_force(scores, rule, threshold)
+    assert [tuple(r) for r in rows.tolist()] == brute_force(scores, rule, threshold, epsilon)
     stats = dominance_statistics(torch.tensor(scores), threshold)
     assert stats["total_rule_pairs"] == len(brute_force(scores, "total", threshold))
     assert stats["dominating"] == len(brute_force(scores, "mpo", threshold))
@@ -56,6 +59,11 @@ def test_mpo_drops_a_higher_total_that_regresses_a_dimension():
     # Candidate 0 wins on total but is worse than 1 and 2 on the second dimension.
     assert select_pairs(scores, "mpo").tolist() == [[0, 1, 2]]
     assert select_pairs(scores, "mpo", threshold=1.5).tolist() == []
+    # Candidate 0 trails 1 by 1.0 and 2 by 0.5 on the second dimension: epsilon lets it win.
+    assert select_pairs(scores, "mpo", epsilon=0.5).tolist() == [[0, 0, 2], [0, 1, 2]]
+    assert select_pairs(scores, "mpo", epsilon=1.0).tolist() == [[0, 0, 1], [0, 0, 2], [0, 1, 2]]
+    with pytest.raises(ValueError, match=r"dpo\.epsilon=-0\.1 must be >= 0"):
+        select_pairs(scores, "mpo", epsilon=-0.1)
     assert select_pairs(scores, "total", threshold=1.5).tolist() == [[0, 0, 2]]
     stats = dominance_statistics(scores)
     assert (stats["dominating"], stats["non_dominating"]) == (1, 2)

@@ -31,7 +31,7 @@ def choose_pairs(table: pa.Table, dpo: Any) -> tuple[pa.Table, dict[str, Any]]:
     rule = PairRule.of(dpo.rule, "dpo.rule")
     dims = score_tensor(table, "dimensions")
     scores = score_tensor(table, SCORE_COLUMNS[granularity])
-    rows = select_pairs(scores, rule, dpo.threshold).numpy()
+    rows = select_pairs(scores, rule, dpo.threshold, dpo.epsilon).numpy()
     qualifying = len(rows)
     if dpo.num_pairs is not None and len(rows) > dpo.num_pairs:
         keep = np.random.default_rng(dpo.seed).choice(len(rows), dpo.num_pairs, replace=False)
@@ -58,6 +58,7 @@ def choose_pairs(table: pa.Table, dpo: Any) -> tuple[pa.Table, dict[str, Any]]:
         "rule": str(dpo.rule),
         "granularity": str(dpo.granularity),
         "threshold": dpo.threshold,
+        "epsilon": dpo.epsilon,
         "prompts": int(dims.shape[0]),
         "candidates": int(num_candidates),
         "qualifying_pairs": qualifying,

@@ -2,7 +2,10 @@
 
 ``total`` is ordinary DPO: the winner's total reward (the sum of its dimension scores, paper
 Eq. 6) beats the loser's by at least ``threshold``. ``mpo`` adds multi-dimensional dominance
-(docs/method.md §7.1): the winner is at least as good on *every* dimension (non-strict). The granularity
+(docs/method.md §7.1): the winner is at least as good on *every* dimension (non-strict), or with
+``epsilon`` > 0 trails the loser by at most ``epsilon`` on any one (epsilon-dominance: among few
+candidates exact dominance is rare, and a dimension the reward scores noisily then decides
+which pairs survive). The granularity
 (dimension, sub-dimension or question) is whatever the last axis of the scores holds.
 """
 
@@ -39,28 +42,37 @@ def _by_total(dim_scores: Tensor, threshold: float) -> Tensor:
     return (gap > 0) & (gap >= threshold)
 
 
-def _dominates(dim_scores: Tensor) -> Tensor:
-    """[P, K, K]: candidate i is at least as good as candidate j on every dimension."""
-    return (dim_scores[:, :, None, :] >= dim_scores[:, None, :, :]).all(-1)
+def _dominates(dim_scores: Tensor, epsilon: float = 0.0) -> Tensor:
+    """[P, K, K]: candidate i trails candidate j by at most ``epsilon`` on every dimension (at
+    ``epsilon`` 0: is at least as good on every one)."""
+    return (dim_scores[:, :, None, :] + epsilon >= dim_scores[:, None, :, :]).all(-1)
 
 
-def select_pairs(dim_scores: Tensor, rule: PairRule = "mpo", threshold: float = 0.0) -> Tensor:
+def _check(name: str, value: float) -> None:
+    if not value >= 0:  # NaN too: a negative value would keep pairs the loser wins
+        raise ValueError(f"dpo.{name}={value!r} must be >= 0")
+
+
+def select_pairs(
+    dim_scores: Tensor, rule: PairRule = "mpo", threshold: float = 0.0, epsilon: float = 0.0
+) -> Tensor:
     """[M, 3] long rows (prompt, winner, loser) of the pairs that ``rule`` keeps, in row-major
     order of (prompt, winner, loser). ``dim_scores`` is [P, K, D]: D sub-scores of K candidates
-    for each of P prompts."""
+    for each of P prompts; ``epsilon`` is MPO's tolerance per dimension."""
     if rule not in RULES:
         raise ValueError(f"rule must be one of {RULES}, got {rule!r}")
-    if not threshold >= 0:  # NaN too: a negative gap would keep pairs the loser wins
-        raise ValueError(f"dpo.threshold={threshold!r} must be >= 0")
+    _check("threshold", threshold)
+    _check("epsilon", epsilon)
     dim_scores = _validate(dim_scores)
     keep = _by_total(dim_scores, threshold)
     if rule == "mpo":  # the [P, K, K, D] comparison only where it is needed
-        keep &= _dominates(dim_scores)
+        keep &= _dominates(dim_scores, epsilon)
     return keep.nonzero()
 
 
 def dominance_statistics(dim_scores: Tensor, threshold: float = 0.0) -> dict[str, float]:
-    """Paper Table 5: of the pairs the total-score rule picks, how many the winner dominates."""
+    """Paper Table 5: of the pairs the total-score rule picks, how many the winner dominates
+    (exactly: the paper's count, whatever MPO's ``epsilon``)."""
     dim_scores = _validate(dim_scores)
     by_total = _by_total(dim_scores, threshold)
     total_pairs = int(by_total.sum())
