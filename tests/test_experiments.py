@@ -23,6 +23,7 @@ from vrexp.checklist import Checklist
 from vrexp.reports import SweepTable
 from vrexp.reports.__main__ import num_jobs
 from vrexp.reports.sweep import RESULTS_FILE, write_results
+from vrexp.tasks.evaluate import PAIRED
 
 NAMES = sorted(p.stem for p in EXPERIMENTS.glob("*.yaml"))
 TASKS = sorted(p.stem for p in (CONF / "task").glob("*.yaml"))
@@ -135,9 +136,11 @@ def check_table(sweep: Path, name: str) -> None:
             except ValueError:
                 continue
             assert math.isfinite(value), (name, column, cell)
-            if column.endswith(unit) or column in unit:
+            if column.startswith(PAIRED):  # a paired difference of two accuracies
+                assert -1 <= value <= 1, (name, column, cell)
+            elif column.endswith(unit) or column in unit:
                 assert 0 <= value <= 1, (name, column, cell)
-        for metric in ("tau_star", "diff", "oracle_win_rate"):
+        for metric in ("tau_star", "diff", "oracle_win_rate", f"{PAIRED}tau_star", f"{PAIRED}diff"):
             low, high = (
                 row.get(metric.replace("_rate", "") + "_low"),
                 row.get(metric.replace("_rate", "") + "_high"),

@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+from collections.abc import Sequence
 from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
@@ -145,6 +146,11 @@ def evaluate(
             for name in deltas
             if name != "VisionReward"
         ]
+        # Each method's row carries VisionReward's paired lead over it, for a sweep's table.
+        for row in rows:
+            for c in comparisons:
+                if c["minus"] == row["method"]:
+                    row.update({f"{PAIRED}{k}": c[k] for k in c if k.startswith(("tau", "diff"))})
         dimension_rows = [{"dimension": name} for name in reward.checklist.dimension_names]
         for prefix, (dim_a, dim_b) in dimension_scores.items():
             for metric in ("tau_star", "diff"):
@@ -185,6 +191,9 @@ def evaluate(
     return {**summary, "out_dir": str(out_dir)}
 
 
+PAIRED = "vs_visionreward_"  # row keys of VisionReward minus the row's method, paired
+
+
 def _comparison(
     reference: str,
     name: str,
@@ -205,7 +214,7 @@ def _comparison(
 
 
 def report_tables(
-    title: str, rows: list[dict], dimension_rows: list[dict], comparisons: list[dict] = ()
+    title: str, rows: list[dict], dimension_rows: list[dict], comparisons: Sequence[dict] = ()
 ) -> list[Table]:
     table = Table(title=title)
     for column in ("method", "tau*", "95% CI", "diff", "95% CI "):
