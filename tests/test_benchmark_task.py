@@ -478,7 +478,7 @@ def test_a_visionreward_folder_scores_pickapic_from_its_embedded_images(image_re
         "total",
         *reward.checklist.dimension_names,
     }
-    assert record["reward"] == {"reward_dir": str(image_reward)}
+    assert record["reward"] == {"reward_dir": str(image_reward), "name": image_reward.name}
     # Logged to the stage logger.
     metrics_csv = next((tmp_path / "out").rglob("metrics.csv")).read_text()
     assert "benchmark/pickapic" in metrics_csv and "benchmark/tau_star_low" in metrics_csv
@@ -546,7 +546,7 @@ def test_the_released_weighting_with_a_backbone(tmp_path):
     )
     run_task(cfg)
     record = json.loads((tmp_path / "out" / "benchmark.json").read_text())
-    assert record["reward"] == {"official": "image_select"}
+    assert record["reward"] == {"official": "image_select", "name": "official:image_select"}
     assert record["counts"]["pairs"] == 6 + 3 and record["metrics"]["imagereward"] is not None
     checklist = Checklist.from_config(
         compose_config(tmp_path, "dimensions=visionreward_image_select").dimensions

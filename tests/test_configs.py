@@ -154,10 +154,15 @@ def test_every_option_composes_and_instantiates(group, option, compose_cfg, tmp_
         assert isinstance(dpo, DPOConfig) and dpo.name == option
         assert (dpo.rule == "total") == (option == "total")
     elif group == "experiment":
-        # An experiment is a sweep whose jobs share one artifacts folder per split.
-        assert cfg.task.name in ("pipeline", "optimize_generator")
-        artifacts = OmegaConf.to_container(cfg.task, resolve=True)["artifacts_dir"]
-        assert artifacts.startswith(f"{tmp_path}/artifacts/{cfg.dataset.name}/")
+        if option == "table2_real":  # benchmark jobs (its sweep picks each job's benchmark)
+            assert cfg.task.name == "benchmark"
+            job = compose_cfg(f"{group}={option}", "dataset=hpdv2_test")
+            root = OmegaConf.to_container(job.dataset, resolve=True)["root"]
+            assert root == f"{tmp_path}/datasets/HPDv2"
+        else:  # a sweep whose jobs share one artifacts folder per split
+            assert cfg.task.name in ("pipeline", "optimize_generator")
+            artifacts = OmegaConf.to_container(cfg.task, resolve=True)["artifacts_dir"]
+            assert artifacts.startswith(f"{tmp_path}/artifacts/{cfg.dataset.name}/")
     elif group == "callbacks":
         from vrexp.modules.trainer import checkpoint_callback, stage_callbacks
 
