@@ -100,8 +100,22 @@ class Shard:
         first, last = self.index * chunks // self.count, (self.index + 1) * chunks // self.count
         return min(first * chunk_size, num_items), min(last * chunk_size, num_items)
 
+    def size(self, num_items: int, chunk_size: int) -> int:
+        start, stop = self.bounds(num_items, chunk_size)
+        return stop - start
+
     def split(self, items: Sequence[T], chunk_size: int) -> Sequence[T]:
         start, stop = self.bounds(len(items), chunk_size)
+        if start == stop and items:
+            log.warning(
+                "shard %s has no items: the %d items make %d parts of task.chunk_size=%d, fewer "
+                "than the %d shards; a smaller task.chunk_size spreads them over every shard",
+                self.label,
+                len(items),
+                -(-len(items) // chunk_size),
+                chunk_size,
+                self.count,
+            )
         return items[start:stop]
 
 

@@ -220,7 +220,7 @@ def annotate(cfg: DictConfig, logger: Logger | None = None) -> dict[str, Any]:
     manifest = {"dataset": OmegaConf.to_container(cfg.dataset, resolve=True, enum_to_str=True)}
     reports = shard is None or shard.reports
     with stage_logger(cfg, logger) as logger:
-        mine = len(items) if shard is None else len(shard.split(items, task.chunk_size))
+        mine = len(items) if shard is None else shard.size(len(items), task.chunk_size)
         with Progress(transient=True, disable=not reports) as bar:
             job = bar.add_task(progress_label("annotating", shard), total=mine)
             result = annotate_items(

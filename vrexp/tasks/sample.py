@@ -61,11 +61,9 @@ def sample(cfg: DictConfig, logger: Logger | None = None) -> dict[str, Any]:
         if getattr(task, k) is not None
     }
     reports = shard is None or shard.reports
-    mine = (
-        range(len(prompts)) if shard is None else shard.split(range(len(prompts)), task.chunk_size)
-    )
+    mine = len(prompts) if shard is None else shard.size(len(prompts), task.chunk_size)
     with Progress(transient=True, disable=not reports) as bar:
-        job = bar.add_task(progress_label("sampling and scoring", shard), total=len(mine))
+        job = bar.add_task(progress_label("sampling and scoring", shard), total=mine)
         result = sample_candidates(
             generator,
             reward,
@@ -86,7 +84,7 @@ def sample(cfg: DictConfig, logger: Logger | None = None) -> dict[str, Any]:
     if isinstance(shard, Shard) and not (result["merged"] and reports):
         (log.info if reports else log.debug)(
             "%d prompts x %d candidates sampled into %s (shard %s%s)",
-            len(mine),
+            mine,
             task.candidates,
             shard.folder(out_dir),
             shard.label,

@@ -63,9 +63,9 @@ def score(cfg: DictConfig, logger: Logger | None = None) -> dict[str, Any]:
             result = {}
         else:
             items = task_items(cfg, task, reward.checklist)
-            mine = items if shard is None else shard.split(items, task.chunk_size)
+            mine = len(items) if shard is None else shard.size(len(items), task.chunk_size)
             with Progress(transient=True, disable=not reports) as bar:
-                job = bar.add_task(progress_label("scoring", shard), total=len(mine))
+                job = bar.add_task(progress_label("scoring", shard), total=mine)
                 result = score_items(
                     reward,
                     items,
