@@ -2,9 +2,10 @@
 processes, each shard resumable on its own, and a merge that equals a single-process run.
 
 The split is checked with hypothesis; each stage's shards, run one after the other in this
-process, merge into the part files of a single-process run (byte for byte); a real ``run.py``
-shard killed with SIGKILL beside a running one resumes alone; readers and the merge refuse an
-incomplete shard set naming the shards. The slow tests launch ``torchrun --nproc_per_node 2``.
+process, merge into the part files of a single-process run (byte for byte); readers and the
+merge refuse an incomplete shard set naming the shards. The slow tests run real processes: a
+``run.py`` shard killed with SIGKILL and resumed alone, ``torchrun --nproc_per_node 2`` for
+annotate and score, and two sample shards at once.
 """
 
 from __future__ import annotations
@@ -13,7 +14,6 @@ import csv
 import hashlib
 import logging
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -43,6 +43,7 @@ from vrexp.media import save_media
 from vrexp.reward import LinearReward
 from vrexp.reward.scorer import VisionReward
 from vrexp.reward.scoring import ScoringError, merge_scores, read_scores, score_items
+from vrexp.tasks import run_task
 from vrexp.tasks.annotate import AnnotateError, annotate_items, merge_annotations
 
 TINY = [
@@ -283,10 +284,8 @@ def test_shards_made_otherwise_or_of_two_splits_are_not_merged(env, tmp_path):
         merge_scores(out)  # which set to merge is not said
 
 
-def shard_command(env, out: Path, shard: str, *extra: str) -> list[str]:
+def shard_overrides(env, out: Path, shard: str) -> list[str]:
     return [
-        sys.executable,
-        str(ROOT / "run.py"),
         "task=annotate",
         f"task.model_dir={env.root / 'model'}",
         "dataset=media_folder",
@@ -296,9 +295,6 @@ def shard_command(env, out: Path, shard: str, *extra: str) -> list[str]:
         "task.chunk_size=1",
         "task.batch_size=4",
         "logger=none",
-        f"paths.root_dir={out.parent}",
-        f"hydra.run.dir={out.parent}/run-{shard.replace('/', '-')}",
-        *extra,
     ]
 
 
@@ -308,16 +304,27 @@ def child_env() -> dict[str, str]:
 
 
 @pytest.mark.slow
-def test_a_shard_killed_with_sigkill_beside_a_running_one_resumes_alone(env, tmp_path):
-    """Two ``run.py`` shards at once; shard 1/2 is killed after its first part. Shard 0/2
-    finishes and waits for it; the rerun of shard 1/2 answers only its missing items and
-    merges: the same part files as one process answering them all."""
+def test_a_shard_killed_with_sigkill_resumes_alone_and_merges(env, tmp_path, caplog):
+    """Shard 1/2 as a real ``run.py`` process, killed with SIGKILL after its first part; shard
+    0/2 (the same CLI task, in this process) finishes beside it and waits. The rerun of shard 1/2
+    answers only its missing items and merges: the part files of one process answering all."""
     big = env.root / "big"
     if not big.is_dir():
         write_media(big, 24, seed=1)
     out = tmp_path / "out"
-    first = subprocess.Popen(shard_command(env, out, "0/2"), env=child_env())
-    killed = subprocess.Popen(shard_command(env, out, "1/2"), env=child_env())
+    killed = subprocess.Popen(
+        [
+            sys.executable,
+            str(ROOT / "run.py"),
+            *shard_overrides(env, out, "1/2"),
+            f"paths.root_dir={tmp_path}",
+            f"hydra.run.dir={tmp_path}/run-killed",
+        ],
+        env=child_env(),
+    )
+    caplog.set_level(logging.INFO)
+    assert run_task(compose_config(tmp_path, *shard_overrides(env, out, "0/2"))) is None
+    assert "the last shard to finish merges them" in caplog.text
     folder = out / "shards" / "1-of-2"
     deadline = time.monotonic() + 240
     while not list(folder.glob("part-*.parquet")):
@@ -325,16 +332,13 @@ def test_a_shard_killed_with_sigkill_beside_a_running_one_resumes_alone(env, tmp
         time.sleep(0.005)
     killed.send_signal(signal.SIGKILL)
     assert killed.wait(timeout=30) == -signal.SIGKILL
-    assert first.wait(timeout=240) == 0
     kept = files(out / "shards" / "0-of-2")
     with pytest.raises(AnnotationsError, match=r"shard 1/2 \([0-9]+ of 12 items\) was interrupted"):
         read_annotations(out)
-    done = subprocess.run(
-        shard_command(env, out, "1/2"), env=child_env(), capture_output=True, text=True
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
-    assert "every shard complete, merged into" in (out.parent / "run-1-2" / "run.log").read_text()
-    assert files(out / "shards" / "0-of-2") == kept
+    caplog.clear()
+    run_task(compose_config(tmp_path, *shard_overrides(env, out, "1/2")))
+    assert "every shard complete, merged into" in caplog.text
+    assert files(out / "shards" / "0-of-2") == kept  # the other shard untouched
     single = tmp_path / "single"
     annotate_items(
         load_backbone(env.root / "model"),
@@ -345,8 +349,7 @@ def test_a_shard_killed_with_sigkill_beside_a_running_one_resumes_alone(env, tmp
         chunk_size=1,
     )
     assert read_annotations(out).to_pydict() == read_annotations(single).to_pydict()
-    assert files(out) == files(single)  # the merged parts are the same files
-    shutil.rmtree(out)
+    assert files(out, "part-*.parquet") == files(single, "part-*.parquet")  # the same files
 
 
 TORCHRUN = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2"]
@@ -396,16 +399,15 @@ def test_torchrun_ranks_answer_their_shards_and_rank_zero_merges(stage, env, tmp
 
 @pytest.mark.slow
 def test_sample_shards_as_two_array_jobs_merge_into_one_process_samples(env, tmp_path):
-    """Two ``run.py task=sample task.shard=I/2`` processes at once (tiny_sd at smoke size):
-    the last to finish merges; media, parts and table equal one process's."""
+    """``task=sample task.shard=0/2`` as a ``run.py`` process and ``1/2`` (the same CLI task)
+    in this process at the same time (tiny_sd at smoke size): the last to finish merges;
+    media, parts and table equal one process's."""
     out = tmp_path / "samples"
     prompts = tmp_path / "prompts.txt"
     prompts.write_text("\n".join(PROMPTS[:NUM_ITEMS]) + "\n")
 
-    def command(shard: str) -> list[str]:
+    def overrides(shard: str) -> list[str]:
         return [
-            sys.executable,
-            str(ROOT / "run.py"),
             "task=sample",
             "task.generator_dir=null",
             f"task.reward_dir={env.root / 'reward'}",
@@ -417,18 +419,23 @@ def test_sample_shards_as_two_array_jobs_merge_into_one_process_samples(env, tmp
             f"task.out_dir={out}",
             f"task.shard={shard}",
             *TINY,
-            f"paths.root_dir={tmp_path}",
-            f"hydra.run.dir={tmp_path}/run-{shard.replace('/', '-')}",
         ]
 
-    jobs = [
-        subprocess.Popen(command(s), env=child_env(), stderr=subprocess.PIPE, text=True)
-        for s in ("0/2", "1/2")
-    ]
-    for job in jobs:
-        assert job.wait(timeout=300) == 0, job.stderr.read()[-3000:]
-    logs = [(tmp_path / f"run-{s}-2" / "run.log").read_text() for s in ("0", "1")]
-    assert sum("merged 2 shards into" in text for text in logs) == 1
+    other = subprocess.Popen(
+        [
+            sys.executable,
+            str(ROOT / "run.py"),
+            *overrides("0/2"),
+            f"paths.root_dir={tmp_path}",
+            f"hydra.run.dir={tmp_path}/run-0",
+        ],
+        env=child_env(),
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    run_task(compose_config(tmp_path, *overrides("1/2")))
+    assert other.wait(timeout=300) == 0, other.stderr.read()[-3000:]
+    assert (out / "manifest.json").is_file()  # merged by whichever finished last
     single = tmp_path / "single"  # run.py's default dataset brings the SynthWorld judge
     judge = synthworld_judge(OmegaConf.to_object(compose_config(tmp_path, *TINY).dataset))
     run_sample(env, single, judge=judge)
