@@ -476,3 +476,41 @@ def test_a_shard_with_no_part_of_its_own_says_why(env, tmp_path, caplog):
     assert run_score(env, tmp_path / "out", Shard(2, 3), chunk_size=4)["merged"] is True
     run_score(env, tmp_path / "single", chunk_size=4)
     assert files(tmp_path / "out", "*") == files(tmp_path / "single", "*")
+
+
+def cli(env, tmp_path, *overrides):
+    return run_task(
+        compose_config(
+            tmp_path,
+            "task=annotate",
+            f"task.model_dir={env.root / 'model'}",
+            "dataset=media_folder",
+            f"dataset.root={env.root / 'media'}",
+            f"task.chunk_size={CHUNK}",
+            "logger=none",
+            *overrides,
+        )
+    )
+
+
+def test_the_cli_refuses_a_bad_shard_or_a_shard_without_its_shared_folder(env, tmp_path):
+    with pytest.raises(ShardSpecError, match=r"task\.shard='5/4' names no shard; valid forms"):
+        cli(env, tmp_path, "task.shard=5/4", f"task.out_dir={tmp_path / 'shared'}")
+    with pytest.raises(ShardSpecError, match=r"task\.shard=1/2 needs task\.out_dir: every shard"):
+        cli(env, tmp_path, "task.shard=1/2")
+    assert not (tmp_path / "shared").exists()  # refused before any work
+
+
+def test_the_cli_merges_finished_shards_with_task_shard_merge(env, tmp_path):
+    out = tmp_path / "shared"
+    with pytest.raises(AnnotateError, match=r"shared holds no shards"):
+        cli(env, tmp_path, "task.shard=merge", f"task.out_dir={out}")
+    run_annotate(env, out, HALVES[1])
+    with pytest.raises(AnnotateError, match=r"cannot merge the shards of \S+: shard 0/2 never ran"):
+        cli(env, tmp_path, "task.shard=merge", f"task.out_dir={out}")
+    run_annotate(env, out, HALVES[0])
+    for path in [*out.glob("part-*.parquet"), out / "manifest.json", out / "skipped.json"]:
+        path.unlink()  # as if the merge had not run
+    cli(env, tmp_path, "task.shard=merge", f"task.out_dir={out}")
+    run_annotate(env, tmp_path / "single")
+    assert files(out, "*") == files(tmp_path / "single", "*")

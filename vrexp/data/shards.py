@@ -178,8 +178,9 @@ def _env_int(env: Mapping[str, str], name: str, key: str, spec: Any) -> int | No
 
 
 def shard_device(device: torch.device, shard: Shard | str | None) -> torch.device:
-    """The GPU of a torchrun rank (``LOCAL_RANK``) where the task asked for the GPU without an
-    index; every other device as given."""
+    """The GPU of a torchrun rank (``LOCAL_RANK``, modulo the GPUs there are: more ranks than
+    GPUs share them) where the task asked for the GPU without an index; every other device as
+    given."""
     local = os.environ.get("LOCAL_RANK")
     if (
         isinstance(shard, Shard)
@@ -188,7 +189,7 @@ def shard_device(device: torch.device, shard: Shard | str | None) -> torch.devic
         and device.index is None
         and local is not None
     ):
-        return torch.device("cuda", int(local))
+        return torch.device("cuda", int(local) % max(torch.cuda.device_count(), 1))
     return device
 
 
