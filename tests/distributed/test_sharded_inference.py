@@ -234,7 +234,9 @@ def test_shards_merge_into_the_part_files_of_a_single_process_run(stage, env, tm
     single, sharded = tmp_path / "single", tmp_path / "sharded"
     run(env, single)
     assert run(env, sharded, HALVES[0])["merged"] is False  # shard 1/2 has not run
-    with pytest.raises(ERRORS[stage], match=r"holds 2 shards that are not merged: shard 1/2 never"):
+    with pytest.raises(
+        ERRORS[stage], match=r"holds 2 shards that are not merged: shard 1/2 has not"
+    ):
         read(sharded)
     assert run(env, sharded, HALVES[1])["merged"] is True  # the last shard merges
     assert read(sharded) == read(single)
@@ -253,11 +255,15 @@ def test_a_shard_interrupted_resumes_alone_and_the_merge_names_unfinished_shards
         merge_annotations(out)
     with pytest.raises(Interrupted):
         run_annotate(env, out, HALVES[1], progress=interrupt)
-    with pytest.raises(AnnotateError, match=r"shard 0/2 never ran; shard 1/2 \(2 of 3 items\) was"):
+    with pytest.raises(
+        AnnotateError, match=r"shard 0/2 has not started; shard 1/2 \(2 of 3 items\) is unfin"
+    ):
         merge_annotations(out)
     run_annotate(env, out, HALVES[0])
     kept = files(out / "shards" / "0-of-2")
-    with pytest.raises(AnnotationsError, match=r"shard 1/2 \(2 of 3 items\) was interrupted"):
+    with pytest.raises(
+        AnnotationsError, match=r"shard 1/2 \(2 of 3 items\) is unfinished \(stopped, or still"
+    ):
         read_annotations(out)
     calls = []
     assert run_annotate(env, out, HALVES[1], progress=calls.append)["merged"] is True
@@ -333,7 +339,7 @@ def test_a_shard_killed_with_sigkill_resumes_alone_and_merges(env, tmp_path, cap
     killed.send_signal(signal.SIGKILL)
     assert killed.wait(timeout=30) == -signal.SIGKILL
     kept = files(out / "shards" / "0-of-2")
-    with pytest.raises(AnnotationsError, match=r"shard 1/2 \([0-9]+ of 12 items\) was interrupted"):
+    with pytest.raises(AnnotationsError, match=r"shard 1/2 \([0-9]+ of 12 items\) is unfinished"):
         read_annotations(out)
     caplog.clear()
     run_task(compose_config(tmp_path, *shard_overrides(env, out, "1/2")))
@@ -506,7 +512,9 @@ def test_the_cli_merges_finished_shards_with_task_shard_merge(env, tmp_path):
     with pytest.raises(AnnotateError, match=r"shared holds no shards"):
         cli(env, tmp_path, "task.shard=merge", f"task.out_dir={out}")
     run_annotate(env, out, HALVES[1])
-    with pytest.raises(AnnotateError, match=r"cannot merge the shards of \S+: shard 0/2 never ran"):
+    with pytest.raises(
+        AnnotateError, match=r"cannot merge the shards of \S+: shard 0/2 has not started"
+    ):
         cli(env, tmp_path, "task.shard=merge", f"task.out_dir={out}")
     run_annotate(env, out, HALVES[0])
     for path in [*out.glob("part-*.parquet"), out / "manifest.json", out / "skipped.json"]:

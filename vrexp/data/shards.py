@@ -301,11 +301,16 @@ def unfinished(states: Sequence[ShardState]) -> str:
     ]
     phrases = []
     if missing:
-        phrases.append(f"shard{'s' if len(missing) > 1 else ''} {', '.join(missing)} never ran")
-    if partial:
+        many = len(missing) > 1
         phrases.append(
-            f"shard{'s' if len(partial) > 1 else ''} {', '.join(partial)} "
-            f"{'were' if len(partial) > 1 else 'was'} interrupted"
+            f"shard{'s' if many else ''} {', '.join(missing)} {'have' if many else 'has'} not "
+            "started"
+        )
+    if partial:  # a running shard holds its lock; testing the lock would race with its start
+        many = len(partial) > 1
+        phrases.append(
+            f"shard{'s' if many else ''} {', '.join(partial)} {'are' if many else 'is'} "
+            "unfinished (stopped, or still running)"
         )
     return "; ".join(phrases)
 
@@ -320,8 +325,9 @@ def require_merged(folder: str | Path, key_column: str, error: type[Exception]) 
     count = states[0].shard.count
     if problem:
         raise error(
-            f"{folder} holds {count} shards that are not merged: {problem}; rerun those "
-            "shards (task.shard=I/N with the same settings), then merge (task.shard=merge)"
+            f"{folder} holds {count} shards that are not merged: {problem}; rerun the stopped "
+            "ones with the same settings (the last to finish merges; task.shard=merge merges "
+            "by hand)"
         )
     raise error(
         f"{folder} holds {count} finished shards that are not merged; merge them with the "
@@ -356,7 +362,10 @@ def merge_shards(
     problem = unfinished(states)
     if problem:
         if strict:
-            raise error(f"cannot merge the shards of {out_dir}: {problem}; rerun those shards")
+            raise error(
+                f"cannot merge the shards of {out_dir}: {problem}; rerun the stopped ones with "
+                "the same settings"
+            )
         log.info("shards of %s not merged yet: %s", out_dir, problem)
         return False
     manifests = [read_manifest(s.folder) or {} for s in states]
