@@ -499,11 +499,19 @@ def cli(env, tmp_path, *overrides):
     )
 
 
-def test_the_cli_refuses_a_bad_shard_or_a_shard_without_its_shared_folder(env, tmp_path):
+def test_the_cli_refuses_a_bad_shard_or_a_shard_without_its_shared_folder(
+    env, tmp_path, monkeypatch
+):
     with pytest.raises(ShardSpecError, match=r"task\.shard='5/4' names no shard; valid forms"):
         cli(env, tmp_path, "task.shard=5/4", f"task.out_dir={tmp_path / 'shared'}")
     with pytest.raises(ShardSpecError, match=r"task\.shard=1/2 needs task\.out_dir: every shard"):
         cli(env, tmp_path, "task.shard=1/2")
+    monkeypatch.setenv("WORLD_SIZE", "2")  # as torchrun sets it
+    monkeypatch.setenv("RANK", "1")
+    with pytest.raises(
+        ShardSpecError, match=r"a torchrun launch of 2 ranks .* needs task\.out_dir"
+    ):
+        cli(env, tmp_path)
     assert not (tmp_path / "shared").exists()  # refused before any work
 
 

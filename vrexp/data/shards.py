@@ -239,12 +239,18 @@ def shard_entry(shard: Shard, all_items: dict[str, Any]) -> dict[str, Any]:
     return {SHARD_KEY: {"index": shard.index, "count": shard.count, "items": all_items}}
 
 
-def require_shared_out_dir(out_dir: str | None, spec: Any, key: str = "task.out_dir") -> None:
+def require_shared_out_dir(
+    out_dir: str | None, shard: Shard | str, key: str = "task.out_dir"
+) -> None:
     """Shards meet in one folder: the default (inside each job's own run folder) never does."""
     if out_dir is None:
+        if isinstance(shard, Shard) and shard.source == "torchrun":
+            what = f"a torchrun launch of {shard.count} ranks (each a shard)"
+        else:
+            what = f"task.shard={shard if isinstance(shard, str) else shard.label}"
         raise ShardSpecError(
-            f"task.shard={spec} needs {key}: every shard (and the merge) must write into the "
-            f"same folder, and the default lies in each job's own run folder; set {key}=DIR"
+            f"{what} needs {key}: every shard (and the merge) must write into the same "
+            f"folder, and the default lies in each job's own run folder; set {key}=DIR"
         )
 
 

@@ -39,7 +39,7 @@ def sample(cfg: DictConfig, logger: Logger | None = None) -> dict[str, Any]:
     task = OmegaConf.to_object(cfg.task)
     shard = parse_shard(task.shard)
     if shard is not None:
-        require_shared_out_dir(task.out_dir, task.shard or shard.label)
+        require_shared_out_dir(task.out_dir, shard)
     out_dir = Path(task.out_dir or Path(cfg.paths.output_dir) / "samples")
     if shard == MERGE:
         merge_samples(out_dir, task.overwrite)

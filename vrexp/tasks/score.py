@@ -51,7 +51,7 @@ def score(cfg: DictConfig, logger: Logger | None = None) -> dict[str, Any]:
     task = OmegaConf.to_object(cfg.task)
     shard = parse_shard(task.shard)
     if shard is not None:
-        require_shared_out_dir(task.out_dir, task.shard or shard.label)
+        require_shared_out_dir(task.out_dir, shard)
     out_dir = Path(task.out_dir or Path(cfg.paths.output_dir) / "scores")
     if isinstance(shard, Shard):
         task.device = str(shard_device(resolve_device(task.device), shard))
