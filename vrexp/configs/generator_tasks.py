@@ -76,6 +76,9 @@ class SampleTaskConfig:
     # mp4 (H.264) is for people and players. Scores and the oracle use the generated pixels.
     video_format: VideoFormat = VideoFormat.apng
     out_dir: str | None = None  # null: <run>/samples
+    # I/N: this job does shard I of N (slurm: from the array job's ids; merge: gathers them);
+    # null: one process, or each torchrun rank a shard. Values: vrexp/data/shards.py
+    shard: str | None = None
     overwrite: bool = False
 
     def __post_init__(self) -> None:

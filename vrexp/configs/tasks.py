@@ -79,6 +79,9 @@ class AnnotateTaskConfig(InferenceSettings):
     model_dir: str = MISSING  # a folder written by train_checklist
     chunk_size: int = 512  # items per written part (the unit of resume)
     out_dir: str | None = None  # null: <run>/annotations
+    # I/N: this job does shard I of N (slurm: from the array job's ids; merge: gathers them);
+    # null: one process, or each torchrun rank a shard. Values: vrexp/data/shards.py
+    shard: str | None = None
     skip_bad_media: bool = False  # record unreadable files in skipped.json instead of failing
     overwrite: bool = False
 
@@ -106,6 +109,9 @@ class ScoreTaskConfig(InferenceSettings):
     allow_outside_root: bool = False  # list_file media may leave the list's folder (../, /abs)
     chunk_size: int = 256  # items per written part (the unit of resume)
     out_dir: str | None = None  # null: <run>/scores
+    # I/N: this job does shard I of N (slurm: from the array job's ids; merge: gathers them);
+    # null: one process, or each torchrun rank a shard. Values: vrexp/data/shards.py
+    shard: str | None = None
     skip_bad_media: bool = False  # record unreadable files in skipped.json instead of failing
     overwrite: bool = False
     report: bool = True  # write report.html

@@ -102,18 +102,20 @@ def claim_output(
     folder_key: str = "task.out_dir",
     labels: Mapping[str, str] | None = None,
     error: type[Exception] = OutputClaimError,
+    wait: bool = False,
 ) -> Iterator[Path]:
     """Hold ``out_dir`` for this job (a context): lock it, then keep the parts already there
     when its manifest matches ``manifest`` (a killed run resumes), else raise ``error`` naming
     what changed, or with ``overwrite`` delete its ``stale`` files first. ``what`` says what the
     folder holds; ``folder_key`` is the setting that picks another folder. ``manifest`` may be a
     function, called under the lock once the recorded digests are known (so the model files a
-    resume finds unchanged are not hashed again)."""
+    resume finds unchanged are not hashed again). ``wait``: wait for a held lock instead of
+    refusing (the merge of shards that finish together, :mod:`vrexp.data.shards`)."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     lock = filelock.FileLock(out_dir / LOCK_FILE)
     try:
-        lock.acquire(timeout=0)
+        lock.acquire(timeout=-1 if wait else 0)
     except filelock.Timeout:
         raise error(
             f"{out_dir} is held by another process (lock file {out_dir / LOCK_FILE}): another "

@@ -113,13 +113,21 @@ def write_parts(
         atomic_write(part_path(parts_dir, key(chunk[0])), lambda p, t=table: pq.write_table(t, p))
         if progress is not None:
             progress(len(chunk))
+    return gather_skipped(parts_dir, key_column, skipped_file)
+
+
+def gather_skipped(
+    parts_dir: Path, key_column: str = "item_id", skipped_file: str | None = SKIPPED_FILE
+) -> list[dict[str, Any]]:
+    """Every skipped record of the parts of ``parts_dir``, by item; written to ``skipped_file``
+    when given."""
     skipped = sorted(
-        (entry for path in parts_dir.glob(PART_GLOB) for entry in part_skipped(path)),
+        (entry for path in Path(parts_dir).glob(PART_GLOB) for entry in part_skipped(path)),
         key=lambda entry: entry[key_column],
     )
     if skipped_file is not None:
         atomic_write(
-            parts_dir / skipped_file, lambda p: p.write_text(json.dumps(skipped, indent=2))
+            Path(parts_dir) / skipped_file, lambda p: p.write_text(json.dumps(skipped, indent=2))
         )
     return skipped
 
@@ -135,12 +143,15 @@ def read_parts(
     """Every row of the parts of ``folder`` (or of ``parts_dir`` in it), sorted by ``sort_by``;
     None when there is no part. An item in two parts is an error; so is a folder whose manifest
     records more items (``items.count``) than its parts hold: an interrupted job, which its rerun
-    finishes."""
+    finishes; so is a folder of shards that are not merged (:mod:`vrexp.data.shards`)."""
     folder = Path(folder)
     parts_dir = Path(parts_dir) if parts_dir is not None else folder
     present = present_keys(parts_dir, key_column, error)
     paths = sorted(parts_dir.glob(PART_GLOB))
     if not paths:
+        from vrexp.data.shards import require_merged  # shards builds on this module
+
+        require_merged(folder, key_column, error)
         return None
     expected = ((read_manifest(folder) or {}).get("items") or {}).get("count")
     if expected is not None and len(present) != expected:

@@ -25,6 +25,7 @@ from vrexp.data.atomic import atomic_write, claim_output
 from vrexp.data.digests import items_digest, module_digest
 from vrexp.data.parts import write_parts
 from vrexp.data.samples import SCORING_FILE, SamplesError
+from vrexp.data.shards import Shard, finish_shard, merge_shards, shard_entry
 from vrexp.data.synthworld import Judge
 from vrexp.generators.base import GeneratorError, TextToMediaGenerator
 from vrexp.generators.loading import build_generator, load_generator
@@ -89,22 +90,29 @@ def sample_candidates(
     overwrite: bool = False,
     progress: Callable[[int], None] | None = None,
     video_format: VideoFormat = SampleTaskConfig.video_format,
+    shard: Shard | None = None,
     **sampling: Any,
 ) -> dict[str, Any]:
     """Generate, save and score ``candidates`` per prompt into ``out_dir``; resumable.
 
     Videos are written as ``video_format``; images are always PNG. Scores and the ``judge``'s
     oracle utility are computed on the generated pixels before they are written, so a lossy
-    format changes the files, never the stored numbers."""
+    format changes the files, never the stored numbers. With a ``shard``, only its prompts are
+    sampled, into its folder under ``out_dir``, and the shards are merged into ``out_dir`` once
+    all of them are complete (:mod:`vrexp.data.shards`)."""
     out_dir = Path(out_dir)
     suffix = VideoFormat(video_format).suffix if generator.video else VideoFormat.apng.suffix
-    extra = manifest or {}
+    folder, todo, extra = out_dir, range(len(prompts)), dict(manifest or {})
+    if shard is not None:
+        folder, todo = shard.folder(out_dir), shard.split(todo, chunk_size)
+        extra.update(shard_entry(shard, items_digest(prompts)))
 
     def wanted() -> dict[str, Any]:  # digests computed under the folder's lock
         return {
             "generator": module_digest(generator),
             "reward": reward_manifest(reward),
-            "items": items_digest(prompts),
+            # a shard's prompts by id: its ids are a run of the list's
+            "items": items_digest(prompts if shard is None else ([p, prompts[p]] for p in todo)),
             "task.candidates": candidates,
             "task.seed": seed,
             "task.chunk_size": chunk_size,
@@ -114,7 +122,7 @@ def sample_candidates(
             **extra,
         }
 
-    labels = {**REWARD_LABELS, "generator": "the generator", "items": "the prompts"}
+    labels = SAMPLE_LABELS
     columns = score_columns(reward)
 
     def build(ids: Sequence[int]) -> tuple[pa.Table, list]:
@@ -122,7 +130,7 @@ def sample_candidates(
         texts = [prompts[p] for p, _ in rows]
         seeds = [noise_seed(seed, p, k) for p, k in rows]
         media, scores = generate_and_score(generator, reward, texts, seeds, batch_size, **sampling)
-        paths = [out_dir / "media" / f"p{p:05d}_k{k}{suffix}" for p, k in rows]
+        paths = [folder / "media" / f"p{p:05d}_k{k}{suffix}" for p, k in rows]
         for path, item in zip(paths, media, strict=True):
             save_media(path, item)
         table = {
@@ -130,7 +138,7 @@ def sample_candidates(
             "prompt": pa.array(texts, pa.string()),
             "candidate": pa.array([k for _, k in rows], pa.int32()),
             "noise_seed": pa.array(seeds, pa.int64()),
-            "media_path": pa.array([str(p.relative_to(out_dir)) for p in paths], pa.string()),
+            "media_path": pa.array([str(p.relative_to(folder)) for p in paths], pa.string()),
             "total": pa.array(scores.total.double().numpy()),
             "dimensions": pa.array(scores.dimensions.double().numpy().tolist()),
             "sub_dimensions": pa.array(
@@ -143,18 +151,18 @@ def sample_candidates(
         return pa.table(table), []
 
     with claim_output(
-        out_dir,
+        folder,
         wanted,
         overwrite,
-        stale=("part-*.parquet", "media/*"),
+        stale=SAMPLE_STALE,
         what="samples",
         labels=labels,
     ):
-        atomic_write(out_dir / SCORING_FILE, lambda p: p.write_text(json.dumps(columns, indent=2)))
-        (out_dir / "media").mkdir(exist_ok=True)
+        atomic_write(folder / SCORING_FILE, lambda p: p.write_text(json.dumps(columns, indent=2)))
+        (folder / "media").mkdir(exist_ok=True)
         write_parts(
-            out_dir,
-            range(len(prompts)),
+            folder,
+            todo,
             chunk_size,
             build,
             progress,
@@ -163,7 +171,42 @@ def sample_candidates(
             skipped_file=None,
             error=SamplesError,
         )
-    return {"prompts": len(prompts), "candidates": candidates, "out_dir": str(out_dir)}
+    result = {"prompts": len(todo), "candidates": candidates, "out_dir": str(out_dir)}
+    if shard is not None:
+        result["merged"] = finish_shard(
+            shard,
+            lambda strict: merge_samples(out_dir, overwrite, count=shard.count, strict=strict),
+        )
+    return result
+
+
+SAMPLE_STALE = ("part-*.parquet", "media/*")  # what overwrite clears
+
+
+def merge_samples(
+    out_dir: str | Path,
+    overwrite: bool = False,
+    *,
+    count: int | None = None,
+    strict: bool = True,
+) -> bool:
+    """Merge the shards of a samples folder into it, media and score names included
+    (:func:`vrexp.data.shards.merge_shards`)."""
+    return merge_shards(
+        out_dir,
+        key_column="prompt_id",
+        what="samples",
+        stale=SAMPLE_STALE,
+        error=SamplesError,
+        labels=SAMPLE_LABELS,
+        files=("media/*", SCORING_FILE),
+        count=count,
+        overwrite=overwrite,
+        strict=strict,
+    )
+
+
+SAMPLE_LABELS = {**REWARD_LABELS, "generator": "the generator", "items": "the prompts"}
 
 
 def load_or_build_generator(cfg: DictConfig, folder: str | None) -> TextToMediaGenerator:

@@ -15,7 +15,9 @@ Columns: ``item_id``, ``media_path``, ``prompt``, ``kind`` (image or video), ``t
 one ``contribution/<id>`` per weighted question (weight x feature). The schema's metadata holds
 the checklist (``vrexp.checklist``, JSON) so a reader can name every question. A part present
 after a kill is complete; a rerun with the same manifest scores only the items no part holds
-(:mod:`vrexp.data.parts`), one made otherwise is refused naming what changed.
+(:mod:`vrexp.data.parts`), one made otherwise is refused naming what changed. Sharded
+(``task.shard``), each shard writes this layout in ``shards/I-of-N/`` and the merge gathers them
+into it (:mod:`vrexp.data.shards`).
 """
 
 from __future__ import annotations
@@ -41,7 +43,8 @@ from vrexp.data.digests import (
     tensors_sha256,
 )
 from vrexp.data.items import Item, item_media
-from vrexp.data.parts import STALE_PARTS, read_or_skip, read_parts, write_parts
+from vrexp.data.parts import STALE_PARTS, gather_skipped, read_or_skip, read_parts, write_parts
+from vrexp.data.shards import Shard, finish_shard, merge_shards, require_merged, shard_entry
 from vrexp.reward.inputs import MediaInput, media_kind
 from vrexp.reward.linear import RewardError
 from vrexp.reward.scorer import RewardScores, VisionReward
@@ -103,27 +106,33 @@ def score_items(
     overwrite: bool = False,
     progress: Callable[[int], None] | None = None,
     open_media: Callable[[Item], AbstractContextManager[MediaInput]] | None = None,
+    shard: Shard | None = None,
 ) -> dict[str, Any]:
     """Score ``items`` into ``out_dir`` (format above); returns counts and the skipped files.
 
     ``manifest`` adds to what the folder records; a folder made otherwise is refused unless
     ``overwrite``. ``open_media`` gives an item's media while it is read (a path, or decoded
     pixels), for media that are not files of their own (a benchmark's images inside a parquet
-    file or a zip); by default the item's media (:func:`~vrexp.data.items.item_media`)."""
+    file or a zip); by default the item's media (:func:`~vrexp.data.items.item_media`). With a
+    ``shard``, only its items are scored, into its folder under ``out_dir``, and the shards are
+    merged into ``out_dir`` once all of them are complete (:mod:`vrexp.data.shards`)."""
     out_dir = Path(out_dir)
-    extra = manifest or {}
+    folder, todo, extra = out_dir, items, dict(manifest or {})
+    if shard is not None:
+        folder, todo = shard.folder(out_dir), shard.split(items, chunk_size)
+        extra.update(shard_entry(shard, items_digest(item_rows(items))))
 
     def wanted() -> dict[str, Any]:  # digests computed under the folder's lock
         return {
             "reward": reward_manifest(reward),
-            "items": items_digest(item_rows(items)),
+            "items": items_digest(item_rows(todo)),
             "task.chunk_size": chunk_size,
             "task.skip_bad_media": skip_bad_media,
             **extra,
         }
 
     with claim_output(
-        out_dir,
+        folder,
         wanted,
         overwrite,
         stale=(*STALE_PARTS, SCORES_FILE),
@@ -133,17 +142,53 @@ def score_items(
     ):
         reward.backbone.eval()
         skipped = write_parts(
-            out_dir,
-            items,
+            folder,
+            todo,
             chunk_size,
             lambda chunk: _score_chunk(reward, chunk, skip_bad_media, open_media),
             progress,
             error=ScoringError,
         )
-        table = read_parts(out_dir, "item_id", ("item_id",), error=ScoringError)
-        if table is not None:
-            atomic_write(out_dir / SCORES_FILE, lambda p: pq.write_table(table, p))
-    return {"items": 0 if table is None else table.num_rows, "skipped": skipped}
+        table = _gather_scores(folder)
+    result = {"items": 0 if table is None else table.num_rows, "skipped": skipped}
+    if shard is not None:
+        result["merged"] = finish_shard(
+            shard,
+            lambda strict: merge_scores(out_dir, overwrite, count=shard.count, strict=strict),
+        )
+    return result
+
+
+def _gather_scores(folder: Path) -> pa.Table | None:
+    """Every part of ``folder`` into its ``scores.parquet``, in item order."""
+    table = read_parts(folder, "item_id", ("item_id",), error=ScoringError)
+    if table is not None:
+        atomic_write(folder / SCORES_FILE, lambda p: pq.write_table(table, p))
+    return table
+
+
+def merge_scores(
+    out_dir: str | Path, overwrite: bool = False, *, count: int | None = None, strict: bool = True
+) -> bool:
+    """Merge the shards of ``out_dir`` into it, ``scores.parquet`` and ``skipped.json``
+    included (:func:`vrexp.data.shards.merge_shards`)."""
+
+    def finish(folder: Path) -> None:
+        gather_skipped(folder)
+        _gather_scores(folder)
+
+    return merge_shards(
+        out_dir,
+        key_column="item_id",
+        what="scores",
+        stale=(*STALE_PARTS, SCORES_FILE),
+        error=ScoringError,
+        labels=REWARD_LABELS,
+        count=count,
+        overwrite=overwrite,
+        strict=strict,
+        finish=finish,
+    )
 
 
 def reward_manifest(reward: VisionReward) -> dict[str, Any]:
@@ -206,6 +251,7 @@ def read_scores(out_dir: str | Path) -> tuple[pa.Table, Checklist]:
     """The gathered scores of a ``task=score`` folder and the checklist they answer."""
     path = Path(out_dir) / SCORES_FILE
     if not path.is_file():
+        require_merged(out_dir, "item_id", ScoringError)
         raise ScoringError(f"{out_dir} holds no {SCORES_FILE}; run `python run.py task=score`")
     table = pq.read_table(path)
     metadata = table.schema.metadata or {}
