@@ -22,7 +22,7 @@ from rich.table import Table
 
 from vrexp.checklist import Checklist
 from vrexp.configs.views import stage_view
-from vrexp.data.artifacts import ensure_artifact
+from vrexp.data.artifacts import ensure_artifact, shared_folder
 from vrexp.data.pairs import check_pair_budget, pair_parts
 from vrexp.data.synthworld import preference_split
 from vrexp.tasks.annotate import annotate
@@ -120,10 +120,16 @@ def pipeline(cfg: DictConfig, logger: Any = None) -> dict[str, Any]:
         if not trained:
             log.info("reused the checklist model in %s", cfg.task.stages.train_checklist.save_dir)
         next_stage(logger)
-        timed("annotate", annotate, stage_view(cfg, "annotate", full_checklist=True), logger)
-        fit_info = timed("fit_weights", fit_weights, stage_view(cfg, "fit_weights"), logger)
-        next_stage(logger)
-        result = timed("evaluate", evaluate, stage_view(cfg, "evaluate"), logger, fit_info=fit_info)
+        # Parallel jobs sharing artifacts_dir take turns: annotation resumes, so a job that waited
+        # finds every part done; the reward is refitted per job, so it is held until evaluated.
+        stages = cfg.task.stages
+        with shared_folder(stages.annotate.out_dir, "annotations"):
+            timed("annotate", annotate, stage_view(cfg, "annotate", full_checklist=True), logger)
+        with shared_folder(stages.fit_weights.out_dir, "reward"):
+            fit_info = timed("fit_weights", fit_weights, stage_view(cfg, "fit_weights"), logger)
+            next_stage(logger)
+            view = stage_view(cfg, "evaluate")
+            result = timed("evaluate", evaluate, view, logger, fit_info=fit_info)
         if logger is not None:
             logger.log_metrics({f"time/{k}": v for k, v in timed.seconds.items()})
     log.info(render(timings_table(timed.seconds)))
