@@ -9,7 +9,9 @@ job (exit status), its W&B run (exit code 1), ``run.log`` and its sweep's table 
 from __future__ import annotations
 
 import logging
+import os
 import signal
+import socket
 import sys
 import threading
 from collections.abc import Callable
@@ -87,6 +89,8 @@ def prepare(cfg: DictConfig) -> dict[str, Any]:
 def run_task(cfg: DictConfig) -> float | None:
     """Validate, run, report where the outputs are; the task's metric for a sweeper."""
     name = cfg.task.name
+    # Which process and machine ran the job: a sweep's jobs may run in other processes or nodes.
+    log.info("task %s: pid %d on %s", name, os.getpid(), socket.gethostname())
     try:
         prepare(cfg)
     except Exception as err:  # the message names the key; Hydra prints it

@@ -1,0 +1,146 @@
+"""Sweeps on Hydra's launchers: jobs in other processes (joblib) and through submitit's path
+(``submitit_local``, the same code as ``submitit_slurm`` without a cluster), and Optuna's search
+over the ``hparams_search`` group. docs/sweeps.md.
+
+Each sweep is a real ``python run.py -m`` of the cheapest task (``make_data`` at ``debug=smoke``);
+the tests check that every job ran in its own process (the pid ``run_task`` logs in each
+``run.log``), wrote its outputs and its own offline W&B run, and that the sweep's table has a row
+per job, a failed job marked in its ``status`` column.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_dir
+from omegaconf import OmegaConf
+
+from tests.conftest import CONF, ROOT
+from vrexp.tracking.offline import finished_offline_runs
+
+TABLE = [
+    "+hydra.callbacks.table._target_=vrexp.reports.SweepTable",
+    "+hydra.callbacks.table.name=tiny",
+    "+hydra.callbacks.table.columns=[seed,num_prompts,num_items,num_pairs]",
+]
+
+
+def sweep(
+    tmp_path: Path, *args: str, prompts: str = "4", timeout: int = 400
+) -> tuple[int, subprocess.Popen, str]:
+    """``python run.py -m task=make_data ...`` as a user types it; its exit code, process and
+    output."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("WANDB_")}
+    env["OMP_NUM_THREADS"] = "1"  # toy tensors: see tests.conftest.one_thread
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            str(ROOT / "run.py"),
+            "-m",
+            "task=make_data",
+            "debug=smoke",
+            f"dataset.num_prompts={prompts}",
+            f"paths.root_dir={tmp_path}",
+            *TABLE,
+            *args,
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    out, _ = proc.communicate(timeout=timeout)
+    return proc.returncode, proc, out
+
+
+def job_pids(sweep_dir: Path, jobs: int) -> list[int]:
+    pids = []
+    for job in range(jobs):
+        log = (sweep_dir / str(job) / "run.log").read_text()
+        (pid,) = re.findall(r"task make_data: pid (\d+) on ", log)
+        pids.append(int(pid))
+    return pids
+
+
+def table(sweep_dir: Path) -> list[dict[str, str]]:
+    with (sweep_dir / "tiny.csv").open() as f:
+        return list(csv.DictReader(f))
+
+
+@pytest.mark.slow  # two CLI sweeps' worth of process starts (about a minute here)
+def test_joblib_runs_the_jobs_as_local_processes(tmp_path):
+    code, proc, out = sweep(tmp_path, "dataset.seed=3,4", "hydra/launcher=joblib")
+    assert code == 0, out[-3000:]
+    (sweep_dir,) = (tmp_path / "logs" / "make_data" / "multiruns").iterdir()
+    pids = job_pids(sweep_dir, 2)
+    assert len(set(pids)) == 2 and proc.pid not in pids  # two worker processes, not the parent
+    for job in ("0", "1"):
+        assert (sweep_dir / job / "results.json").is_file()
+    rows = table(sweep_dir)
+    assert [(r["seed"], r["num_items"], r["num_pairs"]) for r in rows] == [
+        ("3", "12", "12"),
+        ("4", "12", "12"),
+    ]
+    runs = finished_offline_runs(sweep_dir)  # the jobs' runs and the table's, in one group
+    assert len({r.group for r in runs}) == 1
+    assert sorted(r.job_type for r in runs) == ["make_data", "make_data", "table"]
+    runs = [r for r in runs if r.job_type == "make_data"]
+    assert len({r.run_id for r in runs}) == 2
+    assert sorted(r.config["dataset"]["seed"] for r in runs) == [3, 4]
+    assert all(r.exit_code == 0 for r in runs)
+    for seed in (3, 4):  # each job rendered its own split
+        assert (
+            tmp_path / "data" / "synthworld_image" / f"seed{seed}-n4x3" / "summary.json"
+        ).is_file()
+
+
+@pytest.mark.slow  # as above
+def test_submitit_local_runs_the_slurm_path_and_records_a_failed_job(tmp_path):
+    # Job 1 asks for an empty split: refused at validation, recorded in its failed.json.
+    code, proc, out = sweep(
+        tmp_path,
+        "dataset.seed=3",
+        "hydra/launcher=submitit_local",
+        "hydra.launcher.timeout_min=10",
+        "logger=none",  # the joblib test checks W&B per job; here it would only add seconds
+        prompts="4,0",
+    )
+    assert code == 1, out[-3000:]  # Hydra reports the failed job once every job has ended
+    (sweep_dir,) = (tmp_path / "logs" / "make_data" / "multiruns").iterdir()
+    pids = job_pids(sweep_dir, 2)
+    assert len(set(pids)) == 2 and proc.pid not in pids
+    # submitit's own folder: a submitted job per sweep job, each with its pickled result.
+    submitted = [p for p in (sweep_dir / ".submitit").iterdir() if p.name.isdigit()]
+    assert len(submitted) == 2 and all(list(p.glob("*_result.pkl")) for p in submitted)
+    assert (sweep_dir / "0" / "results.json").is_file()
+    assert "num_prompts" in (sweep_dir / "1" / "failed.json").read_text()
+    ok, failed = table(sweep_dir)
+    assert (ok["num_prompts"], ok["num_items"], ok["status"]) == ("4", "12", "ok")
+    assert failed["num_prompts"] == "0" and failed["status"].startswith("failed: ")
+    assert "num_prompts" in failed["status"]
+
+
+def test_the_slurm_launcher_takes_its_keys_from_config(tmp_path, monkeypatch):
+    monkeypatch.setenv("VREXP_SLURM_PARTITION", "gpu-long")
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        cfg = compose(
+            config_name="config",
+            overrides=[
+                f"paths.root_dir={tmp_path}",
+                "hydra/launcher=slurm",
+                "hydra.launcher.gpus_per_node=4",
+            ],
+            return_hydra_config=True,
+        )
+    launcher = OmegaConf.to_container(cfg.hydra.launcher, resolve=True)
+    assert launcher["_target_"].endswith("submitit_launcher.SlurmLauncher")
+    assert launcher["partition"] == "gpu-long" and launcher["gpus_per_node"] == 4
+    assert launcher["timeout_min"] == 240 and launcher["array_parallelism"] == 16
+    assert launcher["name"] == "vrexp-pipeline"
