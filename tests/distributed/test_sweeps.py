@@ -21,7 +21,7 @@ import pytest
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
-from tests.conftest import CONF, ROOT
+from tests.conftest import CONF, ROOT, compose_config
 from vrexp.tracking.offline import finished_offline_runs
 
 TABLE = [
@@ -144,3 +144,97 @@ def test_the_slurm_launcher_takes_its_keys_from_config(tmp_path, monkeypatch):
     assert launcher["partition"] == "gpu-long" and launcher["gpus_per_node"] == 4
     assert launcher["timeout_min"] == 240 and launcher["array_parallelism"] == 16
     assert launcher["name"] == "vrexp-pipeline"
+
+
+# ------------------------------------------------------------------------------ hparams_search
+def compose_search(tmp_path: Path, name: str, *overrides: str):
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        return compose(
+            config_name="config",
+            overrides=[f"paths.root_dir={tmp_path}", f"hparams_search={name}", *overrides],
+            return_hydra_config=True,
+        )
+
+
+@pytest.mark.parametrize(
+    ("name", "task", "params"),
+    [
+        (
+            "checklist_optuna",
+            "train_checklist",
+            ["task.lr", "task.vision_lr_scale", "task.batch_size"],
+        ),
+        (
+            "dpo_optuna",
+            "optimize_generator",
+            ["dpo.beta", "task.stages.train_dpo.lr", "dpo.threshold"],
+        ),
+    ],
+)
+def test_each_search_sweeps_real_keys_of_its_task_and_maximises_its_metric(
+    name, task, params, tmp_path
+):
+    from vrexp.tasks import METRICS, prepare
+
+    cfg = compose_search(tmp_path, name, "debug=smoke")
+    sweeper = cfg.hydra.sweeper
+    assert sweeper._target_.endswith("OptunaSweeper") and cfg.hydra.mode.name == "MULTIRUN"
+    assert sweeper.direction == "maximize" and sweeper.sampler.seed == cfg.seed == 0
+    assert list(sweeper.params) == params
+    assert cfg.task.name == task and task in METRICS  # the task returns a metric to maximise
+    for key in params:  # every swept key is a number of the task's validated config
+        assert isinstance(OmegaConf.select(cfg, key, throw_on_missing=True), int | float), key
+    # A trial's values pass the schema's checks (a search space outside them fails every trial).
+    low = {"task.lr": 1e-4, "task.vision_lr_scale": 0.0, "task.batch_size": 8}
+    low |= {"dpo.beta": 50, "task.stages.train_dpo.lr": 1e-4, "dpo.threshold": 0.0}
+    trial = compose_config(
+        tmp_path, f"hparams_search={name}", "debug=smoke", *(f"{k}={low[k]}" for k in params)
+    )
+    groups = prepare(trial)
+    assert groups["task"].name == task
+
+
+@pytest.mark.slow  # three smoke trainings of the checklist VLM (about a minute)
+def test_an_optuna_search_of_three_trials_names_the_best(tmp_path):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("WANDB_")}
+    env["OMP_NUM_THREADS"] = "1"
+    result = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "run.py"),
+            "hparams_search=checklist_optuna",
+            "hydra.sweeper.n_trials=3",
+            "debug=smoke",
+            "logger=none",
+            f"paths.root_dir={tmp_path}",
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=400,
+        check=False,
+    )
+    out = result.stdout + result.stderr
+    assert result.returncode == 0, out[-3000:]
+    assert "alembic" not in out  # conf/hydra/hydra_logging/vrexp.yaml quiets its INFO lines
+    (sweep_dir,) = (tmp_path / "logs" / "train_checklist" / "multiruns").iterdir()
+    trials = {}
+    for job in sorted(p for p in sweep_dir.iterdir() if p.name.isdigit()):
+        swept = dict(o.split("=", 1) for o in OmegaConf.load(job / ".hydra" / "overrides.yaml"))
+        params = (
+            float(swept["task.lr"]),
+            float(swept["task.vision_lr_scale"]),
+            int(swept["task.batch_size"]),
+        )
+        lr, scale, batch = params
+        assert 1e-4 <= lr <= 3e-3 and 0.0 <= scale <= 1.0 and batch in (8, 16, 32)
+        accuracy = OmegaConf.load(job / "checklist_model" / "checklist_accuracy.json")
+        trials[params] = accuracy.best_val_acc  # what run_task returned to Optuna
+    assert len(trials) == 3  # three trials, each with its own parameters
+    best = OmegaConf.load(sweep_dir / "optimization_results.yaml")
+    assert best.best_value == pytest.approx(max(trials.values()))
+    named = tuple(
+        best.best_params[k] for k in ("task.lr", "task.vision_lr_scale", "task.batch_size")
+    )
+    assert named == max(trials, key=trials.get)

@@ -64,9 +64,10 @@ LAYOUTS: dict[str, Callable[[DictConfig], None]] = {
     "optimize_generator": optimize_generator_layout,
 }
 
-# The value each task returns to a sweeper (higher is better), read from its result.
+# The value each task returns to a sweeper (higher is better), read from its result. A search
+# chooses on validation, never on the test split (train_checklist: its best checkpoint's val/acc).
 METRICS: dict[str, Callable[[Any], float | None]] = {
-    "train_checklist": lambda r: r["test"].get("mean"),
+    "train_checklist": lambda r: r["best_val_acc"],
     "evaluate": lambda r: r["rows"][0]["tau_star"],
     "pipeline": lambda r: r["rows"][0]["tau_star"],
     "fit_weights": lambda r: r["train"]["tau_star"],
