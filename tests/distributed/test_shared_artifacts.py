@@ -3,7 +3,8 @@
 Real processes, started together at a barrier, call :func:`ensure_artifact` on one folder: the
 artifact is made once and both get it, a job with another configuration gets the clear error, and
 a maker killed half way (SIGKILL, after its done file but before the seal) leaves nothing that the
-next job trusts: the job that was waiting makes it again. docs/sweeps.md §3.
+next job trusts: the job that was waiting makes it again. Two jobs needing one SynthWorld split
+render it once between them. docs/sweeps.md §3.
 """
 
 from __future__ import annotations
@@ -16,8 +17,12 @@ import time
 from pathlib import Path
 
 import pytest
+from omegaconf import OmegaConf
 
+from tests.conftest import compose_config
+from vrexp.checklist import Checklist
 from vrexp.data.artifacts import ArtifactsError, ensure_artifact, lock_path
+from vrexp.data.synthworld import preference_split, read_items
 
 # fork: the children need only this module's functions, not a fresh interpreter's imports.
 CTX = multiprocessing.get_context("fork")
@@ -130,3 +135,28 @@ def test_a_maker_that_writes_no_done_file_seals_nothing(tmp_path):
     assert not (folder / "fingerprint.json").exists()
     assert ensure_artifact(folder, {"a": 1}, DONE, lambda: (folder / DONE).touch(), what="toy")
     assert not ensure_artifact(folder, {"a": 1}, DONE, pytest.fail, what="toy model")
+
+
+def split_racer(dataset, checklist, barrier, results):
+    barrier.wait()
+    try:
+        results.put((os.getpid(), str(preference_split(dataset, checklist))))
+    except Exception as err:  # e.g. "held by another process", without the lock
+        results.put((os.getpid(), f"{type(err).__name__}: {err}"))
+
+
+def test_two_jobs_needing_one_split_render_it_once(tmp_path):
+    cfg = compose_config(tmp_path, "dataset.num_prompts=6", "dataset.chunk_size=2")
+    dataset, checklist = OmegaConf.to_object(cfg.dataset), Checklist.from_config(cfg.dimensions)
+    barrier, results = CTX.Barrier(2), CTX.Queue()
+    procs = [
+        CTX.Process(target=split_racer, args=(dataset, checklist, barrier, results))
+        for _ in range(2)
+    ]
+    for p in procs:
+        p.start()
+    out = [results.get(timeout=120) for _ in procs]
+    for p in procs:
+        p.join(timeout=60)
+    assert [text for _, text in out] == [dataset.out_dir, dataset.out_dir]
+    assert read_items(dataset.out_dir).num_rows == 18  # every item once: 6 prompts x 3 renders
