@@ -11,6 +11,7 @@ per job, a failed job marked in its ``status`` column.
 from __future__ import annotations
 
 import csv
+import json
 import os
 import re
 import subprocess
@@ -238,3 +239,48 @@ def test_an_optuna_search_of_three_trials_names_the_best(tmp_path):
         best.best_params[k] for k in ("task.lr", "task.vision_lr_scale", "task.batch_size")
     )
     assert named == max(trials, key=trials.get)
+
+
+@pytest.mark.slow  # the generator chain twice at smoke size (about a minute)
+def test_a_dpo_search_reuses_the_shared_artifacts_and_names_the_best(tmp_path):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("WANDB_")}
+    env["OMP_NUM_THREADS"] = "1"
+    result = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "run.py"),
+            "hparams_search=dpo_optuna",
+            "hydra.sweeper.n_trials=2",
+            "debug=smoke",
+            "dpo.threshold=0.0",  # fixed: the smoke reward hardly separates candidates
+            "logger=none",
+            f"paths.root_dir={tmp_path}",
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=400,
+        check=False,
+    )
+    out = result.stdout + result.stderr
+    assert result.returncode == 0, out[-3000:]
+    (sweep_dir,) = (tmp_path / "logs" / "optimize_generator" / "multiruns").iterdir()
+    rates = {}
+    for job in ("0", "1"):
+        swept = dict(
+            o.split("=", 1) for o in OmegaConf.load(sweep_dir / job / ".hydra/overrides.yaml")
+        )
+        beta, lr = float(swept["dpo.beta"]), float(swept["task.stages.train_dpo.lr"])
+        assert 50 <= beta <= 5000 and 1e-4 <= lr <= 1e-2
+        rows = json.loads((sweep_dir / job / "results.json").read_text())["rows"]
+        rates[(beta, lr)] = rows[-1]["oracle_win_rate"]  # what run_task returned to Optuna
+        assert 0.0 <= rates[(beta, lr)] <= 1.0
+    assert len(rates) == 2
+    for job, reused in (("0", False), ("1", True)):  # the second trial trained nothing again
+        log = (sweep_dir / job / "run.log").read_text()
+        assert ("reused the checklist model in" in log) == reused
+        assert ("reused the base generator in" in log) == reused
+    best = OmegaConf.load(sweep_dir / "optimization_results.yaml")
+    assert best.best_value == pytest.approx(max(rates.values()))
+    assert set(best.best_params) == {"dpo.beta", "task.stages.train_dpo.lr"}

@@ -93,7 +93,7 @@ def optimize_generator(cfg: DictConfig, logger: Any = None) -> dict[str, Any]:
         next_stage(logger)
         if cfg.task.base_dir is None:
             view = stage_view(cfg, "train_generator")
-            timed(
+            trained = timed(
                 "train_generator",
                 ensure_artifact,
                 view.task.save_dir,
@@ -102,6 +102,8 @@ def optimize_generator(cfg: DictConfig, logger: Any = None) -> dict[str, Any]:
                 lambda: train_generator(view, logger),
                 what="base generator",
             )
+            if not trained:
+                log.info("reused the base generator in %s", view.task.save_dir)
             next_stage(logger)
         with shared_folder(cfg.task.stages.sample.out_dir, "scored samples"):  # resumes
             timed("sample", sample, stage_view(cfg, "sample"), logger)
