@@ -147,6 +147,34 @@ def test_the_slurm_launcher_takes_its_keys_from_config(tmp_path, monkeypatch):
     assert launcher["name"] == "vrexp-pipeline"
 
 
+def test_a_job_ending_in_its_own_process_after_a_failure_rebuilds_the_table(tmp_path):
+    """Under joblib or submitit each job's callback is a fresh copy that never saw the failure:
+    the failure is read from the sweep folder, so the last job to end leaves the whole table."""
+    from hydra.core.utils import JobReturn, JobStatus
+    from hydra.types import RunMode
+
+    from vrexp.reports.sweep import SweepTable, write_failure, write_results
+
+    sweep_dir = tmp_path / "sweep"
+    write_failure(sweep_dir / "0", "make_data", ValueError("dataset.num_prompts=0"), ["seed=0"])
+    write_results(sweep_dir / "1", [{"num_items": 12}], ["seed=1"])
+    config = OmegaConf.create(
+        {"hydra": {"sweep": {"dir": str(sweep_dir)}, "mode": RunMode.MULTIRUN, "overrides": {}}}
+    )
+    done = JobReturn(status=JobStatus.COMPLETED, _return_value=None)
+    SweepTable("tiny", columns=["seed", "num_items"]).on_job_end(config, done)
+    assert table(sweep_dir) == [
+        {"seed": "0", "num_items": "", "status": "failed: ValueError: dataset.num_prompts=0"},
+        {"seed": "1", "num_items": "12", "status": "ok"},
+    ]
+    (sweep_dir / "tiny.csv").unlink()
+    (
+        sweep_dir / "0" / "failed.json"
+    ).unlink()  # no failure: jobs leave the table to the sweep's end
+    SweepTable("tiny").on_job_end(config, done)
+    assert not (sweep_dir / "tiny.csv").exists()
+
+
 # ------------------------------------------------------------------------------ hparams_search
 def compose_search(tmp_path: Path, name: str, *overrides: str):
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
