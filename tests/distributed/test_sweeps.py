@@ -309,6 +309,7 @@ def test_a_dpo_search_reuses_the_shared_artifacts_and_names_the_best(tmp_path):
         log = (sweep_dir / job / "run.log").read_text()
         assert ("reused the checklist model in" in log) == reused
         assert ("reused the base generator in" in log) == reused
+        assert ("reused the reward in" in log) == reused  # never rewritten under a reader
     best = OmegaConf.load(sweep_dir / "optimization_results.yaml")
     assert best.best_value == pytest.approx(max(rates.values()))
     assert set(best.best_params) == {"dpo.beta", "task.stages.train_dpo.lr"}
