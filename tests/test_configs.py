@@ -46,7 +46,9 @@ def test_the_config_groups_of_this_issue_exist():
         "backbone",
         "generator",
         "dpo",
+        "hparams_search",
     } <= set(GROUPS)
+    assert set(GROUPS["hparams_search"]) == {"checklist_optuna", "dpo_optuna"}
     assert {"tiny_sd", "tiny_video", "sdxl", "cogvideox_2b"} <= set(GROUPS["generator"])
     assert {"total", "mpo", "mpo_subdimension", "mpo_question"} <= set(GROUPS["dpo"])
     assert {"tiny_qwen2_vl", "tiny_llava", "qwen2_vl_2b", "qwen2_5_vl_7b", "llava_1_5_7b"} <= set(
@@ -173,6 +175,12 @@ def test_every_option_composes_and_instantiates(group, option, compose_cfg, tmp_
         smoke = option == "smoke"
         assert (cfg.dataset.num_prompts < 100) == smoke, "debug=smoke shrinks the split"
         assert (cfg.task.stages.train_checklist.max_steps != -1) == smoke
+    elif group == "hparams_search":
+        # An Optuna search (its sweeper settings: tests/distributed/test_sweeps.py) picks a task
+        # that returns a metric for the sweeper.
+        from vrexp.tasks import METRICS
+
+        assert prepare(cfg)["task"].name in METRICS
     elif group == "paths":
         assert OmegaConf.to_container(node, resolve=True)["data_dir"] == f"{tmp_path}/data"
     else:  # a new group must be added to this test

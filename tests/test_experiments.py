@@ -200,7 +200,8 @@ def test_a_partly_failed_sweep_is_rebuilt_from_its_folder(tmp_path):
     )
     assert result.returncode == 0, result.stderr[-3000:]
     (sweep,) = (tmp_path / "logs" / "make_data" / "multiruns").iterdir()
-    for job in (0, 2):  # job 1 "failed": it has no results.json
+    (sweep / "1" / RESULTS_FILE).unlink()  # job 1 "failed": it has no results.json
+    for job in (0, 2):
         overrides = list(OmegaConf.load(sweep / str(job) / ".hydra" / "overrides.yaml"))
         row = {"tau_star": 0.5 + job / 10, "tau_star_low": 0.4, "tau_star_high": 0.8}
         write_results(sweep / str(job), [row], overrides)

@@ -20,6 +20,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+import filelock
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
@@ -31,6 +32,7 @@ log = logging.getLogger(__name__)
 
 RESULTS_FILE = "results.json"
 FAILURE_FILE = "failed.json"  # written by vrexp.tasks.run_task when a job raises
+TABLE_LOCK = ".table.lock"  # held while a table is built (jobs of a parallel sweep end together)
 STATUS = "status"  # the column that marks failed and unfinished jobs (only when there are some)
 
 
@@ -218,6 +220,17 @@ class SweepTable(Callback):
         """Write the table of the jobs' results in ``sweep_dir`` (and publish it); jobs without
         results are listed as missing. No rows, no files."""
         sweep_dir = Path(sweep_dir)
+        # Jobs of a parallel sweep may end, and build, at the same moment: one at a time.
+        with filelock.FileLock(sweep_dir / TABLE_LOCK):
+            return self._build(sweep_dir, command, publish_dir, num_jobs)
+
+    def _build(
+        self,
+        sweep_dir: Path,
+        command: str,
+        publish_dir: str | Path | None,
+        num_jobs: int | None,
+    ) -> tuple[list[dict[str, Any]], dict[str, Path]]:
         missing = missing_jobs(sweep_dir, num_jobs)
         if missing:
             log.warning("%s: %d job(s) without %s:", self.name, len(missing), RESULTS_FILE)
@@ -253,10 +266,19 @@ class SweepTable(Callback):
         from hydra.core.utils import JobStatus
         from hydra.types import RunMode
 
-        self._failed = self._failed or job_return.status == JobStatus.FAILED
         sweep_dir = OmegaConf.select(config, "hydra.sweep.dir", default=None)
         multirun = OmegaConf.select(config, "hydra.mode") == RunMode.MULTIRUN
-        if self._failed and sweep_dir and multirun:
+        if not (sweep_dir and multirun):
+            return
+        # Under a parallel launcher (joblib, submitit) each job ends in its own process, so a
+        # failure is read from the sweep folder, not remembered: every job that ends after one
+        # rebuilds the table, and the last to do so has seen every job's files.
+        self._failed = (
+            self._failed
+            or job_return.status == JobStatus.FAILED
+            or any(Path(sweep_dir).glob(f"*/{FAILURE_FILE}"))
+        )
+        if self._failed:
             self.build(sweep_dir, command=sweep_command(config))
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:

@@ -9,7 +9,9 @@ job (exit status), its W&B run (exit code 1), ``run.log`` and its sweep's table 
 from __future__ import annotations
 
 import logging
+import os
 import signal
+import socket
 import sys
 import threading
 from collections.abc import Callable
@@ -62,9 +64,10 @@ LAYOUTS: dict[str, Callable[[DictConfig], None]] = {
     "optimize_generator": optimize_generator_layout,
 }
 
-# The value each task returns to a sweeper (higher is better), read from its result.
+# The value each task returns to a sweeper (higher is better), read from its result. A search
+# chooses on validation, never on the test split (train_checklist: its best checkpoint's val/acc).
 METRICS: dict[str, Callable[[Any], float | None]] = {
-    "train_checklist": lambda r: r["test"].get("mean"),
+    "train_checklist": lambda r: r["best_val_acc"],
     "evaluate": lambda r: r["rows"][0]["tau_star"],
     "pipeline": lambda r: r["rows"][0]["tau_star"],
     "fit_weights": lambda r: r["train"]["tau_star"],
@@ -87,6 +90,8 @@ def prepare(cfg: DictConfig) -> dict[str, Any]:
 def run_task(cfg: DictConfig) -> float | None:
     """Validate, run, report where the outputs are; the task's metric for a sweeper."""
     name = cfg.task.name
+    # Which process and machine ran the job: a sweep's jobs may run in other processes or nodes.
+    log.info("task %s: pid %d on %s", name, os.getpid(), socket.gethostname())
     try:
         prepare(cfg)
     except Exception as err:  # the message names the key; Hydra prints it

@@ -1,4 +1,5 @@
-"""Stage ``make_data``: render a SynthWorld split, log its summary and print it."""
+"""Stage ``make_data``: render a SynthWorld split, log its summary and print it; its
+``results.json`` row (items, pairs, tie fraction, oracle agreement) feeds a sweep's table."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from rich.table import Table
 
 from vrexp.checklist import Checklist
 from vrexp.data.synthworld import make_split
+from vrexp.reports.sweep import job_overrides, write_results
 from vrexp.tracking import log_table, stage_logger
 from vrexp.tracking.console import render
 
@@ -54,6 +56,13 @@ def make_data(cfg: DictConfig, logger: Logger | None = None) -> dict[str, Any]:
             )
         if cfg.task.print_summary:
             print_summary(summary, dataset.out_dir, seconds)
+    row = {
+        "num_items": summary["num_items"],
+        "num_pairs": summary["num_pairs"],
+        "tie_fraction": summary["tie_fraction"],
+        "oracle_agreement": summary["oracle_agreement"]["mean"],
+    }
+    write_results(cfg.paths.output_dir, [row], job_overrides())
     return summary
 
 

@@ -19,7 +19,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 
 from vrexp.configs.choices import GeneratorReport
 from vrexp.configs.views import stage_view
-from vrexp.data.artifacts import ensure_artifact
+from vrexp.data.artifacts import ensure_artifact, shared_folder
 from vrexp.reports.sweep import job_overrides, write_results
 from vrexp.tasks.build_pairs import build_pairs
 from vrexp.tasks.eval_generator import eval_generator
@@ -93,7 +93,7 @@ def optimize_generator(cfg: DictConfig, logger: Any = None) -> dict[str, Any]:
         next_stage(logger)
         if cfg.task.base_dir is None:
             view = stage_view(cfg, "train_generator")
-            timed(
+            trained = timed(
                 "train_generator",
                 ensure_artifact,
                 view.task.save_dir,
@@ -102,8 +102,11 @@ def optimize_generator(cfg: DictConfig, logger: Any = None) -> dict[str, Any]:
                 lambda: train_generator(view, logger),
                 what="base generator",
             )
+            if not trained:
+                log.info("reused the base generator in %s", view.task.save_dir)
             next_stage(logger)
-        timed("sample", sample, stage_view(cfg, "sample"), logger)
+        with shared_folder(cfg.task.stages.sample.out_dir, "scored samples"):  # resumes
+            timed("sample", sample, stage_view(cfg, "sample"), logger)
         results["pairs"] = timed("build_pairs", build_pairs, stage_view(cfg, "build_pairs"), logger)
         if report != GeneratorReport.pairs:
             results["train_dpo"] = timed(

@@ -20,9 +20,10 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf, open_dict
 from rich.table import Table
 
+from vrexp.atomic import atomic_write
 from vrexp.checklist import Checklist
 from vrexp.configs.views import stage_view
-from vrexp.data.artifacts import ensure_artifact
+from vrexp.data.artifacts import ensure_artifact, shared_folder
 from vrexp.data.pairs import check_pair_budget, pair_parts
 from vrexp.data.synthworld import preference_split
 from vrexp.tasks.annotate import annotate
@@ -37,6 +38,7 @@ from vrexp.tracking.loggers import next_stage
 log = logging.getLogger(__name__)
 
 FINGERPRINT = "pipeline_fingerprint.json"
+REWARD_FINGERPRINT = "reward_fingerprint.json"  # in the reward folder: the settings of its fit
 
 
 def layout(task: DictConfig, output_dir: str | Path) -> None:
@@ -95,6 +97,36 @@ def ensure_checklist_model(view: DictConfig, logger: Any) -> bool:
     )
 
 
+def fit_reward(view: DictConfig, model_fingerprint: dict[str, Any], logger: Any) -> dict:
+    """Fit the weights unless ``out_dir`` holds a reward sealed with this configuration; the fit's
+    info either way. Called under the reward folder's lock: the jobs of a sweep that share the
+    reward (a sweep over ``dpo``) fit it once, so none rewrites it while another job reads it;
+    a job with other weighting settings refits it (a sweep over them takes turns)."""
+    out_dir = Path(view.task.out_dir)
+    seal, info_file = out_dir / REWARD_FINGERPRINT, out_dir / "fit_info.json"
+    wanted = json.loads(
+        json.dumps(
+            {
+                "fit_weights": OmegaConf.to_container(view.task, resolve=True, enum_to_str=True),
+                "dimensions": OmegaConf.to_container(
+                    view.dimensions, resolve=True, enum_to_str=True
+                ),
+                "checklist_model": model_fingerprint,  # what made the annotations
+                "seed": view.seed,
+            },
+            sort_keys=True,
+        )
+    )
+    if seal.is_file() and info_file.is_file() and json.loads(seal.read_text()) == wanted:
+        log.info("reused the reward in %s", out_dir)
+        return {**json.loads(info_file.read_text()), "out_dir": str(out_dir)}
+    seal.unlink(missing_ok=True)  # the folder is about to change
+    info = fit_weights(view, logger)
+    payload = json.dumps(wanted, indent=2, sort_keys=True) + "\n"
+    atomic_write(seal, lambda p: p.write_text(payload))
+    return info
+
+
 def check_budgets(cfg: DictConfig) -> Path:
     """Render the split and check the weighting's pair budget against it, before any training."""
     dataset = OmegaConf.to_object(cfg.dataset)
@@ -120,10 +152,18 @@ def pipeline(cfg: DictConfig, logger: Any = None) -> dict[str, Any]:
         if not trained:
             log.info("reused the checklist model in %s", cfg.task.stages.train_checklist.save_dir)
         next_stage(logger)
-        timed("annotate", annotate, stage_view(cfg, "annotate", full_checklist=True), logger)
-        fit_info = timed("fit_weights", fit_weights, stage_view(cfg, "fit_weights"), logger)
-        next_stage(logger)
-        result = timed("evaluate", evaluate, stage_view(cfg, "evaluate"), logger, fit_info=fit_info)
+        # Parallel jobs sharing artifacts_dir take turns: annotation resumes, so a job that waited
+        # finds every part done; a reward refitted with other settings is held until evaluated.
+        stages = cfg.task.stages
+        with shared_folder(stages.annotate.out_dir, "annotations"):
+            timed("annotate", annotate, stage_view(cfg, "annotate", full_checklist=True), logger)
+        with shared_folder(stages.fit_weights.out_dir, "reward"):
+            model = _fingerprint(stage_view(cfg, "train_checklist", full_checklist=True))
+            view = stage_view(cfg, "fit_weights")
+            fit_info = timed("fit_weights", fit_reward, view, model, logger)
+            next_stage(logger)
+            view = stage_view(cfg, "evaluate")
+            result = timed("evaluate", evaluate, view, logger, fit_info=fit_info)
         if logger is not None:
             logger.log_metrics({f"time/{k}": v for k, v in timed.seconds.items()})
     log.info(render(timings_table(timed.seconds)))

@@ -32,6 +32,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from vrexp.checklist import Checklist, ChecklistError
+from vrexp.data.artifacts import shared_folder
 from vrexp.data.atomic import atomic_write, claim_output
 from vrexp.data.digests import config_digest, items_digest
 from vrexp.data.parts import read_parts, write_parts
@@ -242,7 +243,10 @@ def ensure_split(config: Any, checklist: Checklist) -> Path:
         )
     split_dir = Path(config.out_dir)
     if not (split_dir / "summary.json").exists():
-        make_split(config, checklist)
+        # Parallel jobs of a sweep need the same split: one renders it, the others wait for it.
+        with shared_folder(split_dir, "SynthWorld split"):
+            if not (split_dir / "summary.json").exists():
+                make_split(config, checklist)
     return split_dir
 
 
