@@ -53,7 +53,7 @@ def test_the_config_groups_of_this_issue_exist():
         GROUPS["backbone"]
     )
     assert set(GROUPS["logger"]) == {"wandb", "csv", "none"}
-    assert set(GROUPS["trainer"]) == {"cpu", "gpu", "ddp"}
+    assert set(GROUPS["trainer"]) == {"cpu", "gpu", "ddp", "ddp_cpu", "fsdp"}
     assert {
         "synthworld_image",
         "synthworld_video",

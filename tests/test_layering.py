@@ -97,7 +97,7 @@ def test_the_reward_does_not_import_the_lightning_modules():
         assert not any(n.startswith("vrexp.modules") for n in vrexp_imports(path)), path.name
 
 
-@pytest.mark.parametrize("module", ["resources", "atomic", "trust"])
+@pytest.mark.parametrize("module", ["resources", "atomic", "trust", "ranks"])
 def test_top_level_primitives_import_no_other_vrexp_module(module):
     imported = {n for n in vrexp_imports(PACKAGE / f"{module}.py") if n != "vrexp"}
     assert not imported, f"vrexp/{module}.py imports {sorted(imported)}"

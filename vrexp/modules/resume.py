@@ -38,6 +38,7 @@ from pytorch_lightning.callbacks import Callback, ModelCheckpoint
 from vrexp.atomic import atomic_write
 from vrexp.configs.checks import ConfigValueError
 from vrexp.data.atomic import OutputClaimError, claim_output
+from vrexp.ranks import is_rank_zero
 
 log = logging.getLogger(__name__)
 
@@ -226,9 +227,10 @@ class TrainingCheckpoints:
         trainer.fit(module, ckpt_path=self.resume_from, weights_only=True, **data)
 
     def finish(self) -> None:
-        """Delete the checkpoints: the model they were for has been exported."""
+        """Delete the checkpoints (rank zero): the model they were for has been exported."""
         self.hold.close()
-        shutil.rmtree(self.folder, ignore_errors=True)
+        if is_rank_zero():
+            shutil.rmtree(self.folder, ignore_errors=True)
 
 
 def claim_checkpoints(
@@ -246,6 +248,10 @@ def claim_checkpoints(
     checkpoint callbacks made by ``extra(folder)`` (e.g. a best-validation checkpoint). Use it as a
     context (``with claim_checkpoints(...) as checkpoints``): the folder is locked until it exits."""
     folder = checkpoint_dir(output)
+    if not is_rank_zero():
+        # Under DDP rank zero claims (and, on a fresh start, clears) the folder before the other
+        # ranks start; they resume from what it left there and write nothing.
+        return _checkpoints(cfg, folder, extra, ExitStack(), clear=False)
     # Checkpoints without a manifest are refused (or cleared) by claim_output, under the lock.
     stale = ("*.ckpt",)
     hold = ExitStack()
@@ -274,9 +280,13 @@ def _checkpoints(
     folder: Path,
     extra: Callable[[Path], list[Callback]] | None,
     hold: ExitStack,
+    *,
+    clear: bool = True,
 ) -> TrainingCheckpoints:
     last = folder / LAST
-    if not last.is_file():  # a fresh start: no checkpoint of an earlier attempt stays beside
+    if (
+        clear and not last.is_file()
+    ):  # a fresh start: no checkpoint of an earlier attempt stays beside
         for old in folder.glob("*.ckpt"):
             old.unlink()
     every = OmegaConf.select(cfg, "callbacks.resume.every_n_train_steps", default=None)

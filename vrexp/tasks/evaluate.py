@@ -40,6 +40,7 @@ from vrexp.metrics import per_dimension_accuracy, preference_report
 from vrexp.modules.pairwise import PairwiseRewardModule, pairwise_baseline_delta
 from vrexp.modules.resume import claim_checkpoints, config_manifest
 from vrexp.modules.trainer import build_trainer
+from vrexp.ranks import is_rank_zero
 from vrexp.reports import PlotSpec, write_table
 from vrexp.reports.sweep import job_overrides, write_results
 from vrexp.reward.baselines import PAIRWISE_HEADS, alignment_baseline
@@ -112,7 +113,12 @@ def evaluate(
                     )
                 )
                 trainer = build_trainer(
-                    cfg, task.baseline, logger, checkpoints=checkpoints, enable_model_summary=False
+                    cfg,
+                    task.baseline,
+                    logger,
+                    checkpoints=checkpoints,
+                    shard_layers=backbone.shard_layers,
+                    enable_model_summary=False,
                 )
                 pairs = {"train": train, "val": parts["val"]}
                 deltas[str(name)] = pairwise_baseline_delta(
@@ -134,16 +140,19 @@ def evaluate(
             for d, name in enumerate(reward.checklist.dimension_names)
         ]
         title = f"Preference accuracy on {cfg.dataset.name} ({task.part} pairs)"
-        write_table(rows, out_dir, "preference_accuracy", title=title, plot=PlotSpec())
-        write_table(dimension_rows, out_dir, "dimension_accuracy", title="VisionReward sub-scores")
         summary = {
             "rows": rows,
             "dimensions": dimension_rows,
             "num_train_pairs": len(train),
             "baseline_seconds": seconds,
         }
-        (out_dir / "evaluation.json").write_text(json.dumps(summary, indent=2) + "\n")
-        write_results(cfg.paths.output_dir, rows, job_overrides())
+        if is_rank_zero():  # under DDP the baselines' ranks computed the same rows
+            write_table(rows, out_dir, "preference_accuracy", title=title, plot=PlotSpec())
+            write_table(
+                dimension_rows, out_dir, "dimension_accuracy", title="VisionReward sub-scores"
+            )
+            (out_dir / "evaluation.json").write_text(json.dumps(summary, indent=2) + "\n")
+            write_results(cfg.paths.output_dir, rows, job_overrides())
         for checkpoints in finished:
             checkpoints.finish()
         if logger is not None:
