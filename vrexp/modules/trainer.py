@@ -60,6 +60,19 @@ def fsdp_strategy(settings: FSDPSettings, shard_layers: Sequence[type[nn.Module]
     )
 
 
+def trainer_arguments(
+    trainer: DictConfig, shard_layers: Sequence[type[nn.Module]] = ()
+) -> dict[str, Any]:
+    """The ``trainer`` group as ``Trainer`` arguments (with its ``_target_``): ``fsdp`` (vrexp's
+    key) left out, and ``strategy: fsdp`` made the strategy object that shards ``shard_layers``."""
+    settings = OmegaConf.to_container(trainer, resolve=True)
+    fsdp = settings.pop("fsdp", None)
+    if settings.get("strategy") == "fsdp":
+        fsdp = OmegaConf.to_object(trainer.fsdp) if fsdp is not None else FSDPSettings()
+        settings["strategy"] = fsdp_strategy(fsdp, shard_layers)
+    return settings
+
+
 def build_trainer(
     cfg: DictConfig,
     budget: TrainingBudget,
@@ -75,13 +88,8 @@ def build_trainer(
     are written atomically and read with ``weights_only=True``. ``shard_layers``: the stage
     model's blocks, for ``strategy: fsdp``."""
     own = [] if checkpoints is None else checkpoints.callbacks()
-    settings = OmegaConf.to_container(cfg.trainer, resolve=True)
-    fsdp = settings.pop("fsdp", None)  # vrexp's key, not a Trainer argument
-    if settings.get("strategy") == "fsdp":
-        fsdp = OmegaConf.to_object(cfg.trainer.fsdp) if fsdp is not None else FSDPSettings()
-        overrides = {"strategy": fsdp_strategy(fsdp, shard_layers), **overrides}
     return instantiate(
-        settings,
+        trainer_arguments(cfg.trainer, shard_layers),
         logger=logger if logger is not None else False,
         callbacks=[*stage_callbacks(cfg, logger), *callbacks, *own],
         plugins=[SafeCheckpointIO()],
