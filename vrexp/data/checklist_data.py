@@ -7,7 +7,8 @@ docs/method.md §5) and yields each item once with all of its drawn questions, s
 serves all of them. Media are read as the model sees them (``frames``, the backbone's sampling:
 a video's picked frames only). With a ``processor`` (the backbone's
 :meth:`~ChecklistBackbone.process`), each item is also run through the model's processor once and
-its output kept for later epochs.
+its output kept for later epochs. Under DDP each rank yields its interleaved share of every pass
+(docs/distributed.md §1), with a weight-0 filler where the items do not split evenly.
 """
 
 from __future__ import annotations

@@ -59,14 +59,16 @@ class ResumableSampler(RandomSampler):
 
     def __iter__(self) -> Iterator[int]:
         skip, self.skip = self.skip, 0
-        order = super().__iter__()
+        # Exactly one pass's draws from the generator, however far the pass is read (a lazily
+        # read RandomSampler draws once more when exhausted), so the next epoch's order does not
+        # depend on whether a loop, or which rank, read to the end.
+        order = list(itertools.islice(super().__iter__(), self.num_samples))
         if world_size() > 1:
-            order_list = list(order)[: self._count()]
-            share, fillers = rank_slice(len(order_list))
-            mine = [order_list[i] for i in share]
-            mine += [Filler(mine[-1] if mine else order_list[0])] * fillers
-            order = iter(mine)
-        return itertools.islice(order, skip, None)
+            order = order[: self._count()]
+            share, fillers = rank_slice(len(order))
+            mine = [order[i] for i in share]
+            order = mine + [Filler(mine[-1] if mine else order[0])] * fillers
+        return iter(order[skip:])
 
     def __len__(self) -> int:
         share, fillers = rank_slice(self._count())

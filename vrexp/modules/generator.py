@@ -10,6 +10,7 @@ default: no second copy of the generator is held) or a frozen copy of the denois
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
 from typing import Any
 
 import pytorch_lightning as pl
@@ -46,18 +47,26 @@ class GeneratorModule(pl.LightningModule):
         self.generator.denoiser.train()
         self.generator.text_encoders.train(self.settings.train_text_encoder)
 
-    def denoising_loss(self, batch: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor]:
-        """(the loss to train on, its mean over the global batch). Dropout, noise and timesteps
-        are drawn for the global batch in one process's order, and each rank keeps its rows."""
+    def denoising_loss(
+        self, batch: dict[str, Any], sharded: bool = True
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(the loss to train on, its mean over the global batch). For a ``sharded`` batch (a
+        rank's share of the training batch) dropout, noise and timesteps are drawn for the global
+        batch in one process's order and each rank keeps its rows; an unsharded one (validation:
+        every rank reads every item) draws for itself."""
+
+        def draw(count: int, fn: Callable[[int], torch.Tensor]) -> torch.Tensor:
+            return rank_draw(self, count, fn) if sharded else fn(count)
+
         latents = self.generator.encode_media(batch["media"])
         prompts = list(batch["prompt"])
         if self.training and self.settings.cond_dropout > 0:
-            dropped = rank_draw(self, len(prompts), torch.rand) < self.settings.cond_dropout
+            dropped = draw(len(prompts), torch.rand) < self.settings.cond_dropout
             prompts = ["" if d else p for p, d in zip(prompts, dropped.tolist(), strict=True)]
         cond = self.generator.encode_prompts(prompts)
         shape = latents.shape[1:]
-        noise = rank_draw(self, len(latents), lambda n: torch.randn(n, *shape)).to(latents)
-        timesteps = rank_draw(self, len(latents), self.generator.schedule.sample_timesteps)
+        noise = draw(len(latents), lambda n: torch.randn(n, *shape)).to(latents)
+        timesteps = draw(len(latents), self.generator.schedule.sample_timesteps)
         noisy, t_in, target = self.generator.schedule.noisy_and_target(
             latents, noise, timesteps.to(self.device)
         )
@@ -75,7 +84,7 @@ class GeneratorModule(pl.LightningModule):
         # Fixed noise and timesteps per batch, so the validation curve is comparable across epochs.
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(batch_idx)
-            _, loss = self.denoising_loss(batch)
+            _, loss = self.denoising_loss(batch, sharded=False)
         self.log("val/loss", loss, prog_bar=True, batch_size=len(batch["prompt"]))
 
     def configure_optimizers(self) -> dict[str, Any]:

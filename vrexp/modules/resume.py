@@ -80,10 +80,19 @@ class SafeCheckpointIO(TorchCheckpointIO):
 class RandomState(Callback):
     """The global generators (Python, NumPy, torch CPU and CUDA) in every checkpoint, restored when
     a resumed run starts training. Training steps draw noise, timesteps and prompt dropout from
-    them; data loaders and validation do not (they have their own generators)."""
+    them; data loaders and validation do not (they have their own generators).
+
+    :meth:`capture` (called just before ``trainer.fit``) records them, and the fit starts from that
+    record: Lightning's DDP re-seeds every rank when it sets up the process group, which would
+    otherwise discard what was drawn before the fit (e.g. the model's initialisation) and make a
+    DDP run draw other noise than one process does."""
 
     def __init__(self) -> None:
         self._pending: dict[str, Any] | None = None
+        self._before_fit: dict[str, Any] | None = None
+
+    def capture(self) -> None:
+        self._before_fit = self.state_dict()
 
     def state_dict(self) -> dict[str, Any]:
         version, mt, gauss = random.getstate()
@@ -103,10 +112,18 @@ class RandomState(Callback):
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         self._pending = state_dict
 
+    def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        state, self._before_fit = self._before_fit, None
+        if state is not None:
+            self._apply(state)
+
     def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         state, self._pending = self._pending, None
-        if state is None:
-            return
+        if state is not None:
+            self._apply(state)
+
+    @staticmethod
+    def _apply(state: dict[str, Any]) -> None:
         version, mt, gauss = state["python"]
         random.setstate((version, tuple(mt), gauss))
         numpy = state["numpy"]
@@ -209,6 +226,7 @@ class TrainingCheckpoints:
     every_n_train_steps: int
     extra: list[Callback] = field(default_factory=list)
     hold: ExitStack = field(default_factory=ExitStack, repr=False)
+    random: RandomState = field(default_factory=RandomState, repr=False)
 
     def __enter__(self) -> TrainingCheckpoints:
         return self
@@ -218,12 +236,13 @@ class TrainingCheckpoints:
 
     def callbacks(self) -> list[Callback]:
         last = LastCheckpoint(self.folder, self.every_n_train_steps)
-        return [*self.extra, last, RandomState()]
+        return [*self.extra, last, self.random]
 
     def fit(self, trainer: pl.Trainer, module: pl.LightningModule, **data: Any) -> None:
         """``trainer.fit``, from the last checkpoint when resuming."""
         if self.resume_from is not None:
             log.info("resuming from %s", self.resume_from)
+        self.random.capture()
         trainer.fit(module, ckpt_path=self.resume_from, weights_only=True, **data)
 
     def finish(self) -> None:
