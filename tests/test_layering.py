@@ -3,7 +3,7 @@
 tasks -> modules / reports -> library layers (reward, generators, backbones, metrics, preference,
 data, tracking) -> primitives (checklist, media, configs). A task module imports no other task
 module, except that a chain may call stage entry points; nothing below the tasks imports them. The
-top-level primitive modules (resources, atomic) import no other vrexp module.
+top-level primitive modules (resources, atomic, trust, ranks) import no other vrexp module.
 """
 
 from __future__ import annotations

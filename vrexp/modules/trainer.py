@@ -81,15 +81,20 @@ def build_trainer(
     callbacks: Sequence[Callback] = (),
     checkpoints: TrainingCheckpoints | None = None,
     shard_layers: Sequence[type[nn.Module]] = (),
+    unused_parameters: bool = False,
     **overrides: Any,
 ) -> pl.Trainer:
     """``cfg.trainer`` with ``budget``'s limits, the configured and the given callbacks, the
     resumable ``checkpoints`` (none: checkpointing off), and ``overrides`` on top. Checkpoints
     are written atomically and read with ``weights_only=True``. ``shard_layers``: the stage
-    model's blocks, for ``strategy: fsdp``."""
+    model's blocks, for ``strategy: fsdp``. ``unused_parameters``: the stage's loss leaves some
+    trainable parameters out (a reward head beside the LM head), which DDP must be told of."""
     own = [] if checkpoints is None else checkpoints.callbacks()
+    arguments = trainer_arguments(cfg.trainer, shard_layers)
+    if unused_parameters and arguments.get("strategy") == "ddp":
+        arguments["strategy"] = "ddp_find_unused_parameters_true"
     return instantiate(
-        trainer_arguments(cfg.trainer, shard_layers),
+        arguments,
         logger=logger if logger is not None else False,
         callbacks=[*stage_callbacks(cfg, logger), *callbacks, *own],
         plugins=[SafeCheckpointIO()],

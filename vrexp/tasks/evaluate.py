@@ -118,6 +118,7 @@ def evaluate(
                     logger,
                     checkpoints=checkpoints,
                     shard_layers=backbone.shard_layers,
+                    unused_parameters=True,  # the scalar head leaves the LM head unused
                     enable_model_summary=False,
                 )
                 pairs = {"train": train, "val": parts["val"]}
