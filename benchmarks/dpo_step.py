@@ -254,8 +254,8 @@ def measure(args: argparse.Namespace, name: str) -> dict[str, Any]:
 
     def loss() -> torch.Tensor:
         if variant.objective == "sft":
-            return module.denoising_loss(sft_batch)
-        return module.dpo_step(dpo_batch)["dpo_loss"]
+            return module.denoising_loss(sft_batch)[0]
+        return module.dpo_step(dpo_batch)["dpo_loss"][0]
 
     losses: list[float] = []
 

@@ -89,6 +89,28 @@ def test_per_question_accuracy_counts_and_groups():
     assert per_dim[0] == pytest.approx((1 + 1 / 3) / 2) and torch.isnan(per_dim[1])
 
 
+def test_per_question_accuracy_takes_inputs_from_any_device_and_dtype():
+    """Validation hands GPU predictions and labels to a metric whose states may live elsewhere;
+    the metric moves them to its own device. A metric on the meta device stands in for a GPU
+    here: before, index_add_ refused (self) meta with (source) cpu."""
+    p_yes, target = torch.tensor([0.9, 0.2, 0.6, 0.4]), torch.tensor([1.0, 0.0, 0.0, 1.0])
+    question = torch.tensor([0, 0, 1, 1])
+    reference = PerQuestionAccuracy(3)
+    reference.update(p_yes, target, question)
+    # Other dtypes: bf16 predictions, bool labels, int32 question indices.
+    mixed = PerQuestionAccuracy(3)
+    mixed.update(p_yes.bfloat16(), target.bool(), question.int())
+    torch.testing.assert_close(mixed.compute(), reference.compute(), equal_nan=True)
+    groups = torch.tensor([0, 0, 1], dtype=torch.int32)
+    torch.testing.assert_close(
+        mixed.per_group(groups, 2), reference.per_group(groups.long(), 2), equal_nan=True
+    )
+    # A metric on another device than its inputs.
+    elsewhere = PerQuestionAccuracy(3).to("meta")
+    elsewhere.update(p_yes, target, question)
+    assert elsewhere.correct.device.type == "meta" and elsewhere.compute().shape == (3,)
+
+
 def test_packed_batches_carry_all_questions_of_an_item(small_split):
     split_dir, checklist, backbone = small_split
     frames = backbone.config.frames

@@ -7,13 +7,14 @@ from pathlib import Path
 
 import pytest
 import pytorch_lightning as pl
-from hydra.errors import ConfigCompositionException
+from hydra.errors import ConfigCompositionException, InstantiationException
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 from omegaconf.errors import ValidationError
 
 from tests.conftest import CONF, EXPERIMENTS, run_cli
 from vrexp.backbones import BackboneError, build_backbone
+from vrexp.backbones.families import QwenVLBackbone
 from vrexp.checklist import Checklist
 from vrexp.configs import (
     BenchmarkDatasetConfig,
@@ -25,6 +26,7 @@ from vrexp.configs import (
 )
 from vrexp.configs.choices import BenchmarkName, VisionRewardDBName
 from vrexp.generators import GeneratorError, build_generator
+from vrexp.modules.trainer import trainer_arguments
 from vrexp.tasks import prepare
 
 GROUPS = {
@@ -55,7 +57,7 @@ def test_the_config_groups_of_this_issue_exist():
         GROUPS["backbone"]
     )
     assert set(GROUPS["logger"]) == {"wandb", "csv", "none"}
-    assert set(GROUPS["trainer"]) == {"cpu", "gpu", "ddp"}
+    assert set(GROUPS["trainer"]) == {"cpu", "gpu", "ddp", "ddp_cpu", "fsdp"}
     assert {
         "synthworld_image",
         "synthworld_video",
@@ -136,13 +138,20 @@ def test_every_option_composes_and_instantiates(group, option, compose_cfg, tmp_
         # No GPU here: instantiate the same settings on CPU to prove every key is a Trainer argument.
         overrides = (
             {}
-            if option == "cpu"
-            else {"accelerator": "cpu", "devices": 2 if option == "ddp" else 1}
+            if option in ("cpu", "ddp_cpu")
+            else {"accelerator": "cpu", "devices": 2 if option in ("ddp", "fsdp") else 1}
         )
-        trainer = instantiate(node, **overrides, logger=False)
+        arguments = trainer_arguments(node, shard_layers=QwenVLBackbone.shard_layers)
+        if option == "fsdp":  # Lightning's FSDP needs a GPU (docs/distributed.md §4)
+            assert type(arguments["strategy"]).__name__ == "FSDPStrategy"
+            with pytest.raises(InstantiationException, match="requires a GPU accelerator"):
+                instantiate(arguments, **overrides, logger=False)
+            return
+        trainer = instantiate(arguments, **overrides, logger=False)
         assert isinstance(trainer, pl.Trainer)
-        if option == "ddp":
+        if option in ("ddp", "ddp_cpu"):
             assert type(trainer.strategy).__name__ == "DDPStrategy"
+            assert trainer.num_devices == 2
     elif group == "generator":
         spec = OmegaConf.to_object(node)
         if spec.name_or_path is None:

@@ -3,7 +3,7 @@
 tasks -> modules / reports -> library layers (reward, generators, backbones, metrics, preference,
 data, tracking) -> primitives (checklist, media, configs). A task module imports no other task
 module, except that a chain may call stage entry points; nothing below the tasks imports them. The
-top-level primitive modules (resources, atomic) import no other vrexp module.
+top-level primitive modules (resources, atomic, trust, ranks) import no other vrexp module.
 """
 
 from __future__ import annotations
@@ -97,7 +97,7 @@ def test_the_reward_does_not_import_the_lightning_modules():
         assert not any(n.startswith("vrexp.modules") for n in vrexp_imports(path)), path.name
 
 
-@pytest.mark.parametrize("module", ["resources", "atomic", "trust"])
+@pytest.mark.parametrize("module", ["resources", "atomic", "trust", "ranks"])
 def test_top_level_primitives_import_no_other_vrexp_module(module):
     imported = {n for n in vrexp_imports(PACKAGE / f"{module}.py") if n != "vrexp"}
     assert not imported, f"vrexp/{module}.py imports {sorted(imported)}"

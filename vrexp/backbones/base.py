@@ -69,6 +69,9 @@ class ChecklistBackbone(nn.Module):
     media_token: ClassVar[str]  # one media placeholder per frame in the prefix text
     vision_module: ClassVar[str]  # attribute of the inner transformers model: the vision tower
     native_video: ClassVar[bool] = False  # the family can take a clip as one video input
+    # The repeated blocks (language decoder layers, vision tower blocks) that FSDP shards as
+    # one unit each and recomputes under activation checkpointing (trainer=fsdp).
+    shard_layers: ClassVar[tuple[type[nn.Module], ...]] = ()
 
     def __init__(self, model: nn.Module, processor: Any, config: BackboneConfig) -> None:
         super().__init__()

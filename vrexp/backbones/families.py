@@ -21,6 +21,13 @@ import torch
 import transformers
 from omegaconf import OmegaConf
 from safetensors import SafetensorError
+from transformers.models.clip.modeling_clip import CLIPEncoderLayer
+from transformers.models.llama.modeling_llama import LlamaDecoderLayer
+from transformers.models.qwen2_5_vl.modeling_qwen2_5_vl import (
+    Qwen2_5_VLDecoderLayer,
+    Qwen2_5_VLVisionBlock,
+)
+from transformers.models.qwen2_vl.modeling_qwen2_vl import Qwen2VLDecoderLayer, Qwen2VLVisionBlock
 from transformers.processing_utils import ProcessorMixin
 
 from vrexp.backbones.base import (
@@ -94,6 +101,7 @@ class QwenVLBackbone(ChecklistBackbone):
     config_class: Any = transformers.Qwen2VLConfig
     processor_class: Any = ImageOnlyQwen2VLProcessor
     native_video = True
+    shard_layers = (Qwen2VLDecoderLayer, Qwen2VLVisionBlock)
 
     def video_inputs(
         self, media: Sequence[np.ndarray | Clip], frames: list[list[np.ndarray]]
@@ -189,6 +197,7 @@ class Qwen2_5_VLBackbone(QwenVLBackbone):
     model_class = transformers.Qwen2_5_VLForConditionalGeneration
     config_class = transformers.Qwen2_5_VLConfig
     processor_class = ImageOnlyQwen2_5_VLProcessor
+    shard_layers = (Qwen2_5_VLDecoderLayer, Qwen2_5_VLVisionBlock)
 
     def video_inputs(
         self, media: Sequence[np.ndarray | Clip], frames: list[list[np.ndarray]]
@@ -229,6 +238,7 @@ class LlavaBackbone(ChecklistBackbone):
     vision_module = "vision_tower"
     model_class: Any = transformers.LlavaForConditionalGeneration
     processor_class: Any = transformers.LlavaProcessor
+    shard_layers = (LlamaDecoderLayer, CLIPEncoderLayer)
 
     @classmethod
     def build_tiny(cls, cfg: BackboneConfig) -> tuple[Any, Any]:

@@ -220,3 +220,22 @@ class Protocol(Choice):
     hpdv2 = "hpdv2"
     imagereward = "imagereward"
     pickapic = "pickapic"
+
+
+class ShardingStrategy(Choice):
+    """How ``trainer=fsdp`` shards (torch's ``ShardingStrategy``): parameters, gradients and
+    optimiser state across all ranks; only gradients and optimiser state; full sharding inside a
+    node and replication across nodes; or none (DDP through FSDP)."""
+
+    FULL_SHARD = "FULL_SHARD"
+    SHARD_GRAD_OP = "SHARD_GRAD_OP"
+    HYBRID_SHARD = "HYBRID_SHARD"
+    NO_SHARD = "NO_SHARD"
+
+
+class StateDictType(Choice):
+    """How ``trainer=fsdp`` writes checkpoints: one consolidated file (as under DDP) or a folder of
+    per-rank shards (faster for the largest models, read back only by FSDP)."""
+
+    full = "full"
+    sharded = "sharded"

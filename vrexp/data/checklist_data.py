@@ -7,7 +7,8 @@ docs/method.md §5) and yields each item once with all of its drawn questions, s
 serves all of them. Media are read as the model sees them (``frames``, the backbone's sampling:
 a video's picked frames only). With a ``processor`` (the backbone's
 :meth:`~ChecklistBackbone.process`), each item is also run through the model's processor once and
-its output kept for later epochs.
+its output kept for later epochs. Under DDP each rank yields its interleaved share of every pass
+(docs/distributed.md §1), with a weight-0 filler where the items do not split evenly.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from vrexp.configs.dataset import PartitionConfig
 from vrexp.data.resumable import ResumableData, seeded_generator
 from vrexp.data.synthworld.split import column_levels, read_items
 from vrexp.media import Clip, load_for_model
+from vrexp.ranks import rank_slice
 
 Processor = Callable[[Sequence[np.ndarray | Clip]], dict[str, torch.Tensor]]
 
@@ -160,29 +162,54 @@ class PackedChecklistDataset(IterableDataset):
         rows = np.flatnonzero(chosen.any(axis=1))
         if self.shuffle:
             rows = rng.permutation(rows)
-        for position, row in enumerate(rows):
+        # Under DDP each rank takes its interleaved share of the (same) epoch order, so the ranks'
+        # batches together are the single process's global batches; the draws are made for every
+        # row on every rank, so they do not depend on the rank.
+        share, fillers = rank_slice(len(rows))
+        mine = set(share)
+        position = 0
+        last: dict[str, Any] | None = None
+        for index, row in enumerate(rows):
             questions = np.flatnonzero(chosen[row])
             if self.questions_per_item and len(questions) > self.questions_per_item:
                 # More items per step for the same suffix compute: the vision tower sees more media.
                 questions = np.sort(rng.choice(questions, self.questions_per_item, replace=False))
-            if position < skip:
+            if index not in mine:
                 continue
-            example = {
-                "row": int(row),
-                "media": ex.media(row),
-                "questions": [
-                    self.checklist.questions[q].render(ex.prompts[row], item=int(ex.item_ids[row]))
-                    for q in questions
-                ],
-                "question_index": questions,
-                "labels": ex.labels[row, questions],
-            }
-            if self.processor is not None:
-                example["processed"] = ex.processed(row, self.processor)
-            yield example
+            position += 1
+            if position <= skip:
+                continue
+            last = self._example(int(row), questions, weight=1.0)
+            yield last
+        for _ in range(fillers):  # keeps the ranks' step counts equal; weight 0: never trained on
+            filler = (
+                last
+                if last is not None
+                else self._example(int(rows[0]), np.flatnonzero(chosen[rows[0]]), 1.0)
+            )
+            yield {**filler, "weight": 0.0}
+
+    def _example(self, row: int, questions: np.ndarray, weight: float) -> dict[str, Any]:
+        ex = self.examples
+        example = {
+            "row": row,
+            "media": ex.media(row),
+            "questions": [
+                self.checklist.questions[q].render(ex.prompts[row], item=int(ex.item_ids[row]))
+                for q in questions
+            ],
+            "question_index": questions,
+            "labels": ex.labels[row, questions],
+            "weight": weight,
+        }
+        if self.processor is not None:
+            example["processed"] = ex.processed(row, self.processor)
+        return example
 
     def __len__(self) -> int:
-        return int(self.examples.applicable.any(axis=1).sum())
+        """Items this rank yields in a pass (fillers included; balanced draws may yield fewer)."""
+        share, fillers = rank_slice(int(self.examples.applicable.any(axis=1).sum()))
+        return len(share) + fillers
 
 
 def collate_packed(examples: list[dict[str, Any]]) -> dict[str, Any]:
@@ -195,6 +222,10 @@ def collate_packed(examples: list[dict[str, Any]]) -> dict[str, Any]:
         "question_index": torch.from_numpy(np.concatenate([e["question_index"] for e in examples])),
         "labels": torch.from_numpy(
             np.concatenate([e["labels"] for e in examples]).astype(np.float32)
+        ),
+        # Per question: 1, or 0 for a rank's filler item (read, never trained on or scored).
+        "weights": torch.tensor([e.get("weight", 1.0) for e in examples]).repeat_interleave(
+            torch.tensor(counts)
         ),
     }
     if "processed" in examples[0]:

@@ -11,8 +11,9 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from vrexp.data.resumable import ResumableData, ResumableSampler, seeded_generator
+from vrexp.data.resumable import ResumableData, ResumableSampler, item_weight, seeded_generator
 from vrexp.media import load_media
+from vrexp.ranks import world_size
 
 
 def _stack(examples: list[dict[str, Any]]) -> dict[str, Any]:
@@ -36,7 +37,7 @@ class MediaPromptDataset(Dataset):
 
     def __getitem__(self, index: int) -> dict[str, Any]:
         path, prompt = self.records[index]
-        return {"media": load_media(path), "prompt": prompt}
+        return {"media": load_media(path), "prompt": prompt, "weight": item_weight(index)}
 
 
 class PreferencePairDataset(Dataset):
@@ -54,6 +55,7 @@ class PreferencePairDataset(Dataset):
             "winner": load_media(row["winner_path"]),
             "loser": load_media(row["loser_path"]),
             "prompt": row["prompt"],
+            "weight": item_weight(index),
         }
 
 
@@ -69,11 +71,16 @@ class GenerationDataModule(ResumableData):
 
     def train_dataloader(self) -> DataLoader:
         generator = seeded_generator(self.seed)
+        # The tail is dropped when there is more than one global batch (batch_size per rank).
+        drop_last = len(self.train) > self.batch_size * world_size()
+        sampler = ResumableSampler(
+            self.train, generator=generator, batch_size=self.batch_size, drop_last=drop_last
+        )
         return self.resumable_loader(
             self.train,
             batch_size=self.batch_size,
-            sampler=ResumableSampler(self.train, generator=generator),
-            drop_last=len(self.train) > self.batch_size,
+            sampler=sampler,
+            drop_last=drop_last,
             collate_fn=_stack,
             generator=generator,
         )

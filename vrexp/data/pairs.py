@@ -19,7 +19,7 @@ from torch.utils.data import DataLoader, Dataset
 from vrexp.configs import FrameSampling
 from vrexp.configs.dataset import PartitionConfig
 from vrexp.data.checklist_data import split_by_prompt
-from vrexp.data.resumable import ResumableData, ResumableSampler, seeded_generator
+from vrexp.data.resumable import ResumableData, ResumableSampler, item_weight, seeded_generator
 from vrexp.data.synthworld.split import read_items, read_pairs
 from vrexp.media import Clip, load_for_model
 
@@ -132,6 +132,7 @@ class MediaPairDataset(Dataset):
             "prompt_a": self.records[a][1],
             "prompt_b": self.records[b][1],
             "label": self.pairs.label[index],
+            "weight": item_weight(index),
         }
 
 
@@ -142,6 +143,7 @@ def collate_pairs(examples: list[dict[str, Any]]) -> dict[str, Any]:
         "prompt_a": [e["prompt_a"] for e in examples],
         "prompt_b": [e["prompt_b"] for e in examples],
         "label": torch.tensor([float(e["label"]) for e in examples]),
+        "weight": torch.tensor([float(e.get("weight", 1.0)) for e in examples]),
     }
 
 

@@ -8,8 +8,10 @@ a resumed loader replays the same epoch order and skips the batches already trai
 without reading their media), so a resumed run sees exactly the batches an uninterrupted one does.
 
 The order of an uninterrupted run is unchanged: :class:`ResumableSampler` is a ``RandomSampler``.
-Under DDP Lightning swaps it for a ``DistributedSampler`` (ordered by seed and epoch), and a
-resumed loader skips the batches already trained on by reading and dropping them.
+Under DDP it is shard-aware (the trainer keeps it: ``use_distributed_sampler=false``): every rank
+draws the same epoch order and takes its interleaved share (:func:`vrexp.ranks.rank_slice`), so the
+ranks' batches together are the single process's global batches, each item once; a rank short of
+items gets :class:`Filler` indices (weight 0) so that all ranks take the same number of steps.
 """
 
 from __future__ import annotations
@@ -22,17 +24,55 @@ import pytorch_lightning as pl
 import torch
 from torch.utils.data import DataLoader, RandomSampler
 
-__all__ = ["ResumableData", "ResumableLoader", "ResumableSampler"]
+from vrexp.ranks import rank_slice, world_size
+
+__all__ = ["Filler", "ResumableData", "ResumableLoader", "ResumableSampler", "item_weight"]
+
+
+class Filler(int):
+    """An index a rank reads only to keep in step with the others: its item has weight 0."""
+
+
+def item_weight(index: int) -> float:
+    """1, or 0 for a :class:`Filler` index (the weight a dataset gives the item it returns)."""
+    return 0.0 if isinstance(index, Filler) else 1.0
 
 
 class ResumableSampler(RandomSampler):
-    """``RandomSampler`` that can leave out the first ``skip`` indices of its next pass."""
+    """``RandomSampler`` that can leave out the first ``skip`` indices of its next pass, and under
+    DDP yields this rank's share of the pass. With ``drop_last`` (and the per-rank
+    ``batch_size``) the pass is first cut to whole global batches, as one process drops its tail."""
 
     skip: int = 0
 
+    def __init__(
+        self, data_source: Any, *, batch_size: int = 1, drop_last: bool = False, **kwargs: Any
+    ) -> None:
+        super().__init__(data_source, **kwargs)
+        self.batch_size, self.drop_last = batch_size, drop_last
+
+    def _count(self) -> int:
+        count = super().__len__()
+        if self.drop_last and world_size() > 1:
+            count -= count % (self.batch_size * world_size())
+        return count
+
     def __iter__(self) -> Iterator[int]:
         skip, self.skip = self.skip, 0
-        return itertools.islice(super().__iter__(), skip, None)
+        # Exactly one pass's draws from the generator, however far the pass is read (a lazily
+        # read RandomSampler draws once more when exhausted), so the next epoch's order does not
+        # depend on whether a loop, or which rank, read to the end.
+        order = list(itertools.islice(super().__iter__(), self.num_samples))
+        if world_size() > 1:
+            order = order[: self._count()]
+            share, fillers = rank_slice(len(order))
+            mine = [order[i] for i in share]
+            order = mine + [Filler(mine[-1] if mine else order[0])] * fillers
+        return iter(order[skip:])
+
+    def __len__(self) -> int:
+        share, fillers = rank_slice(self._count())
+        return len(share) + fillers
 
 
 class ResumableLoader(DataLoader):

@@ -52,6 +52,9 @@ class TextToMediaGenerator(nn.Module):
 
     family: ClassVar[str]
     denoiser_folder: ClassVar[str]
+    # The denoiser's repeated blocks (and the text encoders' layers) that FSDP shards as one unit
+    # each and recomputes under activation checkpointing (trainer=fsdp).
+    shard_layers: ClassVar[tuple[type[nn.Module], ...]] = ()
 
     def __init__(
         self,

@@ -7,11 +7,13 @@ from collections.abc import Sequence
 
 import torch
 from diffusers import CogVideoXTransformer3DModel
+from diffusers.models.transformers.cogvideox_transformer_3d import CogVideoXBlock
 from torch import nn
 from transformers import (
     T5Config,
     T5EncoderModel,
 )
+from transformers.models.t5.modeling_t5 import T5Block
 
 from vrexp.configs import GeneratorConfig
 from vrexp.generators.base import (
@@ -27,6 +29,7 @@ from vrexp.generators.schedules import NoiseSchedule
 class CogVideoXGenerator(TextToMediaGenerator):
     family = "cogvideox"
     denoiser_folder = "transformer"
+    shard_layers = (CogVideoXBlock, T5Block)
 
     def encode_prompts(self, prompts: Sequence[str]) -> Conditioning:
         ids = tokenize(self.tokenizers[0], prompts, self.device)

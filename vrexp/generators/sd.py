@@ -9,11 +9,14 @@ from typing import ClassVar
 
 import torch
 from diffusers import UNet2DConditionModel
+from diffusers.models.attention import BasicTransformerBlock
+from diffusers.models.resnet import ResnetBlock2D
 from torch import nn
 from transformers import (
     CLIPTextConfig,
     CLIPTextModel,
 )
+from transformers.models.clip.modeling_clip import CLIPEncoderLayer
 
 from vrexp.configs import GeneratorConfig
 from vrexp.generators.base import (
@@ -31,6 +34,7 @@ class SDGenerator(TextToMediaGenerator):
     family = "sd"
     denoiser_folder = "unet"
     denoiser_class: ClassVar[type] = UNet2DConditionModel
+    shard_layers = (BasicTransformerBlock, ResnetBlock2D, CLIPEncoderLayer)
 
     def encode_prompts(self, prompts: Sequence[str]) -> Conditioning:
         encoder = self.text_encoders[0]

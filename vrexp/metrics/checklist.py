@@ -1,4 +1,10 @@
-"""Per-question (and per-dimension) accuracy of checklist answers."""
+"""Per-question (and per-dimension) accuracy of checklist answers.
+
+The counts are metric states summed across ranks (``dist_reduce_fx="sum"``), so under DDP each
+rank scores its share of the items and :meth:`PerQuestionAccuracy.compute` gives every rank the
+accuracy over all of them. Inputs may come on any device and in any dtype: they are moved to the
+metric's own device (where its states live) before counting.
+"""
 
 from __future__ import annotations
 
@@ -27,7 +33,10 @@ class PerQuestionAccuracy(Metric):
             raise ValueError(
                 f"p_yes, target and question must share a shape, got {p_yes.shape}, {target.shape}, {question.shape}"
             )
-        hits = ((p_yes > 0.5) == (target > 0.5)).float()
+        device = self.correct.device
+        p_yes, target = p_yes.to(device).float(), target.to(device).float()
+        question = question.to(device=device, dtype=torch.long)
+        hits = ((p_yes > 0.5) == (target > 0.5)).to(self.correct.dtype)
         self.correct += torch.zeros_like(self.correct).index_add_(0, question, hits)
         self.total += torch.zeros_like(self.total).index_add_(0, question, torch.ones_like(hits))
 
@@ -36,8 +45,11 @@ class PerQuestionAccuracy(Metric):
 
     def per_group(self, groups: torch.Tensor, num_groups: int) -> torch.Tensor:
         """[G] mean over the seen questions of each group (``groups`` is [Q] group indices)."""
-        acc = self.compute()
+        acc = self.compute().float()
+        groups = groups.to(device=acc.device, dtype=torch.long)
         seen = ~torch.isnan(acc)
-        sums = torch.zeros(num_groups).index_add_(0, groups[seen], acc[seen].float())
-        counts = torch.zeros(num_groups).index_add_(0, groups[seen], torch.ones(int(seen.sum())))
+        sums = acc.new_zeros(num_groups).index_add_(0, groups[seen], acc[seen])
+        counts = acc.new_zeros(num_groups).index_add_(
+            0, groups[seen], acc.new_ones(int(seen.sum()))
+        )
         return sums / counts.where(counts > 0, torch.nan)

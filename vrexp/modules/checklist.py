@@ -19,6 +19,7 @@ from vrexp.backbones import ChecklistBackbone
 from vrexp.checklist import Checklist
 from vrexp.configs.training import BackboneOptimSettings
 from vrexp.metrics import PerQuestionAccuracy
+from vrexp.modules.distributed import global_mean
 from vrexp.modules.optim import backbone_optimizer, settings_hparams
 
 
@@ -47,17 +48,25 @@ class ChecklistModule(pl.LightningModule):
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
         logits = self(batch)
         labels = batch["labels"].to(logits.device)
-        loss = F.binary_cross_entropy_with_logits(logits, labels)
-        accuracy = ((logits > 0).float() == labels).float().mean()
+        # A rank's filler item (weight 0) keeps the ranks in step and adds nothing.
+        weights = batch.get("weights", torch.ones_like(labels)).to(logits.device)
+        bce = F.binary_cross_entropy_with_logits(logits, labels, reduction="none")
+        loss, mean_loss = global_mean(self, (bce * weights).sum(), weights.sum())
+        hits = ((logits > 0).float() == labels).float()
+        _, accuracy = global_mean(self, (hits * weights).sum(), weights.sum())
         size = len(batch["media"])
-        self.log("train/loss", loss, prog_bar=True, batch_size=size)
+        self.log("train/loss", mean_loss, prog_bar=True, batch_size=size)
         self.log("train/acc", accuracy, prog_bar=True, batch_size=size)
-        self.log("train/questions_per_step", float(len(labels)), batch_size=size)
+        self.log("train/questions_per_step", float(weights.sum()), batch_size=size)
         return loss
 
     def _evaluate(self, batch: dict[str, Any], metric: PerQuestionAccuracy) -> None:
-        p_yes = torch.sigmoid(self(batch)).cpu()
-        metric.update(p_yes, batch["labels"], batch["question_index"])
+        keep = batch.get("weights", torch.ones_like(batch["labels"])) > 0
+        p_yes = torch.sigmoid(self(batch))
+        # The metric moves its inputs to its own device (predictions may be on a GPU, labels not).
+        metric.update(
+            p_yes[keep.to(p_yes.device)], batch["labels"][keep], batch["question_index"][keep]
+        )
 
     def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
         self._evaluate(batch, self.val_accuracy)

@@ -10,19 +10,26 @@ default: no second copy of the generator is held) or a frozen copy of the denois
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
 from typing import Any
 
 import pytorch_lightning as pl
 import torch
-import torch.nn.functional as F
 
 from vrexp.configs.choices import Reference
 from vrexp.configs.dpo import DPOConfig
 from vrexp.configs.generator_tasks import TrainGeneratorTaskConfig
 from vrexp.configs.training import OptimSettings
 from vrexp.generators import TextToMediaGenerator
+from vrexp.modules.distributed import global_mean, rank_draw
 from vrexp.modules.optim import adamw_warmup_cosine, settings_hparams
 from vrexp.preference import diffusion_dpo_loss
+
+
+def item_weights(batch: dict[str, Any], count: int) -> torch.Tensor:
+    """[count] weights of a batch's items: 1, or 0 for a rank's filler (vrexp.data.resumable)."""
+    weight = batch.get("weight")
+    return torch.ones(count) if weight is None else torch.as_tensor(weight, dtype=torch.float32)
 
 
 class GeneratorModule(pl.LightningModule):
@@ -40,29 +47,44 @@ class GeneratorModule(pl.LightningModule):
         self.generator.denoiser.train()
         self.generator.text_encoders.train(self.settings.train_text_encoder)
 
-    def denoising_loss(self, batch: dict[str, Any]) -> torch.Tensor:
+    def denoising_loss(
+        self, batch: dict[str, Any], sharded: bool = True
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(the loss to train on, its mean over the global batch). For a ``sharded`` batch (a
+        rank's share of the training batch) dropout, noise and timesteps are drawn for the global
+        batch in one process's order and each rank keeps its rows; an unsharded one (validation:
+        every rank reads every item) draws for itself."""
+
+        def draw(count: int, fn: Callable[[int], torch.Tensor]) -> torch.Tensor:
+            return rank_draw(self, count, fn) if sharded else fn(count)
+
         latents = self.generator.encode_media(batch["media"])
         prompts = list(batch["prompt"])
         if self.training and self.settings.cond_dropout > 0:
-            dropped = torch.rand(len(prompts)) < self.settings.cond_dropout
+            dropped = draw(len(prompts), torch.rand) < self.settings.cond_dropout
             prompts = ["" if d else p for p, d in zip(prompts, dropped.tolist(), strict=True)]
         cond = self.generator.encode_prompts(prompts)
-        noise = torch.randn_like(latents)
-        timesteps = self.generator.schedule.sample_timesteps(len(latents)).to(self.device)
-        noisy, t_in, target = self.generator.schedule.noisy_and_target(latents, noise, timesteps)
+        shape = latents.shape[1:]
+        noise = draw(len(latents), lambda n: torch.randn(n, *shape)).to(latents)
+        timesteps = draw(len(latents), self.generator.schedule.sample_timesteps)
+        noisy, t_in, target = self.generator.schedule.noisy_and_target(
+            latents, noise, timesteps.to(self.device)
+        )
         pred = self.generator.denoise(noisy, t_in, cond)
-        return F.mse_loss(pred.float(), target.float())
+        per_item = (pred.float() - target.float()).pow(2).flatten(1).mean(1)
+        weight = item_weights(batch, len(latents)).to(per_item.device)
+        return global_mean(self, (per_item * weight).sum(), weight.sum())
 
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
-        loss = self.denoising_loss(batch)
-        self.log("train/loss", loss, prog_bar=True, batch_size=len(batch["prompt"]))
+        loss, mean = self.denoising_loss(batch)
+        self.log("train/loss", mean, prog_bar=True, batch_size=len(batch["prompt"]))
         return loss
 
     def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
         # Fixed noise and timesteps per batch, so the validation curve is comparable across epochs.
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(batch_idx)
-            loss = self.denoising_loss(batch)
+            _, loss = self.denoising_loss(batch, sharded=False)
         self.log("val/loss", loss, prog_bar=True, batch_size=len(batch["prompt"]))
 
     def configure_optimizers(self) -> dict[str, Any]:
@@ -128,29 +150,41 @@ class DPOModule(pl.LightningModule):
             with self.generator.adapters_disabled():
                 return self.generator.denoise(noisy, t_in, cond)
 
-    def dpo_step(self, batch: dict[str, Any]) -> dict[str, torch.Tensor]:
-        """Loss, implicit accuracy and the winners' SFT loss for a batch of B pairs."""
+    def dpo_step(self, batch: dict[str, Any]) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+        """Loss, implicit accuracy and the winners' SFT loss for a batch of B pairs, each as (the
+        value to train on, its mean over the global batch)."""
         media = torch.cat([torch.as_tensor(batch["winner"]), torch.as_tensor(batch["loser"])])
         latents = self.generator.encode_media(media)
         half = len(latents) // 2
         with torch.no_grad():
             cond = self.generator.encode_prompts(list(batch["prompt"]) * 2)
-        # Winner and loser of a pair share noise and timestep (Diffusion-DPO).
-        noise = torch.randn_like(latents[:half]).repeat(2, *([1] * (latents.dim() - 1)))
-        timesteps = self.generator.schedule.sample_timesteps(half).to(self.device).repeat(2)
+        # Winner and loser of a pair share noise and timestep (Diffusion-DPO); drawn for the
+        # global batch, each rank keeping its pairs.
+        shape = latents.shape[1:]
+        noise = rank_draw(self, half, lambda n: torch.randn(n, *shape)).to(latents)
+        noise = noise.repeat(2, *([1] * (latents.dim() - 1)))
+        timesteps = rank_draw(self, half, self.generator.schedule.sample_timesteps)
+        timesteps = timesteps.to(self.device).repeat(2)
         noisy, t_in, target = self.generator.schedule.noisy_and_target(latents, noise, timesteps)
         pred = self.generator.denoise(noisy, t_in, cond)
         ref = self.reference_prediction(noisy, t_in, cond)
-        loss, accuracy = diffusion_dpo_loss(pred.float(), ref.float(), target.float(), self.beta)
-        sft = F.mse_loss(pred[:half].float(), target[:half].float())
-        return {"dpo_loss": loss, "implicit_acc": accuracy, "sft_loss": sft}
+        loss, accuracy = diffusion_dpo_loss(
+            pred.float(), ref.float(), target.float(), self.beta, reduction="none"
+        )
+        sft = (pred[:half].float() - target[:half].float()).pow(2).flatten(1).mean(1)
+        weight = item_weights(batch, half).to(loss.device)
+        out = {}
+        for key, value in (("dpo_loss", loss), ("implicit_acc", accuracy), ("sft_loss", sft)):
+            out[key] = global_mean(self, (value * weight).sum(), weight.sum())
+        return out
 
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
         out = self.dpo_step(batch)
-        loss = out["dpo_loss"] + self.sft_weight * out["sft_loss"]
+        loss = out["dpo_loss"][0] + self.sft_weight * out["sft_loss"][0]
+        mean = out["dpo_loss"][1] + self.sft_weight * out["sft_loss"][1]
         size = len(batch["prompt"])
-        self.log("train/loss", loss, prog_bar=True, batch_size=size)
-        for key, value in out.items():
+        self.log("train/loss", mean, prog_bar=True, batch_size=size)
+        for key, (_, value) in out.items():
             self.log(f"train/{key}", value, batch_size=size)
         return loss
 

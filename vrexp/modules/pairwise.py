@@ -26,6 +26,7 @@ from vrexp.checklist.prompting import fill_prompt, sanitize_prompt
 from vrexp.configs.tasks import BaselineTraining
 from vrexp.data.pairs import PairDataModule, PreferencePairs
 from vrexp.media import Clip, load_for_model
+from vrexp.modules.distributed import global_mean
 from vrexp.modules.optim import backbone_optimizer, settings_hparams
 from vrexp.modules.resume import TrainingCheckpoints
 
@@ -64,23 +65,29 @@ class PairwiseRewardModule(pl.LightningModule):
             return self.head(hidden.to(self.head.weight.dtype)).squeeze(-1).float()
         return self.backbone.yes_no_log_odds(self.backbone.answer_head(hidden))
 
-    def _pair_loss(self, batch: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor]:
+    def _pair_loss(self, batch: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(the loss to train on, its global mean, the global accuracy) over the batch's pairs
+        (under DDP: over the global batch; a rank's filler pair has weight 0)."""
         n = len(batch["media_a"])
         rewards = self.reward(
             batch["media_a"] + batch["media_b"], batch["prompt_a"] + batch["prompt_b"]
         )
         margin = (rewards[:n] - rewards[n:]) * batch["label"].to(rewards.device)
-        return -F.logsigmoid(margin).mean(), (margin > 0).float().mean()
+        weight = batch.get("weight", torch.ones(n)).to(rewards.device)
+        loss, mean = global_mean(self, (-F.logsigmoid(margin) * weight).sum(), weight.sum())
+        _, accuracy = global_mean(self, ((margin > 0).float() * weight).sum(), weight.sum())
+        return loss, mean, accuracy
 
     def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
-        loss, accuracy = self._pair_loss(batch)
+        loss, mean, accuracy = self._pair_loss(batch)
         size = len(batch["media_a"])
-        self.log(f"{self.log_prefix}/train/loss", loss, prog_bar=True, batch_size=size)
+        self.log(f"{self.log_prefix}/train/loss", mean, prog_bar=True, batch_size=size)
         self.log(f"{self.log_prefix}/train/acc", accuracy, prog_bar=True, batch_size=size)
         return loss
 
     def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
-        loss, accuracy = self._pair_loss(batch)
+        # Every rank validates on all val pairs (the loader is not sharded): the same values.
+        _, loss, accuracy = self._pair_loss(batch)
         size = len(batch["media_a"])
         self.log(f"{self.log_prefix}/val/loss", loss, batch_size=size)
         self.log(f"{self.log_prefix}/val/acc", accuracy, prog_bar=True, batch_size=size)

@@ -38,6 +38,7 @@ from pytorch_lightning.callbacks import Callback, ModelCheckpoint
 from vrexp.atomic import atomic_write
 from vrexp.configs.checks import ConfigValueError
 from vrexp.data.atomic import OutputClaimError, claim_output
+from vrexp.ranks import is_rank_zero
 
 log = logging.getLogger(__name__)
 
@@ -79,10 +80,19 @@ class SafeCheckpointIO(TorchCheckpointIO):
 class RandomState(Callback):
     """The global generators (Python, NumPy, torch CPU and CUDA) in every checkpoint, restored when
     a resumed run starts training. Training steps draw noise, timesteps and prompt dropout from
-    them; data loaders and validation do not (they have their own generators)."""
+    them; data loaders and validation do not (they have their own generators).
+
+    :meth:`capture` (called just before ``trainer.fit``) records them, and the fit starts from that
+    record: Lightning's DDP re-seeds every rank when it sets up the process group, which would
+    otherwise discard what was drawn before the fit (e.g. the model's initialisation) and make a
+    DDP run draw other noise than one process does."""
 
     def __init__(self) -> None:
         self._pending: dict[str, Any] | None = None
+        self._before_fit: dict[str, Any] | None = None
+
+    def capture(self) -> None:
+        self._before_fit = self.state_dict()
 
     def state_dict(self) -> dict[str, Any]:
         version, mt, gauss = random.getstate()
@@ -102,10 +112,18 @@ class RandomState(Callback):
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         self._pending = state_dict
 
+    def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        state, self._before_fit = self._before_fit, None
+        if state is not None:
+            self._apply(state)
+
     def on_train_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         state, self._pending = self._pending, None
-        if state is None:
-            return
+        if state is not None:
+            self._apply(state)
+
+    @staticmethod
+    def _apply(state: dict[str, Any]) -> None:
         version, mt, gauss = state["python"]
         random.setstate((version, tuple(mt), gauss))
         numpy = state["numpy"]
@@ -208,6 +226,7 @@ class TrainingCheckpoints:
     every_n_train_steps: int
     extra: list[Callback] = field(default_factory=list)
     hold: ExitStack = field(default_factory=ExitStack, repr=False)
+    random: RandomState = field(default_factory=RandomState, repr=False)
 
     def __enter__(self) -> TrainingCheckpoints:
         return self
@@ -217,18 +236,20 @@ class TrainingCheckpoints:
 
     def callbacks(self) -> list[Callback]:
         last = LastCheckpoint(self.folder, self.every_n_train_steps)
-        return [*self.extra, last, RandomState()]
+        return [*self.extra, last, self.random]
 
     def fit(self, trainer: pl.Trainer, module: pl.LightningModule, **data: Any) -> None:
         """``trainer.fit``, from the last checkpoint when resuming."""
         if self.resume_from is not None:
             log.info("resuming from %s", self.resume_from)
+        self.random.capture()
         trainer.fit(module, ckpt_path=self.resume_from, weights_only=True, **data)
 
     def finish(self) -> None:
-        """Delete the checkpoints: the model they were for has been exported."""
+        """Delete the checkpoints (rank zero): the model they were for has been exported."""
         self.hold.close()
-        shutil.rmtree(self.folder, ignore_errors=True)
+        if is_rank_zero():
+            shutil.rmtree(self.folder, ignore_errors=True)
 
 
 def claim_checkpoints(
@@ -246,6 +267,10 @@ def claim_checkpoints(
     checkpoint callbacks made by ``extra(folder)`` (e.g. a best-validation checkpoint). Use it as a
     context (``with claim_checkpoints(...) as checkpoints``): the folder is locked until it exits."""
     folder = checkpoint_dir(output)
+    if not is_rank_zero():
+        # Under DDP rank zero claims (and, on a fresh start, clears) the folder before the other
+        # ranks start; they resume from what it left there and write nothing.
+        return _checkpoints(cfg, folder, extra, ExitStack(), clear=False)
     # Checkpoints without a manifest are refused (or cleared) by claim_output, under the lock.
     stale = ("*.ckpt",)
     hold = ExitStack()
@@ -274,9 +299,13 @@ def _checkpoints(
     folder: Path,
     extra: Callable[[Path], list[Callback]] | None,
     hold: ExitStack,
+    *,
+    clear: bool = True,
 ) -> TrainingCheckpoints:
     last = folder / LAST
-    if not last.is_file():  # a fresh start: no checkpoint of an earlier attempt stays beside
+    if (
+        clear and not last.is_file()
+    ):  # a fresh start: no checkpoint of an earlier attempt stays beside
         for old in folder.glob("*.ckpt"):
             old.unlink()
     every = OmegaConf.select(cfg, "callbacks.resume.every_n_train_steps", default=None)

@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 import torch.nn.functional as F
 from torch import Tensor
 
 
 def diffusion_dpo_loss(
-    model_pred: Tensor, ref_pred: Tensor, target: Tensor, beta: float
+    model_pred: Tensor,
+    ref_pred: Tensor,
+    target: Tensor,
+    beta: float,
+    reduction: Literal["mean", "none"] = "mean",
 ) -> tuple[Tensor, Tensor]:
     """(loss, implicit accuracy) of a batch of 2B predictions: winners first, then their losers,
     each pair under the same noise and timestep.
@@ -15,7 +21,8 @@ def diffusion_dpo_loss(
     Per-sample squared errors are meaned over the non-batch dims; the loss is
     ``-logsigmoid(-0.5 * beta * ((mse_w - ref_mse_w) - (mse_l - ref_mse_l)))``, meaned. The
     implicit accuracy counts the pairs where the model moved towards the winner more than the
-    reference did (an exact tie counts half). ``ref_pred`` gets no gradient.
+    reference did (an exact tie counts half). ``ref_pred`` gets no gradient. With
+    ``reduction="none"`` both come per pair ([B]), for a weighted or cross-rank mean.
     """
     if not model_pred.shape == ref_pred.shape == target.shape:
         raise ValueError(
@@ -33,6 +40,8 @@ def diffusion_dpo_loss(
     model_w, model_l = mse.chunk(2)
     ref_w, ref_l = ref_mse.chunk(2)
     inside = -0.5 * beta * ((model_w - ref_w) - (model_l - ref_l))
-    loss = -F.logsigmoid(inside).mean()
-    accuracy = ((inside > 0).float() + 0.5 * (inside == 0).float()).mean()
-    return loss, accuracy
+    loss = -F.logsigmoid(inside)
+    accuracy = (inside > 0).float() + 0.5 * (inside == 0).float()
+    if reduction == "none":
+        return loss, accuracy
+    return loss.mean(), accuracy.mean()

@@ -43,6 +43,7 @@ from vrexp.modules.ceilings import fit_settings, known_truth_ceilings
 from vrexp.modules.pairwise import PairwiseRewardModule, pairwise_baseline_delta
 from vrexp.modules.resume import claim_checkpoints, config_manifest
 from vrexp.modules.trainer import build_trainer
+from vrexp.ranks import is_rank_zero
 from vrexp.reports import PlotSpec, write_table
 from vrexp.reports.sweep import job_overrides, write_results
 from vrexp.reward.baselines import PAIRWISE_HEADS, alignment_baseline
@@ -115,7 +116,13 @@ def evaluate(
                     )
                 )
                 trainer = build_trainer(
-                    cfg, task.baseline, logger, checkpoints=checkpoints, enable_model_summary=False
+                    cfg,
+                    task.baseline,
+                    logger,
+                    checkpoints=checkpoints,
+                    shard_layers=backbone.shard_layers,
+                    unused_parameters=True,  # the scalar head leaves the LM head unused
+                    enable_model_summary=False,
                 )
                 pairs = {"train": train, "val": parts["val"]}
                 deltas[str(name)] = pairwise_baseline_delta(
@@ -158,14 +165,6 @@ def evaluate(
                 for row, value in zip(dimension_rows, values, strict=True):
                     row[f"{prefix}{metric}"] = value
         title = f"Preference accuracy on {cfg.dataset.name} ({task.part} pairs)"
-        write_table(rows, out_dir, "preference_accuracy", title=title, plot=PlotSpec())
-        write_table(dimension_rows, out_dir, "dimension_accuracy", title="VisionReward sub-scores")
-        write_table(
-            comparisons,
-            out_dir,
-            "paired_differences",
-            title=f"VisionReward minus each method on the same {len(test)} pairs (paired bootstrap)",
-        )
         summary = {
             "rows": rows,
             "comparisons": comparisons,
@@ -173,8 +172,19 @@ def evaluate(
             "num_train_pairs": len(train),
             "baseline_seconds": seconds,
         }
-        (out_dir / "evaluation.json").write_text(json.dumps(summary, indent=2) + "\n")
-        write_results(cfg.paths.output_dir, rows, job_overrides())
+        if is_rank_zero():  # under DDP the baselines' ranks computed the same rows
+            write_table(rows, out_dir, "preference_accuracy", title=title, plot=PlotSpec())
+            write_table(
+                dimension_rows, out_dir, "dimension_accuracy", title="VisionReward sub-scores"
+            )
+            write_table(
+                comparisons,
+                out_dir,
+                "paired_differences",
+                title=f"VisionReward minus each method on the same {len(test)} pairs (paired)",
+            )
+            (out_dir / "evaluation.json").write_text(json.dumps(summary, indent=2) + "\n")
+            write_results(cfg.paths.output_dir, rows, job_overrides())
         for checkpoints in finished:
             checkpoints.finish()
         if logger is not None:

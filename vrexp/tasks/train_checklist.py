@@ -24,6 +24,7 @@ from vrexp.data.visionrewarddb import checklist_data_module
 from vrexp.modules import ChecklistModule
 from vrexp.modules.resume import claim_checkpoints, config_manifest
 from vrexp.modules.trainer import build_trainer, checkpoint_callback
+from vrexp.ranks import is_rank_zero
 from vrexp.tracking import log_table, stage_logger
 from vrexp.tracking.console import render
 
@@ -59,7 +60,9 @@ def train_checklist(cfg: DictConfig, logger: Logger | None = None) -> dict[str, 
         module = ChecklistModule(backbone, checklist, task)
         (checkpoint,) = checkpoints.extra
         with stage_logger(cfg, logger) as logger:
-            trainer = build_trainer(cfg, task, logger, checkpoints=checkpoints)
+            trainer = build_trainer(
+                cfg, task, logger, checkpoints=checkpoints, shard_layers=backbone.shard_layers
+            )
             checkpoints.fit(trainer, module, datamodule=data)
             best = checkpoint.best_model_path or None
             trainer.test(module, datamodule=data, ckpt_path=best, weights_only=True)
@@ -70,10 +73,14 @@ def train_checklist(cfg: DictConfig, logger: Logger | None = None) -> dict[str, 
                 "steps": trainer.global_step,
             }
             # Annotate and the pipeline read this folder: it appears whole, once training is done.
-            with atomic_dir(save_dir) as tmp:
-                backbone.save_pretrained(tmp)
-                save_provenance(tmp, checklist, dataset)
-                (tmp / "checklist_accuracy.json").write_text(json.dumps(results, indent=2) + "\n")
+            # Under DDP every rank holds the same weights; rank zero writes them.
+            if is_rank_zero():
+                with atomic_dir(save_dir) as tmp:
+                    backbone.save_pretrained(tmp)
+                    save_provenance(tmp, checklist, dataset)
+                    (tmp / "checklist_accuracy.json").write_text(
+                        json.dumps(results, indent=2) + "\n"
+                    )
             checkpoints.finish()
             log_table(
                 logger,

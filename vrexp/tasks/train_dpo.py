@@ -29,6 +29,7 @@ from vrexp.modules import DPOModule
 from vrexp.modules.resume import claim_checkpoints, config_manifest, files_listing, rows_sha256
 from vrexp.modules.reward_curve import RewardCurve
 from vrexp.modules.trainer import build_trainer
+from vrexp.ranks import is_rank_zero
 from vrexp.reward import VisionReward
 from vrexp.tracking import stage_logger
 
@@ -79,6 +80,7 @@ def train_dpo(cfg: DictConfig, logger: Logger | None = None) -> dict[str, Any]:
                 logger,
                 callbacks=callbacks,
                 checkpoints=checkpoints,
+                shard_layers=generator.shard_layers,
                 limit_val_batches=0,
                 num_sanity_val_steps=0,
             )
@@ -95,9 +97,10 @@ def train_dpo(cfg: DictConfig, logger: Logger | None = None) -> dict[str, Any]:
             "curve": curve.history if curve is not None else [],
         }
         # eval_generator reads this folder: it appears whole, once training is done.
-        with atomic_dir(save_dir) as tmp:
-            generator.save_pretrained(tmp)
-            (tmp / "training.json").write_text(json.dumps(result, indent=2) + "\n")
+        if is_rank_zero():  # under DDP every rank holds the same weights
+            with atomic_dir(save_dir) as tmp:
+                generator.save_pretrained(tmp)
+                (tmp / "training.json").write_text(json.dumps(result, indent=2) + "\n")
         checkpoints.finish()
         log.info(
             "DPO (%s, %s reference): %d steps on %d pairs, final loss %.4f, implicit accuracy %.2f; "

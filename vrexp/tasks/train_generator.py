@@ -29,6 +29,7 @@ from vrexp.media import save_media
 from vrexp.modules import GeneratorModule
 from vrexp.modules.resume import claim_checkpoints, config_manifest
 from vrexp.modules.trainer import build_trainer
+from vrexp.ranks import is_rank_zero
 from vrexp.tracking import stage_logger
 
 log = logging.getLogger(__name__)
@@ -68,7 +69,12 @@ def train_generator(cfg: DictConfig, logger: Logger | None = None) -> dict[str, 
         )
         with stage_logger(cfg, logger) as logger:
             trainer = build_trainer(
-                cfg, task, logger, checkpoints=checkpoints, check_val_every_n_epoch=1
+                cfg,
+                task,
+                logger,
+                checkpoints=checkpoints,
+                shard_layers=generator.shard_layers,
+                check_val_every_n_epoch=1,
             )
             checkpoints.fit(trainer, module, datamodule=data)
             train_loss = float(trainer.callback_metrics.get("train/loss", float("nan")))
@@ -81,10 +87,14 @@ def train_generator(cfg: DictConfig, logger: Logger | None = None) -> dict[str, 
                 "save_dir": str(save_dir),
             }
             # sample and train_dpo read this folder: it appears whole, once training is done.
-            with atomic_dir(save_dir) as tmp:
-                generator.save_pretrained(tmp)
-                has_preview = save_preview(generator, [p for _, p in val[: task.num_preview]], tmp)
-                (tmp / "training.json").write_text(json.dumps(result, indent=2) + "\n")
+            has_preview = None
+            if is_rank_zero():  # under DDP every rank holds the same weights
+                with atomic_dir(save_dir) as tmp:
+                    generator.save_pretrained(tmp)
+                    has_preview = save_preview(
+                        generator, [p for _, p in val[: task.num_preview]], tmp
+                    )
+                    (tmp / "training.json").write_text(json.dumps(result, indent=2) + "\n")
             checkpoints.finish()
             if logger is not None and hasattr(logger, "log_image") and has_preview is not None:
                 logger.log_image(key="generator/preview", images=[str(save_dir / "preview.png")])

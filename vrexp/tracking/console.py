@@ -1,7 +1,8 @@
 """What a run shows a person: log records through rich (rank zero only), and rich tables as text.
 
 Tasks log with :mod:`logging`; Hydra's ``hydra/job_logging=rich`` sends the records to the terminal
-through :class:`RankZeroRichHandler` and to ``run.log`` in the run folder. Tables are rendered to
+through :class:`RankZeroRichHandler` and to ``run.log`` in the run folder
+(:class:`RankZeroFileHandler`). Tables are rendered to
 text with :func:`render` and logged, so the log file holds them too.
 """
 
@@ -14,13 +15,9 @@ import shutil
 from rich.console import Console, RenderableType
 from rich.logging import RichHandler
 
+from vrexp.ranks import is_rank_zero
+
 WIDTH = 160  # wide enough for the result tables, also when the output is not a terminal
-
-
-def _rank() -> int:
-    from pytorch_lightning.utilities.rank_zero import rank_zero_only
-
-    return getattr(rank_zero_only, "rank", 0)
 
 
 class RankZeroRichHandler(RichHandler):
@@ -39,7 +36,19 @@ class RankZeroRichHandler(RichHandler):
         )
 
     def emit(self, record: logging.LogRecord) -> None:
-        if _rank() == 0:
+        if is_rank_zero():
+            super().emit(record)
+
+
+class RankZeroFileHandler(logging.FileHandler):
+    """``run.log``, written by rank zero alone: the other ranks of a DDP run (which Lightning
+    starts with the same command and run folder) never open the file."""
+
+    def __init__(self, filename: str, mode: str = "a", encoding: str | None = None) -> None:
+        super().__init__(filename, mode, encoding, delay=True)
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if is_rank_zero():
             super().emit(record)
 
 

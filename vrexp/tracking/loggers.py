@@ -22,6 +22,7 @@ from pytorch_lightning.loggers import Logger, WandbLogger
 
 from vrexp.configs.choices import InitFailure
 from vrexp.configs.logger import WandbLoggerConfig
+from vrexp.ranks import is_rank_zero
 
 log = logging.getLogger(__name__)
 
@@ -121,8 +122,9 @@ def run_identity(task: str) -> tuple[str, str | None]:
 
 
 def build_logger(cfg: DictConfig) -> Logger | None:
-    """Instantiate ``cfg.logger`` (or return None), filling in W&B's name and group."""
-    if cfg.get("logger") is None:
+    """Instantiate ``cfg.logger`` (or return None), filling in W&B's name and group. Under DDP
+    only rank zero logs: the other ranks get None (no run folder, no W&B run)."""
+    if cfg.get("logger") is None or not is_rank_zero():
         return None
     logger_cfg = OmegaConf.to_container(cfg.logger, resolve=True)
     Path(logger_cfg["save_dir"]).mkdir(parents=True, exist_ok=True)
