@@ -3,11 +3,12 @@
     python benchmarks/scale.py [--items 2000 20000] [--processes 1 2]
         [--stages train_checklist annotate] [--epochs 1] [--max-steps N]
     python benchmarks/scale.py --items 500 5000        # a quicker pair of sizes
+    python benchmarks/scale.py --small-model           # a smaller model: the same media and inputs
     python benchmarks/scale.py --smoke                 # seconds: the numbers mean nothing
     PYTHONPATH=/path/to/other/checkout python benchmarks/scale.py   # that checkout's vrexp
 
 For each item count a SynthWorld-Image split is rendered first (``run.py task=make_data``, not
-measured; ``dataset.num_prompts`` = items / 3, kept under ``--data-dir`` for later runs). Then every
+measured; ``dataset.num_prompts`` = items / 3, kept under ``--work-dir`` for later runs). Then every
 stage runs as a user runs it, ``python run.py task=...`` in its own process (``logger=csv``, no
 progress bar), and is measured from outside:
 
@@ -20,7 +21,8 @@ progress bar), and is measured from outside:
   the machine's load (printed with it), unlike the peaks; and the run's **CPU seconds** (user +
   system, children included), which depend on it far less.
 
-``train_checklist`` trains ``--epochs`` epochs (or ``--max-steps`` steps) from scratch;
+``train_checklist`` trains ``--epochs`` epochs (or ``--max-steps`` steps) from scratch, with the
+default tiny backbone or (``--small-model``) debug=smoke's dimensions at the default image size;
 ``annotate`` answers the whole split with the model that the first ``train_checklist`` run saved
 (a 2-step model is trained, unmeasured, when that stage is not run). ``--processes 2`` runs
 ``train_checklist`` with ``trainer=ddp trainer.accelerator=cpu trainer.devices=2`` and ``annotate``
@@ -50,6 +52,15 @@ RENDERS_PER_PROMPT = 3  # synthworld_image's
 STAGES = ("train_checklist", "annotate")
 COMMON = ("logger=csv", "trainer.enable_progress_bar=false")
 DDP = ("trainer=ddp", "trainer.accelerator=cpu", "trainer.devices=2")
+# debug=smoke's backbone dimensions at the default image size: the same per-item inputs (what the
+# caches hold), a fraction of the training compute.
+SMALL_MODEL = (
+    "backbone.tiny.hidden_size=32",
+    "backbone.tiny.num_layers=1",
+    "backbone.tiny.intermediate_size=64",
+    "backbone.tiny.vision_hidden_size=32",
+    "backbone.tiny.vision_layers=1",
+)
 NEEDS = {
     "train_checklist": "`trainer=ddp trainer.accelerator=cpu trainer.devices=2` for train_checklist "
     "(DDP training on CPU, issue 16 point 1)",
@@ -68,9 +79,14 @@ class Measured:
     tail: str
 
 
+THREADS: int | None = None  # --threads: OMP_NUM_THREADS of the runs (None: torch's default)
+
+
 def run_measured(args: list[str], log_file: Path, nice: int) -> Measured:
     """``python run.py ARGS`` in a child; its peak resident set and wall time."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("WANDB_")}
+    if THREADS is not None:
+        env["OMP_NUM_THREADS"] = str(THREADS)
     # nice execs the interpreter: the pid waited for is the run's own.
     command = ["nice", "-n", str(nice), sys.executable, str(ROOT / "run.py"), *args]
     log.debug("running %s", " ".join(command))
@@ -159,14 +175,26 @@ def main() -> None:
         default=ROOT / "outputs" / "benchmarks" / "scale",
         help="splits (data/), run folders and logs; splits are reused by later runs",
     )
+    parser.add_argument(
+        "--small-model",
+        action="store_true",
+        help="debug=smoke's backbone dimensions (same image size, so the same inputs to cache)",
+    )
     parser.add_argument("--nice", type=int, default=10, help="niceness of the measured runs")
+    parser.add_argument(
+        "--threads", type=int, default=None, help="OMP_NUM_THREADS of the runs (a loaded machine)"
+    )
     parser.add_argument("--smoke", action="store_true", help="a tiny run: it still runs")
     parser.add_argument("--out", type=Path, default=None, help="JSON results file")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
+    global THREADS
+    THREADS = args.threads
     if args.smoke:
         args.items = [60, 120]
         args.override = [*args.override, "debug=smoke"]
+    if args.small_model:
+        args.override = [*SMALL_MODEL, *args.override]
     work = args.work_dir.resolve()
     (work / "logs").mkdir(parents=True, exist_ok=True)
     import vrexp
@@ -176,7 +204,7 @@ def main() -> None:
     budget = (
         [f"task.max_steps={args.max_steps}", "task.max_epochs=null"]
         if args.max_steps
-        else [f"task.max_epochs={args.epochs}"]
+        else [f"task.max_epochs={args.epochs}", "task.max_steps=-1"]
     )
     results: dict = {
         "vrexp": str(Path(vrexp.__file__).parent),

@@ -222,11 +222,11 @@ class ChecklistDataModule(ResumableData):
         questions_per_item: int | None = None,
         processor: Processor | None = None,
         seed: int = 0,
-        cache_mib: float = ItemCacheSettings.cache_mib,
+        cache_mib: float | None = ItemCacheSettings.cache_mib,
     ) -> None:
         """Items of ``split_dir`` in the parts of ``partition``, read as a backbone with sampling
         ``frames`` sees them; ``seed`` orders the draws; at most ``cache_mib`` MiB of read media
-        and processor outputs are kept between epochs, for all parts together."""
+        and processor outputs are kept between epochs, for all parts together (None: no bound)."""
         super().__init__()
         self.cache = ItemCache.of_mib(cache_mib)
         self.questions_per_item = questions_per_item

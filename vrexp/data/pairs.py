@@ -159,7 +159,7 @@ class PairDataModule(ResumableData):
         frames: FrameSampling,
         batch_size: int = 16,
         seed: int = 0,
-        cache_mib: float = ItemCacheSettings.cache_mib,
+        cache_mib: float | None = ItemCacheSettings.cache_mib,
     ) -> None:
         """At most ``cache_mib`` MiB of read media are kept between epochs, for both parts."""
         super().__init__()
