@@ -82,13 +82,25 @@ class Measured:
 THREADS: int | None = None  # --threads: OMP_NUM_THREADS of the runs (None: torch's default)
 
 
+def entry_point() -> Path:
+    """The ``run.py`` beside the vrexp this process imports (another checkout's, through
+    ``PYTHONPATH``): Python puts a script's own folder first on its path, so this repository's
+    ``run.py`` would always run this repository's vrexp."""
+    import vrexp
+
+    run = Path(vrexp.__file__).resolve().parents[1] / "run.py"
+    if not run.exists():
+        raise SystemExit(f"this benchmark needs a checkout's run.py; {run} does not exist")
+    return run
+
+
 def run_measured(args: list[str], log_file: Path, nice: int) -> Measured:
     """``python run.py ARGS`` in a child; its peak resident set and wall time."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("WANDB_")}
     if THREADS is not None:
         env["OMP_NUM_THREADS"] = str(THREADS)
     # nice execs the interpreter: the pid waited for is the run's own.
-    command = ["nice", "-n", str(nice), sys.executable, str(ROOT / "run.py"), *args]
+    command = ["nice", "-n", str(nice), sys.executable, str(entry_point()), *args]
     log.debug("running %s", " ".join(command))
     start = time.perf_counter()
     with log_file.open("w") as out:

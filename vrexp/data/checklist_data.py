@@ -13,6 +13,7 @@ the data module, bounded by ``cache_mib``, so memory does not grow with the data
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,6 +31,8 @@ from vrexp.data.item_cache import ItemCache
 from vrexp.data.resumable import ResumableData, seeded_generator
 from vrexp.data.synthworld.split import column_levels, read_items
 from vrexp.media import Clip, load_for_model
+
+log = logging.getLogger(__name__)
 
 Processor = Callable[[Sequence[np.ndarray | Clip]], dict[str, torch.Tensor]]
 
@@ -271,3 +274,6 @@ class ChecklistDataModule(ResumableData):
 
     def test_dataloader(self) -> DataLoader:
         return self._loader("test", train=False)
+
+    def teardown(self, stage: str) -> None:
+        log.info("item cache after %s: %s", stage, self.cache.summary())

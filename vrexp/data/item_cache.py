@@ -62,6 +62,13 @@ class ItemCache:
     def __contains__(self, key: Hashable) -> bool:
         return key in self._values
 
+    def summary(self) -> str:
+        """What the cache holds and how often it served a read, in words."""
+        bound = "no bound" if self.max_bytes is None else f"{self.max_bytes / MIB:,.1f} MiB"
+        reads = self.hits + self.misses
+        served = f"{self.hits / reads:.0%} of {reads:,} reads" if reads else "no reads"
+        return f"{len(self):,} entries, {self.nbytes / MIB:,.1f} MiB of {bound}; served {served}"
+
     def get(self, key: Hashable, make: Callable[[], T]) -> T:
         """The value kept under ``key``, or ``make()``, kept if it fits in what is left."""
         if key in self._values:
