@@ -31,7 +31,13 @@ import vrexp.media.images as images_module
 from tests.conftest import ROOT, compose_config
 from vrexp.backbones import build_backbone
 from vrexp.checklist import Checklist
-from vrexp.configs import BackboneOptimSettings, FrameSampling, PartitionConfig
+from vrexp.configs import (
+    BackboneOptimSettings,
+    ConfigValueError,
+    FrameSampling,
+    PartitionConfig,
+    validate_config,
+)
 from vrexp.data.checklist_data import ChecklistDataModule
 from vrexp.data.item_cache import ItemCache, nbytes
 from vrexp.data.items import folder_items
@@ -39,6 +45,7 @@ from vrexp.data.synthworld import make_split
 from vrexp.media import Clip, MediaError, load_for_model, load_media, probe_media, read_frames
 from vrexp.media.images import draft_for, to_model_size
 from vrexp.modules import ChecklistModule
+from vrexp.modules.resume import config_manifest
 from vrexp.reward.inputs import to_model_media
 from vrexp.tasks.annotate import annotate_items
 
@@ -510,3 +517,16 @@ def test_a_bounded_cache_trains_the_same_model_as_an_unbounded_one(
     assert unbounded.keys() == bounded.keys()
     for key, value in unbounded.items():
         assert torch.equal(value, bounded[key]), key
+
+
+def test_a_run_resumes_with_another_cache_bound_but_not_with_another_setting(tmp_path):
+    """``cache_mib`` changes memory, not the model: the resume manifest leaves it out."""
+
+    def manifest(*overrides):
+        cfg = compose_config(tmp_path, "task=train_checklist", *overrides)
+        return config_manifest(cfg, ("task", "dataset", "backbone"))
+
+    assert manifest() == manifest("task.cache_mib=0") == manifest("task.cache_mib=4096")
+    assert manifest() != manifest("task.lr=0.5")
+    with pytest.raises(ConfigValueError, match=r"task\.cache_mib"):
+        validate_config(compose_config(tmp_path, "task=train_checklist", "task.cache_mib=-1"))
