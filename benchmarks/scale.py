@@ -4,7 +4,7 @@
         [--stages train_checklist annotate] [--epochs 1] [--max-steps N]
     python benchmarks/scale.py --items 500 5000        # a quicker pair of sizes
     python benchmarks/scale.py --small-model           # a smaller model: the same media and inputs
-    python benchmarks/scale.py --smoke                 # seconds: the numbers mean nothing
+    python benchmarks/scale.py --smoke                 # a minute: the numbers mean nothing
     PYTHONPATH=/path/to/other/checkout python benchmarks/scale.py   # that checkout's vrexp
 
 For each item count a SynthWorld-Image split is rendered first (``run.py task=make_data``, not
@@ -179,7 +179,10 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=1, help="train_checklist's task.max_epochs")
     parser.add_argument("--max-steps", type=int, default=None, help="task.max_steps instead")
     parser.add_argument(
-        "--override", action="append", default=[], help="an extra override for every run"
+        "--override",
+        action="append",
+        default=[],
+        help="an extra override for every measured run (dataset.* and debug= also for the split)",
     )
     parser.add_argument(
         "--work-dir",
@@ -203,7 +206,7 @@ def main() -> None:
     global THREADS
     THREADS = args.threads
     if args.smoke:
-        args.items = [60, 120]
+        args.items = [60]
         args.override = [*args.override, "debug=smoke"]
     if args.small_model:
         args.override = [*SMALL_MODEL, *args.override]
@@ -241,8 +244,9 @@ def main() -> None:
         return [[*base, f"task.shard={i}/{processes}"] for i in range(processes)]
 
     # Every command composes before anything runs: a refused override stops at once.
+    split_overrides = [o for o in args.override if o.startswith(("dataset.", "debug="))]
     for items in args.items:
-        compose_check(["task=make_data", *paths, *size(items), *args.override], 1, "make_data")
+        compose_check(["task=make_data", *paths, *size(items), *split_overrides], 1, "make_data")
         for processes in args.processes:
             for stage in args.stages:
                 for command in commands(stage, items, processes, work / "model"):
@@ -250,7 +254,7 @@ def main() -> None:
 
     model_dir: Path | None = None
     for items in args.items:
-        split_args = ["task=make_data", *paths, *size(items), *COMMON, *args.override]
+        split_args = ["task=make_data", *paths, *size(items), *COMMON, *split_overrides]
         log.info("rendering the split of %d items (if missing)...", items)
         split_log = work / "logs" / f"{stamp}-make_data-{items}.log"
         rendered = run_measured([*split_args, output(f"make_data-{items}")], split_log, args.nice)

@@ -276,4 +276,4 @@ class ChecklistDataModule(ResumableData):
         return self._loader("test", train=False)
 
     def teardown(self, stage: str) -> None:
-        log.info("item cache after %s: %s", stage, self.cache.summary())
+        log.info("item cache after %s: %s", getattr(stage, "value", stage), self.cache.summary())
