@@ -34,6 +34,7 @@ bench-smoke:
 	$(BENCH) benchmarks/media_decode.py --smoke
 	$(BENCH) benchmarks/media_memory.py --smoke
 	$(BENCH) benchmarks/benchmark_io.py --smoke
+	$(BENCH) benchmarks/scale.py --smoke
 
 # docs/images/score_report.png, the score report in headless Chromium (needs chromium installed).
 docs-images:

@@ -399,7 +399,7 @@ def test_images_are_decoded_per_item_from_either_revision(tmp_path):
         for row in range(3):
             pixel = train.media(row)[5, 5].astype(int)
             assert np.abs(pixel - fx.colour(row)).max() <= 6
-        assert train._media == {}  # nothing kept: each read decodes one item
+        assert len(train.cache) == 0  # nothing kept: each read decodes one item
 
 
 def test_image_items_for_annotate_read_each_embedded_image_from_its_shard(tmp_path):

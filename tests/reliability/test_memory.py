@@ -20,6 +20,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import pytorch_lightning as pl
+import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from omegaconf import OmegaConf
@@ -29,10 +31,21 @@ import vrexp.media.images as images_module
 from tests.conftest import ROOT, compose_config
 from vrexp.backbones import build_backbone
 from vrexp.checklist import Checklist
-from vrexp.configs import FrameSampling
+from vrexp.configs import (
+    BackboneOptimSettings,
+    ConfigValueError,
+    FrameSampling,
+    PartitionConfig,
+    validate_config,
+)
+from vrexp.data.checklist_data import ChecklistDataModule
+from vrexp.data.item_cache import ItemCache, nbytes
 from vrexp.data.items import folder_items
-from vrexp.media import MediaError, load_for_model, load_media, probe_media, read_frames
+from vrexp.data.synthworld import make_split
+from vrexp.media import Clip, MediaError, load_for_model, load_media, probe_media, read_frames
 from vrexp.media.images import draft_for, to_model_size
+from vrexp.modules import ChecklistModule
+from vrexp.modules.resume import config_manifest
 from vrexp.reward.inputs import to_model_media
 from vrexp.tasks.annotate import annotate_items
 
@@ -373,3 +386,147 @@ def test_annotate_holds_a_chunk_at_the_model_size(tmp_path):
     assert measured["items"] == count
     full_resolution_chunk = count * 2048 * 2048 * 3  # 302 MB
     assert measured["grew"] < full_resolution_chunk / 3, measured
+
+
+# ------------------------------------------------------------------ training caches
+@settings(max_examples=60, deadline=None)
+@given(
+    sizes=st.lists(st.integers(0, 64), min_size=1, max_size=40),
+    bound=st.integers(0, 400),
+    order=st.randoms(use_true_random=False),
+)
+def test_the_item_cache_keeps_the_first_items_that_fit_and_never_more(sizes, bound, order):
+    cache = ItemCache(bound)
+    keys = list(range(len(sizes)))
+    made = []
+    for epoch in range(3):
+        if epoch:
+            order.shuffle(keys)
+        for key in keys:
+            value = cache.get(key, lambda key=key: made.append(key) or np.zeros(sizes[key], "u1"))
+            assert value.shape == (sizes[key],)
+            assert cache.nbytes <= bound
+    # Kept: the keys of the first epoch whose value still fitted when met; nothing else.
+    kept, used = set(), 0
+    for key, size in enumerate(sizes):
+        if used + size <= bound:
+            kept.add(key)
+            used += size
+    assert {k for k in range(len(sizes)) if k in cache} == kept
+    assert cache.nbytes == used
+    assert made.count(0) == 1 if 0 in kept else made.count(0) == 3
+    assert cache.hits == 2 * len(kept) and cache.misses == 3 * len(sizes) - 2 * len(kept)
+
+
+def test_the_item_cache_sizes_what_the_datasets_keep():
+    clip = Clip(np.zeros((8, 4, 4, 3), np.uint8), np.arange(8.0))
+    processed = {"pixel_values": torch.zeros(16, 1176), "input_ids": torch.zeros(1, 6, dtype=int)}
+    assert nbytes(clip) == 8 * 4 * 4 * 3 + 8 * 8
+    assert nbytes(processed) == 16 * 1176 * 4 + 6 * 8
+    assert nbytes([clip, (np.zeros(3, np.float32),)]) == nbytes(clip) + 12
+    with pytest.raises(TypeError, match="cannot size a str"):
+        nbytes({"a": "text"})
+    with pytest.raises(ValueError, match=">= 0 bytes"):
+        ItemCache(-1)
+
+
+@pytest.fixture(scope="module")
+def smoke_split(tmp_path_factory):
+    """60 SynthWorld items and the smoke-size backbone (image_size 28: 4 vision patches)."""
+    root = tmp_path_factory.mktemp("split")
+    cfg = compose_config(root, "debug=smoke", "dataset.num_prompts=20", "dataset.chunk_size=8")
+    checklist = Checklist.from_config(cfg.dimensions)
+    dataset = OmegaConf.to_object(cfg.dataset)
+    make_split(dataset, checklist)
+    return dataset.out_dir, checklist, OmegaConf.to_object(cfg.backbone)
+
+
+def checklist_data(split, backbone, cache_mib, batch_size=8):
+    split_dir, checklist, _ = split
+    return ChecklistDataModule(
+        split_dir,
+        checklist,
+        partition=PartitionConfig(),
+        frames=backbone.config.frames,
+        batch_size=batch_size,
+        processor=backbone.process,
+        cache_mib=cache_mib,
+    )
+
+
+def test_training_caches_stay_within_their_bound_however_many_items(smoke_split, one_thread):
+    """The regression guard of docs/reliability.md §4: a cache that kept every item of the
+    split (as it did) holds all 60 here; the bounded one stays under its bound for any count."""
+    backbone = build_backbone(smoke_split[2])
+    per_item = None
+    for cache_mib in (None, 0.1):
+        data = checklist_data(smoke_split, backbone, cache_mib)
+        data.setup()
+        items = sum(len(part) for part in data.parts.values())
+        touched = set()
+        for _ in range(2):
+            loaders = {
+                "train": data.train_dataloader(),
+                "val": data.val_dataloader(),
+                "test": data.test_dataloader(),
+            }
+            for part, loader in loaders.items():
+                for batch in loader:
+                    touched |= set(data.parts[part].item_ids[batch["rows"].numpy()].tolist())
+                    reference = backbone.process(batch["media"])
+                    for key, value in reference.items():  # what the cache gives is exact
+                        assert torch.equal(batch["processed"][key], value), key
+        cache = data.cache
+        if cache_mib is None:
+            assert items == 60 and len(touched) > 50
+            assert len(cache) == 2 * len(touched)  # media and processed, of every item read
+            per_item = cache.nbytes / len(touched)
+        else:
+            assert cache.nbytes <= 0.1 * 2**20 < 0.3 * items * per_item
+            assert len(cache) < items  # far from all of them
+            assert cache.hits > 0
+
+
+def test_a_bounded_cache_trains_the_same_model_as_an_unbounded_one(
+    smoke_split, tmp_path, one_thread
+):
+    """Two epochs, so the unbounded cache serves the second from memory, and the bounded one (a
+    few items: 0.1 MiB) mostly reads again: the weights are equal bit for bit."""
+
+    def train(cache_mib):
+        pl.seed_everything(0, verbose=False)
+        backbone = build_backbone(smoke_split[2])
+        module = ChecklistModule(backbone, smoke_split[1], BackboneOptimSettings(warmup_steps=2))
+        data = checklist_data(smoke_split, backbone, cache_mib, batch_size=16)
+        trainer = pl.Trainer(
+            accelerator="cpu",
+            max_epochs=2,
+            logger=False,
+            enable_checkpointing=False,
+            enable_progress_bar=False,
+            enable_model_summary=False,
+            num_sanity_val_steps=0,
+            default_root_dir=tmp_path,
+        )
+        trainer.fit(module, datamodule=data)
+        return {k: v.detach().clone() for k, v in backbone.state_dict().items()}, data.cache
+
+    unbounded, everything = train(None)
+    bounded, cache = train(0.1)
+    assert 0 < len(cache) < len(everything) / 4
+    assert unbounded.keys() == bounded.keys()
+    for key, value in unbounded.items():
+        assert torch.equal(value, bounded[key]), key
+
+
+def test_a_run_resumes_with_another_cache_bound_but_not_with_another_setting(tmp_path):
+    """``cache_mib`` changes memory, not the model: the resume manifest leaves it out."""
+
+    def manifest(*overrides):
+        cfg = compose_config(tmp_path, "task=train_checklist", *overrides)
+        return config_manifest(cfg, ("task", "dataset", "backbone"))
+
+    assert manifest() == manifest("task.cache_mib=0") == manifest("task.cache_mib=4096")
+    assert manifest() != manifest("task.lr=0.5")
+    with pytest.raises(ConfigValueError, match=r"task\.cache_mib"):
+        validate_config(compose_config(tmp_path, "task=train_checklist", "task.cache_mib=-1"))

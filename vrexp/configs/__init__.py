@@ -21,7 +21,12 @@ from vrexp.configs.experiments import register_experiments
 from vrexp.configs.generator import GeneratorConfig, GeneratorLora, TinyGeneratorConfig
 from vrexp.configs.help import register_help_resolver
 from vrexp.configs.registry import check_known_keys, register_configs, validate_config
-from vrexp.configs.training import BackboneOptimSettings, OptimSettings, TrainingBudget
+from vrexp.configs.training import (
+    BackboneOptimSettings,
+    ItemCacheSettings,
+    OptimSettings,
+    TrainingBudget,
+)
 
 register_configs()
 register_experiments()
@@ -37,6 +42,7 @@ __all__ = [
     "FrameSampling",
     "GeneratorConfig",
     "GeneratorLora",
+    "ItemCacheSettings",
     "LoraSettings",
     "Media",
     "MediaFolderConfig",

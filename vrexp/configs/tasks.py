@@ -23,7 +23,7 @@ from vrexp.configs.choices import (
     QuestionSelection,
     Solver,
 )
-from vrexp.configs.training import BackboneOptimSettings, TrainingBudget
+from vrexp.configs.training import BackboneOptimSettings, ItemCacheSettings, TrainingBudget
 
 
 @dataclass
@@ -34,7 +34,7 @@ class MakeDataTaskConfig:
 
 
 @dataclass
-class TrainChecklistTaskConfig(BackboneOptimSettings, TrainingBudget):
+class TrainChecklistTaskConfig(BackboneOptimSettings, TrainingBudget, ItemCacheSettings):
     name: str = "train_checklist"
     weight_decay: float = 0.01
     warmup_steps: int = 100
@@ -282,7 +282,7 @@ class FitWeightsTaskConfig:
 
 
 @dataclass
-class BaselineTraining(BackboneOptimSettings, TrainingBudget):
+class BaselineTraining(BackboneOptimSettings, TrainingBudget, ItemCacheSettings):
     """Training of the pairwise baselines: the same backbone, pairs and recipe as the weighting."""
 
     lr: float = 3e-4

@@ -1,4 +1,4 @@
-"""Settings shared by every training stage: the optimiser and the training budget.
+"""Settings shared by the training stages: the optimiser, the training budget, the item cache.
 
 Task schemas inherit these, so their keys stay flat (``task.lr``, ``task.max_epochs``) and the
 LightningModules and the Trainer builder take the settings object instead of re-declaring
@@ -82,3 +82,17 @@ class TrainingBudget:
         if self.max_time is not None:
             limits["max_time"] = self.max_time
         return limits
+
+
+@dataclass
+class ItemCacheSettings:
+    """How much of what a training stage reads per item is kept between epochs
+    (:class:`vrexp.data.item_cache.ItemCache`)."""
+
+    # MiB of read media and processor outputs, per process (0: none). Reading an item again costs
+    # a few ms (tiny backbone: about 4) against tens for its training step: a bound costs little.
+    cache_mib: int = 128
+
+    def __post_init__(self) -> None:
+        require("task", {"cache_mib": self.cache_mib >= 0}, self)
+        _next_post_init(ItemCacheSettings, self)

@@ -6,13 +6,16 @@ train / val / test. Each training epoch draws a balanced subset per question (as
 docs/method.md §5) and yields each item once with all of its drawn questions, so one media forward
 serves all of them. Media are read as the model sees them (``frames``, the backbone's sampling:
 a video's picked frames only). With a ``processor`` (the backbone's
-:meth:`~ChecklistBackbone.process`), each item is also run through the model's processor once and
-its output kept for later epochs. Under DDP each rank yields its interleaved share of every pass
-(docs/distributed.md §1), with a weight-0 filler where the items do not split evenly.
+:meth:`~ChecklistBackbone.process`), each item is also run through the model's processor. What is
+read and processed is kept for later epochs in one :class:`~vrexp.data.item_cache.ItemCache` of
+the data module, bounded by ``cache_mib``, so memory does not grow with the dataset. Under DDP each
+rank yields its interleaved share of every pass (docs/distributed.md §1), with a weight-0 filler
+where the items do not split evenly.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,10 +28,14 @@ from torch.utils.data import DataLoader, IterableDataset
 from vrexp.checklist import Checklist
 from vrexp.configs import FrameSampling
 from vrexp.configs.dataset import PartitionConfig
+from vrexp.configs.training import ItemCacheSettings
+from vrexp.data.item_cache import ItemCache
 from vrexp.data.resumable import ResumableData, seeded_generator
 from vrexp.data.synthworld.split import column_levels, read_items
 from vrexp.media import Clip, load_for_model
 from vrexp.ranks import rank_slice
+
+log = logging.getLogger(__name__)
 
 Processor = Callable[[Sequence[np.ndarray | Clip]], dict[str, torch.Tensor]]
 
@@ -43,25 +50,26 @@ class ChecklistExamples:
     labels: np.ndarray  # [N, Q] in {0, 1}
     applicable: np.ndarray  # [N, Q] bool; False where a presence answer masks the question
     frames: FrameSampling  # the backbone's: which frames of a video are read
-    _media: dict[int, np.ndarray | Clip]
-    _processed: dict[int, dict[str, torch.Tensor]] = field(default_factory=dict)
+    # Keyed by item id, so the parts of one split share it; the default keeps nothing.
+    cache: ItemCache = field(default_factory=lambda: ItemCache(0))
 
     def __len__(self) -> int:
         return len(self.item_ids)
 
     def media(self, index: int) -> np.ndarray | Clip:
-        if index not in self._media:
-            self._media[index] = load_for_model(self.media_paths[index], self.frames)
-        return self._media[index]
+        return self.cache.get(
+            ("media", int(self.item_ids[index])),
+            lambda: load_for_model(self.media_paths[index], self.frames),
+        )
 
     def processed(self, index: int, processor: Processor) -> dict[str, torch.Tensor]:
-        """``processor`` output of one item, computed on first use."""
-        if index not in self._processed:
-            self._processed[index] = processor([self.media(index)])
-        return self._processed[index]
+        """``processor`` output of one item (kept in the cache while it has room)."""
+        return self.cache.get(
+            ("processed", int(self.item_ids[index])), lambda: processor([self.media(index)])
+        )
 
-    def subset(self, index: np.ndarray) -> Self:
-        """The items at ``index``, as the same kind of examples (their caches start empty)."""
+    def subset(self, index: np.ndarray, cache: ItemCache | None = None) -> Self:
+        """The items at ``index``, as the same kind of examples, with ``cache`` (None: this one's)."""
         return type(self)(
             self.item_ids[index],
             [self.prompts[i] for i in index],
@@ -69,7 +77,7 @@ class ChecklistExamples:
             self.labels[index],
             self.applicable[index],
             self.frames,
-            {},
+            self.cache if cache is None else cache,
         )
 
 
@@ -86,7 +94,6 @@ def load_examples(
         labels=labels,
         applicable=checklist.applicable(labels),
         frames=frames,
-        _media={},
     )
 
 
@@ -250,10 +257,13 @@ class ChecklistDataModule(ResumableData):
         questions_per_item: int | None = None,
         processor: Processor | None = None,
         seed: int = 0,
+        cache_mib: float | None = ItemCacheSettings.cache_mib,
     ) -> None:
         """Items of ``split_dir`` in the parts of ``partition``, read as a backbone with sampling
-        ``frames`` sees them; ``seed`` orders the draws."""
+        ``frames`` sees them; ``seed`` orders the draws; at most ``cache_mib`` MiB of read media
+        and processor outputs are kept between epochs, for all parts together (None: no bound)."""
         super().__init__()
+        self.cache = ItemCache.of_mib(cache_mib)
         self.questions_per_item = questions_per_item
         self.processor = processor
         self.split_dir, self.checklist = Path(split_dir), checklist
@@ -266,7 +276,7 @@ class ChecklistDataModule(ResumableData):
             return
         examples = load_examples(self.split_dir, self.checklist, self.frames)
         rows = split_by_prompt(examples.prompts, self.partition)
-        self.parts = {name: examples.subset(index) for name, index in rows.items()}
+        self.parts = {name: examples.subset(index, self.cache) for name, index in rows.items()}
 
     def _loader(self, part: str, train: bool) -> DataLoader:
         """The training loader resumes mid-epoch (:mod:`vrexp.data.resumable`)."""
@@ -296,3 +306,6 @@ class ChecklistDataModule(ResumableData):
 
     def test_dataloader(self) -> DataLoader:
         return self._loader("test", train=False)
+
+    def teardown(self, stage: str) -> None:
+        log.info("item cache after %s: %s", getattr(stage, "value", stage), self.cache.summary())

@@ -3,7 +3,8 @@
 Pairs are split by prompt with the same rule (:func:`split_by_prompt`) and the dataset's
 ``partition`` as the checklist SFT data, so a test pair's media were never seen by the checklist
 model. ``PairDataModule`` feeds the pairwise (Bradley-Terry) baselines, reading media as their
-backbone sees them; the linear weighting only needs the item ids.
+backbone sees them (kept between epochs in a bounded :class:`~vrexp.data.item_cache.ItemCache`);
+the linear weighting only needs the item ids.
 """
 
 from __future__ import annotations
@@ -18,7 +19,9 @@ from torch.utils.data import DataLoader, Dataset
 
 from vrexp.configs import FrameSampling
 from vrexp.configs.dataset import PartitionConfig
+from vrexp.configs.training import ItemCacheSettings
 from vrexp.data.checklist_data import split_by_prompt
+from vrexp.data.item_cache import ItemCache
 from vrexp.data.resumable import ResumableData, ResumableSampler, item_weight, seeded_generator
 from vrexp.data.synthworld.split import read_items, read_pairs
 from vrexp.media import Clip, load_for_model
@@ -112,17 +115,17 @@ class MediaPairDataset(Dataset):
         pairs: PreferencePairs,
         records: dict[int, tuple[Path, str]],
         frames: FrameSampling,
+        cache: ItemCache | None = None,
     ) -> None:
+        """Media are kept in ``cache`` (keyed by item id) while it has room (None: not kept)."""
         self.pairs, self.records, self.frames = pairs.without_ties(), records, frames
-        self._cache: dict[int, np.ndarray | Clip] = {}
+        self.cache = ItemCache(0) if cache is None else cache
 
     def __len__(self) -> int:
         return len(self.pairs)
 
     def _media(self, item: int) -> np.ndarray | Clip:
-        if item not in self._cache:
-            self._cache[item] = load_for_model(self.records[item][0], self.frames)
-        return self._cache[item]
+        return self.cache.get(item, lambda: load_for_model(self.records[item][0], self.frames))
 
     def __getitem__(self, index: int) -> dict[str, Any]:
         a, b = int(self.pairs.item_a[index]), int(self.pairs.item_b[index])
@@ -158,13 +161,16 @@ class PairDataModule(ResumableData):
         frames: FrameSampling,
         batch_size: int = 16,
         seed: int = 0,
+        cache_mib: float | None = ItemCacheSettings.cache_mib,
     ) -> None:
+        """At most ``cache_mib`` MiB of read media are kept between epochs, for both parts."""
         super().__init__()
         self.pairs, self.records, self.frames = pairs, records, frames
         self.batch_size, self.seed = batch_size, seed
+        self.cache = ItemCache.of_mib(cache_mib)
 
     def _loader(self, part: str, shuffle: bool) -> DataLoader:
-        dataset = MediaPairDataset(self.pairs[part], self.records, self.frames)
+        dataset = MediaPairDataset(self.pairs[part], self.records, self.frames, self.cache)
         if not shuffle:
             return DataLoader(dataset, batch_size=self.batch_size, collate_fn=collate_pairs)
         # The training loader resumes mid-epoch (vrexp.data.resumable).

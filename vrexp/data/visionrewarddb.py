@@ -574,7 +574,6 @@ def checklist_parts(
         items.labels,
         items.applicable,
         frames,
-        {},
     )
     return {name: every.subset(items.rows(part)) for name, part in CHECKLIST_PARTS.items()}
 

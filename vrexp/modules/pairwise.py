@@ -110,7 +110,14 @@ def pairwise_baseline_delta(
     ``trainer`` was built with), and return its reward differences on ``test``."""
     settings = module.settings
     frames = module.backbone.config.frames
-    data = PairDataModule(parts, records, frames=frames, batch_size=settings.batch_size, seed=seed)
+    data = PairDataModule(
+        parts,
+        records,
+        frames=frames,
+        batch_size=settings.batch_size,
+        seed=seed,
+        cache_mib=settings.cache_mib,
+    )
     if checkpoints is not None:
         checkpoints.fit(trainer, module, datamodule=data)
     else:

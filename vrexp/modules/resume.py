@@ -182,14 +182,16 @@ def checkpoint_dir(output: str | Path) -> Path:
 
 
 def config_manifest(cfg: DictConfig, groups: tuple[str, ...], **extra: Any) -> dict[str, Any]:
-    """The settings of ``groups`` (``task`` without its output folder and ``overwrite``; the
-    trainer without its display settings), the seed, and ``extra`` (digests of the inputs)."""
+    """The settings of ``groups`` (``task`` and its sub-groups without their output folder,
+    ``overwrite`` and ``cache_mib``; the trainer without its display settings), the seed, and
+    ``extra`` (digests of the inputs)."""
     manifest: dict[str, Any] = {"seed": cfg.seed}
     for group in groups:
         node = OmegaConf.select(cfg, group)
         value = None if node is None else OmegaConf.to_container(node, resolve=True)
-        if isinstance(value, dict) and group == "task":
-            for key in ("save_dir", "out_dir", "overwrite"):
+        if isinstance(value, dict) and group.split(".")[0] == "task":
+            # Where the result goes and how much memory it takes do not change it.
+            for key in ("save_dir", "out_dir", "overwrite", "cache_mib"):
                 value.pop(key, None)
         if isinstance(value, dict) and group == "trainer":
             for key in COSMETIC_TRAINER_KEYS:

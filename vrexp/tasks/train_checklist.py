@@ -56,6 +56,7 @@ def train_checklist(cfg: DictConfig, logger: Logger | None = None) -> dict[str, 
             questions_per_item=task.questions_per_item,
             processor=backbone.process,
             seed=cfg.seed,
+            cache_mib=task.cache_mib,
         )
         module = ChecklistModule(backbone, checklist, task)
         (checkpoint,) = checkpoints.extra
