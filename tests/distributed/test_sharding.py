@@ -25,6 +25,7 @@ from tests.conftest import CONF
 from vrexp.checklist import Checklist
 from vrexp.configs import FrameSampling
 from vrexp.data.checklist_data import ChecklistExamples, PackedChecklistDataset, collate_packed
+from vrexp.data.item_cache import ItemCache
 from vrexp.data.resumable import ResumableSampler, item_weight
 from vrexp.metrics import PerQuestionAccuracy
 from vrexp.ranks import rank_slice
@@ -44,15 +45,18 @@ def examples(count: int, seed: int = 0) -> ChecklistExamples:
     questions = len(checklist().questions)
     rng = np.random.default_rng(seed)
     labels = rng.integers(0, 2, (count, questions))
-    return ChecklistExamples(
+    found = ChecklistExamples(
         item_ids=np.arange(count) + 100,
         prompts=[f"prompt {i}" for i in range(count)],
         media_paths=[Path(f"{i}.png") for i in range(count)],
         labels=labels,
         applicable=np.ones((count, questions), dtype=bool),
         frames=FrameSampling(),
-        _media={i: np.zeros((4, 4, 3), np.uint8) for i in range(count)},
+        cache=ItemCache(None),
     )
+    for i in range(count):  # media in the cache: no file is read
+        found.cache.get(("media", int(found.item_ids[i])), lambda: np.zeros((4, 4, 3), np.uint8))
+    return found
 
 
 def packed_batches(count: int, batch_size: int, epochs: int, shuffle: bool) -> list[list[dict]]:
