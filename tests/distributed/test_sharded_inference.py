@@ -29,6 +29,7 @@ from hypothesis import strategies as st
 from omegaconf import OmegaConf
 
 from tests.conftest import ROOT, compose_config
+from tests.tiny import TINY
 from vrexp.backbones import build_backbone, load_backbone
 from vrexp.checklist import Checklist
 from vrexp.data.annotations import AnnotationsError, read_annotations
@@ -46,22 +47,6 @@ from vrexp.reward.scoring import ScoringError, merge_scores, read_scores, score_
 from vrexp.tasks import run_task
 from vrexp.tasks.annotate import AnnotateError, annotate_items, merge_annotations
 
-TINY = [
-    "logger=none",
-    "backbone.tiny.hidden_size=32",
-    "backbone.tiny.num_layers=1",
-    "backbone.tiny.intermediate_size=64",
-    "backbone.tiny.vision_hidden_size=32",
-    "backbone.tiny.vision_layers=1",
-    "backbone.tiny.vocab_size=300",
-    "backbone.image_size=28",
-    "generator.image_size=16",
-    "generator.num_inference_steps=2",
-    "generator.tiny.block_out_channels=[32,32]",
-    "generator.tiny.text_hidden_size=32",
-    "generator.tiny.text_layers=1",
-    "generator.tiny.vocab_size=300",
-]
 NUM_ITEMS, CHUNK = 7, 2  # 4 parts: shard 0/2 takes items 0-3, shard 1/2 items 4-6
 HALVES = [Shard(0, 2), Shard(1, 2)]
 

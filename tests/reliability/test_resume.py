@@ -34,6 +34,7 @@ from hypothesis import strategies as st
 from omegaconf import OmegaConf
 
 from tests.conftest import ROOT, compose_config
+from tests.tiny import TINY
 from vrexp.backbones import build_backbone, load_backbone
 from vrexp.checklist import Checklist
 from vrexp.data.annotations import AnnotationsError, read_annotations
@@ -50,22 +51,6 @@ from vrexp.reward.scorer import VisionReward
 from vrexp.reward.scoring import ScoringError, read_scores, score_items
 from vrexp.tasks.annotate import AnnotateError, annotate_items
 
-TINY = [
-    "logger=none",
-    "backbone.tiny.hidden_size=32",
-    "backbone.tiny.num_layers=1",
-    "backbone.tiny.intermediate_size=64",
-    "backbone.tiny.vision_hidden_size=32",
-    "backbone.tiny.vision_layers=1",
-    "backbone.tiny.vocab_size=300",
-    "backbone.image_size=28",
-    "generator.image_size=16",
-    "generator.num_inference_steps=2",
-    "generator.tiny.block_out_channels=[32,32]",
-    "generator.tiny.text_hidden_size=32",
-    "generator.tiny.text_layers=1",
-    "generator.tiny.vocab_size=300",
-]
 NUM_ITEMS, CHUNK, OTHER_CHUNK = 6, 2, 3
 PROMPTS = [f"{n} red circles on a sky background" for n in ("one", "two", "three")] * 2
 STAGES = ["make_data", "annotate", "score", "sample"]
