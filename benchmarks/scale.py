@@ -25,7 +25,7 @@ progress bar), and is measured from outside:
 default tiny backbone or (``--small-model``) debug=smoke's dimensions at the default image size;
 ``annotate`` answers the whole split with the model that the first ``train_checklist`` run saved
 (a 2-step model is trained, unmeasured, when that stage is not run). ``--processes 2`` runs
-``train_checklist`` with ``trainer=ddp trainer.accelerator=cpu trainer.devices=2`` and ``annotate``
+``train_checklist`` with ``trainer=ddp_cpu`` (two gloo processes) and ``annotate``
 as two array-style processes at once (``task.shard=0/2`` and ``task.shard=1/2``), the second one's
 items/s over the slower shard's wall time. Every command is composed first in this process, so a
 vrexp that does not accept an override stops with what the option needs.
@@ -51,7 +51,7 @@ ROOT = Path(__file__).resolve().parents[1]
 RENDERS_PER_PROMPT = 3  # synthworld_image's
 STAGES = ("train_checklist", "annotate")
 COMMON = ("logger=csv", "trainer.enable_progress_bar=false")
-DDP = ("trainer=ddp", "trainer.accelerator=cpu", "trainer.devices=2")
+DDP = ("trainer=ddp_cpu",)
 # debug=smoke's backbone dimensions at the default image size: the same per-item inputs (what the
 # caches hold), a fraction of the training compute.
 SMALL_MODEL = (
@@ -62,7 +62,7 @@ SMALL_MODEL = (
     "backbone.tiny.vision_layers=1",
 )
 NEEDS = {
-    "train_checklist": "`trainer=ddp trainer.accelerator=cpu trainer.devices=2` for train_checklist "
+    "train_checklist": "`trainer=ddp_cpu` for train_checklist "
     "(DDP training on CPU, issue 16 point 1)",
     "annotate": "`task.shard=I/N` for annotate (sharded inference, issue 16 point 2)",
 }
@@ -241,7 +241,9 @@ def main() -> None:
         base = [*base, f"task.model_dir={model}"]
         if processes == 1:
             return [base]
-        return [[*base, f"task.shard={i}/{processes}"] for i in range(processes)]
+        # the shards write into one folder, which the last of them merges
+        shared = f"task.out_dir={work / 'runs' / stamp / f'annotate-{items}-p{processes}-merged'}"
+        return [[*base, shared, f"task.shard={i}/{processes}"] for i in range(processes)]
 
     # Every command composes before anything runs: a refused override stops at once.
     split_overrides = [o for o in args.override if o.startswith(("dataset.", "debug="))]

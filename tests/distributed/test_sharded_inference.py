@@ -455,17 +455,18 @@ def test_shards_that_finish_together_merge_once(env, tmp_path, caplog):
     assert files(out, "part-*.parquet") == {Path(k).name: v for k, v in shards.items()}
 
 
-def test_a_shard_with_no_part_of_its_own_says_why(env, tmp_path, caplog):
+@pytest.mark.parametrize("run", [run_score, run_annotate], ids=["score", "annotate"])
+def test_a_shard_with_no_part_of_its_own_says_why(run, env, tmp_path, caplog):
     """Seven items in parts of four make two parts: shard 0/3 has none, says so, and is
     complete: the set merges without it."""
     caplog.set_level(logging.WARNING, logger="vrexp.data.shards")
-    result = run_score(env, tmp_path / "out", Shard(0, 3), chunk_size=4)
+    result = run(env, tmp_path / "out", Shard(0, 3), chunk_size=4)
     assert result["items"] == 0 and result["merged"] is False
     (warning,) = [r.getMessage() for r in caplog.records]
     assert "shard 0/3 has no items: the 7 items make 2 parts of task.chunk_size=4" in warning
-    assert run_score(env, tmp_path / "out", Shard(1, 3), chunk_size=4)["merged"] is False
-    assert run_score(env, tmp_path / "out", Shard(2, 3), chunk_size=4)["merged"] is True
-    run_score(env, tmp_path / "single", chunk_size=4)
+    assert run(env, tmp_path / "out", Shard(1, 3), chunk_size=4)["merged"] is False
+    assert run(env, tmp_path / "out", Shard(2, 3), chunk_size=4)["merged"] is True
+    run(env, tmp_path / "single", chunk_size=4)
     assert files(tmp_path / "out", "*") == files(tmp_path / "single", "*")
 
 

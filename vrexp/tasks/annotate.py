@@ -115,7 +115,7 @@ def annotate_items(
             progress,
             error=AnnotateError,
         )
-        rows = read_annotations(folder).num_rows
+        rows = read_annotations(folder).num_rows if todo else 0  # a shard may have no part
     result = {"items": len(todo) - len(skipped), "rows": rows, "skipped": skipped}
     if shard is not None:
         result["merged"] = finish_shard(
