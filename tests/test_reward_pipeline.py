@@ -329,6 +329,8 @@ def test_the_main_job_runs_the_whole_chain(tmp_path):
         "bt_head",
         "generic_question",
         "alignment",
+        HIDDEN_UTILITY,
+        ORACLE_ANSWERS,
     ]
     assert all(0 <= r["tau_star"] <= 1 and r["tau_star_low"] <= r["tau_star"] for r in rows)
     reward = VisionReward.from_pretrained(run_dir / "reward")
