@@ -26,6 +26,7 @@ from rich.console import Console
 
 from tests.browser import parse_html, render_in_chromium
 from tests.conftest import compose_config
+from tests.tiny import TINY_BACKBONE
 from vrexp.backbones import BackboneError, build_backbone
 from vrexp.backbones.provenance import TRAINED_ON_FILE, resolve_device, save_provenance
 from vrexp.checklist import Checklist
@@ -44,16 +45,7 @@ from vrexp.reward.scoring import SCORES_FILE, p_yes_column, read_scores
 from vrexp.tasks import prepare, run_task
 from vrexp.tracking.offline import finished_offline_runs
 
-TINY = [
-    "logger=none",
-    "backbone.tiny.hidden_size=32",
-    "backbone.tiny.num_layers=1",
-    "backbone.tiny.intermediate_size=64",
-    "backbone.tiny.vision_hidden_size=32",
-    "backbone.tiny.vision_layers=1",
-    "backbone.tiny.vocab_size=300",
-    "backbone.image_size=28",
-]
+TINY = TINY_BACKBONE
 SAMPLING = FrameSampling(num_frames=4)
 
 pytestmark = pytest.mark.usefixtures("one_thread")

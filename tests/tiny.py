@@ -3,7 +3,7 @@ two-step generator), shared by the tests that run the inference stages end to en
 
 from __future__ import annotations
 
-TINY = [
+TINY_BACKBONE = [
     "logger=none",
     "backbone.tiny.hidden_size=32",
     "backbone.tiny.num_layers=1",
@@ -12,6 +12,9 @@ TINY = [
     "backbone.tiny.vision_layers=1",
     "backbone.tiny.vocab_size=300",
     "backbone.image_size=28",
+]
+TINY = [
+    *TINY_BACKBONE,
     "generator.image_size=16",
     "generator.num_inference_steps=2",
     "generator.tiny.block_out_channels=[32,32]",

@@ -67,7 +67,7 @@ def _splits(dataset: Any, task: Any) -> tuple[Benchmark, Benchmark | None]:
 def _model_scores(cfg: DictConfig, task: Any, splits: list[Benchmark], out_dir: Path) -> KeyScores:
     """A VisionReward's scores of every split's keys, each split resumable in its own folder."""
     reward = load_reward(task, OmegaConf.to_object(cfg.backbone))
-    source = str(Path(task.reward_dir).resolve()) if task.reward_dir else task.official
+    source = _model_source(task)
     total: dict[str, float] = {}
     dimensions: dict[str, dict[str, float]] = {}
     for bench in splits:
@@ -126,7 +126,7 @@ def benchmark(cfg: DictConfig, logger: Logger | None = None) -> dict[str, Any]:
         reward = {"scores": str(scores_file.resolve())}
     else:
         scores = _model_scores(cfg, task, splits, out_dir)
-        reward = {"reward_dir": task.reward_dir} if task.reward_dir else {"official": task.official}
+        reward = _model_reward(task)
     record = evaluate_benchmark(
         layout,
         scores,
@@ -153,6 +153,16 @@ def benchmark(cfg: DictConfig, logger: Logger | None = None) -> dict[str, Any]:
         paths["json"],
     )
     return {**result, **record, "files": {k: str(v) for k, v in paths.items()}}
+
+
+def _model_source(task: Any) -> str:
+    """What a model reward's scores depend on, for their folder's manifest."""
+    return str(Path(task.reward_dir).resolve()) if task.reward_dir else task.official
+
+
+def _model_reward(task: Any) -> dict[str, str]:
+    """Where a model reward came from, as ``benchmark.json`` records it."""
+    return {"reward_dir": task.reward_dir} if task.reward_dir else {"official": task.official}
 
 
 def _reward_name(task: Any) -> str:
@@ -197,7 +207,7 @@ def _checklist_benchmark(
     listed = load_checklist_items(dataset, checklist)
     rows = listed.rows(("train", "val") if dataset.split == "train" else "heldout")
     items = visionrewarddb_items(dataset, checklist)
-    source = str(Path(task.reward_dir).resolve()) if task.reward_dir else task.official
+    source = _model_source(task)
     where = Path(task.scores_dir) if task.scores_dir else out_dir / "scores" / dataset.split
     with Progress(transient=True) as bar:
         job = bar.add_task(f"answering {dataset.name} {dataset.split}", total=len(items))
@@ -231,7 +241,7 @@ def _checklist_benchmark(
     )
     name = task.reward_name or _reward_name(task)
     record["reward"] = {
-        **({"reward_dir": task.reward_dir} if task.reward_dir else {"official": task.official}),
+        **_model_reward(task),
         "name": name,
     }
     paths = write_benchmark(record, out_dir)
