@@ -13,6 +13,7 @@ from tests.conftest import compose_config
 from vrexp.backbones import BackboneError, build_backbone, load_backbone
 from vrexp.backbones.base import BACKBONE_FILE
 from vrexp.backbones.media import to_frames
+from vrexp.backbones.patch_init import dct_patch_weight
 from vrexp.configs import FrameSampling
 from vrexp.media import Clip
 
@@ -269,3 +270,42 @@ def test_a_folder_from_before_frames_select_keeps_sampling_by_rate(tmp_path):
     settings_file.write_text(json.dumps(settings))
     frames = load_backbone(tmp_path / "model").config.frames
     assert frames == FrameSampling(num_frames=24, select="fps", fps=1.0)
+
+
+@pytest.mark.parametrize("shape", [(128, 3, 2, 16, 16), (128, 3, 8, 14, 14), (64, 3, 8, 8)])
+def test_dct_patch_weight_is_an_orthogonal_basis_with_dc_at_the_patch_mean(shape):
+    weight = dct_patch_weight(shape).flatten(1)
+    gram = weight @ weight.T
+    dc = gram.diagonal() < 0.5  # DC channels are scaled to the patch mean
+    assert int(dc.sum()) == 3  # one per colour axis
+    assert torch.allclose(gram.diagonal()[~dc], torch.ones(int((~dc).sum())), atol=1e-5)
+    assert (gram - torch.diag(gram.diagonal())).abs().max() < 1e-5
+    # A flat patch excites only the DC channels, so every other channel reads noise alone.
+    flat = torch.full(shape[1:], 0.7).flatten()
+    response = weight @ flat
+    assert response[~dc].abs().max() < 1e-4
+    assert abs(float(response[dc][0]) - 0.7 * np.sqrt(3)) < 1e-4
+    # Pure grain excites every non-DC channel about equally (orthonormal: variance = sigma^2).
+    noise = torch.randn(4000, flat.numel(), generator=torch.Generator().manual_seed(0)) * 0.1
+    spread = (noise @ weight[~dc].T).std(dim=0)
+    assert spread.min() > 0.09 and spread.max() < 0.11
+
+
+def test_dct_patch_init_refuses_more_channels_than_a_patch_has():
+    with pytest.raises(ValueError, match="patch_init=random"):
+        dct_patch_weight((64, 3, 4, 4))
+
+
+@pytest.mark.parametrize("name", ["tiny_qwen2_vl", "tiny_llava"])
+def test_a_tiny_backbone_built_with_dct_patch_init_starts_from_the_basis(name, tmp_path):
+    cfg = compose_config(tmp_path, f"backbone={name}", "backbone.tiny.patch_init=dct")
+    backbone = build_backbone(OmegaConf.to_object(cfg.backbone))
+    (weight,) = (p for n, p in backbone.base_model.named_parameters() if "patch_embed" in n)
+    assert torch.equal(weight.detach(), dct_patch_weight(weight.shape))
+    random = build_backbone(
+        OmegaConf.to_object(
+            compose_config(tmp_path, f"backbone={name}", "backbone.tiny.patch_init=random").backbone
+        )
+    )
+    (other,) = (p for n, p in random.base_model.named_parameters() if "patch_embed" in n)
+    assert not torch.equal(other.detach(), weight.detach())

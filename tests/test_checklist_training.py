@@ -20,12 +20,13 @@ from vrexp.configs import BackboneOptimSettings, PartitionConfig
 from vrexp.data.annotations import read_annotations
 from vrexp.data.checklist_data import (
     ChecklistDataModule,
+    PackedChecklistDataset,
     balanced_selection,
     load_examples,
     split_by_prompt,
 )
 from vrexp.data.items import ItemsError, folder_items
-from vrexp.data.synthworld import make_split
+from vrexp.data.synthworld import make_split, measure
 from vrexp.media import save_media
 from vrexp.metrics import PerQuestionAccuracy
 from vrexp.modules import ChecklistModule
@@ -319,3 +320,41 @@ def test_saved_model_is_an_hf_folder_that_annotate_loads(small_split, tmp_path):
         "question",
         "p_yes",
     ]
+
+
+def test_counterfactual_alignment_questions_are_labelled_by_the_oracle(small_split):
+    """Prompt swaps: only training prompt texts, labels equal to the oracle's judgement of the
+    same pixels under the swapped prompt, and every level drawn."""
+    split_dir, checklist, backbone = small_split
+    examples = load_examples(split_dir, checklist, backbone.config.frames)
+    train = examples.subset(split_by_prompt(examples.prompts, PartitionConfig())["train"])
+    dataset = PackedChecklistDataset(
+        train, checklist, balanced=True, shuffle=True, seed=3, prompt_swaps=2
+    )
+    alignment = [checklist.column(q.id) for q in checklist.sub_dimensions[0].questions]
+    allowed = set(train.prompts)
+    levels_seen = set()
+    for example in dataset:
+        media = np.asarray(train.media(example["row"]))
+        swapped = example["questions"][-4:]
+        assert example["question_index"][-4:].tolist() == alignment * 2
+        for text, label, column in zip(
+            swapped, example["labels"][-4:], example["question_index"][-4:], strict=True
+        ):
+            prompt = text.split('"')[1]
+            assert prompt in allowed
+            level = measure(media, prompt)["alignment"]
+            levels_seen.add(level)
+            at_least = checklist.questions[column].at_least
+            assert label == float(level <= at_least), (text, level)
+    assert levels_seen == {0, 1, 2}
+
+
+def test_prompt_swaps_need_the_oracles_count_and_colour(small_split):
+    split_dir, checklist, backbone = small_split
+    examples = load_examples(split_dir, checklist, backbone.config.frames)
+    examples.seen_counts = None  # a split of format 2 has no oracle.count
+    with pytest.raises(ValueError, match=r"oracle\.count"):
+        PackedChecklistDataset(
+            examples, checklist, balanced=True, shuffle=True, seed=0, prompt_swaps=1
+        )

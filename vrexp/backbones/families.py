@@ -38,11 +38,12 @@ from vrexp.backbones.base import (
     Prefix,
 )
 from vrexp.backbones.media import sampled
+from vrexp.backbones.patch_init import init_patch_embedding
 from vrexp.backbones.tokenizer import train_tokenizer, training_corpus
 from vrexp.backbones.video import video_patches
 from vrexp.configs import BackboneConfig
 from vrexp.configs.checks import require_model_folder
-from vrexp.configs.choices import BackboneFamily, FrameSelection
+from vrexp.configs.choices import BackboneFamily, FrameSelection, PatchInit
 from vrexp.configs.versioning import check_format
 from vrexp.media import Clip
 from vrexp.resources import dimensions_dir
@@ -189,6 +190,8 @@ class QwenVLBackbone(ChecklistBackbone):
         config = cls.config_class(text_config=text, vision_config=cls.vision_config(cfg), **ids)
         torch.manual_seed(cfg.tiny.seed)
         model = cls.model_class(config)
+        if cfg.tiny.patch_init == PatchInit.dct:
+            init_patch_embedding(model.model.visual.patch_embed.proj)
         return model, cls.processor_class(cls.image_processor(cfg), tokenizer)
 
 
@@ -261,6 +264,8 @@ class LlavaBackbone(ChecklistBackbone):
         )
         torch.manual_seed(t.seed)
         model = cls.model_class(config)
+        if t.patch_init == PatchInit.dct:
+            init_patch_embedding(model.model.vision_tower.embeddings.patch_embedding)
         size = {"height": cfg.image_size, "width": cfg.image_size}
         image_processor = transformers.CLIPImageProcessorPil(
             size=size, crop_size=size, do_center_crop=False

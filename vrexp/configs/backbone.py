@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from omegaconf import MISSING
 
 from vrexp.configs.checks import ConfigValueError, require
-from vrexp.configs.choices import BackboneFamily, DType, FrameSelection
+from vrexp.configs.choices import BackboneFamily, DType, FrameSelection, PatchInit
 
 
 @dataclass
@@ -24,6 +24,9 @@ class TinyModelConfig:
     vision_heads: int = 4
     patch_size: int = 14
     temporal_patch_size: int = 2  # Qwen-VL: video frames per vision token (images are repeated)
+    # random: the transformers init; dct: the DCT basis, an inductive bias for a vision tower
+    # trained from scratch (vrexp/backbones/patch_init.py)
+    patch_init: PatchInit = PatchInit.random
     vocab_size: int = 1024
     seed: int = 0
 

@@ -52,6 +52,14 @@ class FrameSelection(Choice):
     official = "official"
 
 
+class PatchInit(Choice):
+    """How a tiny backbone's patch embedding starts: the transformers default (random) or the DCT
+    basis (vrexp/backbones/patch_init.py)."""
+
+    random = "random"
+    dct = "dct"
+
+
 class VideoFormat(Choice):
     """How generated videos are written: lossless APNG (exact pixels, for the pixel oracle and
     training) or H.264 MP4 (small, plays everywhere; lossy)."""

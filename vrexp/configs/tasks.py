@@ -41,6 +41,9 @@ class TrainChecklistTaskConfig(BackboneOptimSettings, TrainingBudget, ItemCacheS
     batch_size: int = 32  # items per step; each brings all of its drawn questions
     balanced: bool = True  # equal yes/no per question each epoch (paper §3.2)
     questions_per_item: int | None = None  # cap on an item's questions per step (null: all drawn)
+    # SynthWorld: per item and epoch, the alignment questions asked again under this many other
+    # training prompts, labelled by the oracle (vrexp/data/synthworld/counterfactual.py)
+    prompt_swaps: int = 0
     max_epochs: int | None = 30
     save_dir: str | None = (
         None  # the trained checklist model (HF folder); null: <run>/checklist_model
@@ -55,6 +58,7 @@ class TrainChecklistTaskConfig(BackboneOptimSettings, TrainingBudget, ItemCacheS
                 "batch_size": self.batch_size >= 1,
                 "questions_per_item": self.questions_per_item is None
                 or self.questions_per_item >= 1,
+                "prompt_swaps": self.prompt_swaps >= 0,
             },
             self,
         )

@@ -31,11 +31,14 @@ from vrexp.configs.dataset import PartitionConfig
 from vrexp.configs.training import ItemCacheSettings
 from vrexp.data.item_cache import ItemCache
 from vrexp.data.resumable import ResumableData, seeded_generator
+from vrexp.data.synthworld.counterfactual import draw_variant, prompt_variants
 from vrexp.data.synthworld.split import column_levels, read_items
 from vrexp.media import Clip, load_for_model
 from vrexp.ranks import rank_slice
 
 log = logging.getLogger(__name__)
+
+ALIGNMENT_KEY = "alignment"  # the SynthWorld factor whose answers depend on the prompt
 
 Processor = Callable[[Sequence[np.ndarray | Clip]], dict[str, torch.Tensor]]
 
@@ -52,6 +55,10 @@ class ChecklistExamples:
     frames: FrameSampling  # the backbone's: which frames of a video are read
     # Keyed by item id, so the parts of one split share it; the default keeps nothing.
     cache: ItemCache = field(default_factory=lambda: ItemCache(0))
+    # The object count and colour the oracle saw per item (SynthWorld splits since format 3):
+    # what counterfactual prompts are labelled with (vrexp/data/synthworld/counterfactual.py).
+    seen_counts: np.ndarray | None = None
+    seen_colors: list[str | None] | None = None
 
     def __len__(self) -> int:
         return len(self.item_ids)
@@ -78,6 +85,8 @@ class ChecklistExamples:
             self.applicable[index],
             self.frames,
             self.cache if cache is None else cache,
+            None if self.seen_counts is None else self.seen_counts[index],
+            None if self.seen_colors is None else [self.seen_colors[i] for i in index],
         )
 
 
@@ -87,6 +96,7 @@ def load_examples(
     split_dir = Path(split_dir)
     items = read_items(split_dir)
     labels = checklist.answers_from_levels(column_levels(items, checklist, "oracle"))
+    seen = "oracle.count" in items.column_names and "oracle.color" in items.column_names
     return ChecklistExamples(
         item_ids=items.column("item_id").to_numpy(),
         prompts=items.column("prompt").to_pylist(),
@@ -94,6 +104,8 @@ def load_examples(
         labels=labels,
         applicable=checklist.applicable(labels),
         frames=frames,
+        seen_counts=items.column("oracle.count").to_numpy() if seen else None,
+        seen_colors=items.column("oracle.color").to_pylist() if seen else None,
     )
 
 
@@ -145,11 +157,13 @@ class PackedChecklistDataset(IterableDataset):
         seed: int,
         questions_per_item: int | None = None,
         processor: Processor | None = None,
+        prompt_swaps: int = 0,
     ) -> None:
         self.examples, self.checklist = examples, checklist
         self.balanced, self.shuffle, self.seed = balanced, shuffle, seed
         self.questions_per_item = questions_per_item
         self.processor = processor
+        self.swaps = PromptSwaps(examples, checklist, prompt_swaps) if prompt_swaps else None
         self.epoch = 0  # the pass counter: pass e draws from (seed, e)
         self._skip = 0
 
@@ -181,12 +195,13 @@ class PackedChecklistDataset(IterableDataset):
             if self.questions_per_item and len(questions) > self.questions_per_item:
                 # More items per step for the same suffix compute: the vision tower sees more media.
                 questions = np.sort(rng.choice(questions, self.questions_per_item, replace=False))
+            swapped = self.swaps.draw(int(row), rng) if self.swaps is not None else None
             if index not in mine:
                 continue
             position += 1
             if position <= skip:
                 continue
-            last = self._example(int(row), questions, weight=1.0)
+            last = self._example(int(row), questions, weight=1.0, swapped=swapped)
             yield last
         for _ in range(fillers):  # keeps the ranks' step counts equal; weight 0: never trained on
             filler = (
@@ -196,17 +211,29 @@ class PackedChecklistDataset(IterableDataset):
             )
             yield {**filler, "weight": 0.0}
 
-    def _example(self, row: int, questions: np.ndarray, weight: float) -> dict[str, Any]:
+    def _example(
+        self,
+        row: int,
+        questions: np.ndarray,
+        weight: float,
+        swapped: tuple[list[str], np.ndarray, np.ndarray] | None = None,
+    ) -> dict[str, Any]:
         ex = self.examples
+        texts = [
+            self.checklist.questions[q].render(ex.prompts[row], item=int(ex.item_ids[row]))
+            for q in questions
+        ]
+        labels = ex.labels[row, questions]
+        if swapped is not None:
+            texts += swapped[0]
+            questions = np.concatenate([questions, swapped[1]])
+            labels = np.concatenate([labels, swapped[2]])
         example = {
             "row": row,
             "media": ex.media(row),
-            "questions": [
-                self.checklist.questions[q].render(ex.prompts[row], item=int(ex.item_ids[row]))
-                for q in questions
-            ],
+            "questions": texts,
             "question_index": questions,
-            "labels": ex.labels[row, questions],
+            "labels": labels,
             "weight": weight,
         }
         if self.processor is not None:
@@ -217,6 +244,52 @@ class PackedChecklistDataset(IterableDataset):
         """Items this rank yields in a pass (fillers included; balanced draws may yield fewer)."""
         share, fillers = rank_slice(int(self.examples.applicable.any(axis=1).sum()))
         return len(share) + fillers
+
+
+class PromptSwaps:
+    """Counterfactual alignment questions for training items (``task.prompt_swaps``).
+
+    Per item and pass, ``per_item`` draws of another prompt (the item's own with its count and/or
+    colour changed, from this part's prompt texts only), each asking every alignment question
+    under that prompt, labelled from the count and colour the oracle saw
+    (vrexp/data/synthworld/counterfactual.py). The alignment level is drawn uniformly first, so
+    matches and mismatches are equally common.
+    """
+
+    def __init__(self, examples: ChecklistExamples, checklist: Checklist, per_item: int) -> None:
+        subs = [sub for sub in checklist.sub_dimensions if sub.key == ALIGNMENT_KEY]
+        if not subs:
+            raise ValueError(
+                f"task.prompt_swaps={per_item}: checklist {checklist.name!r} has no sub-dimension "
+                f"with key {ALIGNMENT_KEY!r} to ask under another prompt"
+            )
+        if examples.seen_counts is None or examples.seen_colors is None:
+            raise ValueError(
+                f"task.prompt_swaps={per_item} needs the count and colour the oracle saw per item "
+                "(SynthWorld splits of format 3: oracle.count, oracle.color); re-render the split "
+                "with task=make_data, or set task.prompt_swaps=0"
+            )
+        self.per_item = per_item
+        self.questions = [(checklist.column(q.id), q) for sub in subs for q in sub.questions]
+        allowed = set(examples.prompts)
+        self.variants = [
+            prompt_variants(prompt, int(count), color, allowed)
+            for prompt, count, color in zip(
+                examples.prompts, examples.seen_counts, examples.seen_colors, strict=True
+            )
+        ]
+        self.item_ids = examples.item_ids
+
+    def draw(self, row: int, rng: np.random.Generator) -> tuple[list[str], np.ndarray, np.ndarray]:
+        """Question texts, checklist columns and labels of ``row``'s counterfactual questions."""
+        texts, columns, labels = [], [], []
+        for _ in range(self.per_item):
+            prompt, level = draw_variant(self.variants[row], rng)
+            for column, question in self.questions:
+                texts.append(question.render(prompt, item=int(self.item_ids[row])))
+                columns.append(column)
+                labels.append(float(level <= question.at_least))
+        return texts, np.array(columns, dtype=np.int64), np.array(labels, dtype=np.float32)
 
 
 def collate_packed(examples: list[dict[str, Any]]) -> dict[str, Any]:
@@ -258,6 +331,7 @@ class ChecklistDataModule(ResumableData):
         processor: Processor | None = None,
         seed: int = 0,
         cache_mib: float | None = ItemCacheSettings.cache_mib,
+        prompt_swaps: int = 0,
     ) -> None:
         """Items of ``split_dir`` in the parts of ``partition``, read as a backbone with sampling
         ``frames`` sees them; ``seed`` orders the draws; at most ``cache_mib`` MiB of read media
@@ -265,6 +339,7 @@ class ChecklistDataModule(ResumableData):
         super().__init__()
         self.cache = ItemCache.of_mib(cache_mib)
         self.questions_per_item = questions_per_item
+        self.prompt_swaps = prompt_swaps
         self.processor = processor
         self.split_dir, self.checklist = Path(split_dir), checklist
         self.batch_size, self.balanced, self.seed = batch_size, balanced, seed
@@ -288,6 +363,7 @@ class ChecklistDataModule(ResumableData):
             seed=self.seed,
             questions_per_item=self.questions_per_item if train else None,
             processor=self.processor,
+            prompt_swaps=self.prompt_swaps if train else 0,
         )
         if train:
             return self.resumable_loader(

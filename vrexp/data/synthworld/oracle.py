@@ -186,20 +186,31 @@ THRESHOLDS = {
 }
 
 
-def _alignment(stats: FrameStats, spec: PromptSpec) -> int:
-    return int(stats.count != spec.count) + int(stats.color != spec.color)
+def alignment_level(count: int, color: str | None, spec: PromptSpec) -> int:
+    """Alignment level of media showing ``count`` objects of ``color`` against the prompt ``spec``:
+    one level per attribute (count, colour) that differs."""
+    return int(count != spec.count) + int(color != spec.color)
 
 
 def _face(eyes: int | None) -> int:
     return ABSENT if eyes is None else 2 - eyes
 
 
-def measure_image(image: np.ndarray, prompt: str | PromptSpec) -> dict[str, int]:
-    """Factor levels of an image [H, W, 3] uint8 judged against its prompt."""
-    spec = parse_prompt(prompt) if isinstance(prompt, str) else prompt
+@dataclass(frozen=True)
+class Observation:
+    """What the oracle sees in one media: its factor levels, and the object count and colour it
+    judged alignment on (prompt-independent, so alignment against any other prompt follows from
+    them: :func:`alignment_level`)."""
+
+    levels: dict[str, int]
+    count: int
+    color: str | None
+
+
+def _observe_image(image: np.ndarray, spec: PromptSpec) -> Observation:
     s = frame_stats(image, spec)
-    return {
-        "alignment": _alignment(s, spec),
+    levels = {
+        "alignment": alignment_level(s.count, s.color, spec),
         "symmetry": _cut(s.symmetry, *THRESHOLDS["symmetry"]),
         "prominence": _cut(s.size, *THRESHOLDS["prominence_image"]),
         "clarity": _cut(s.blur, *THRESHOLDS["clarity_image"]),
@@ -208,11 +219,10 @@ def measure_image(image: np.ndarray, prompt: str | PromptSpec) -> dict[str, int]
         "face": _face(s.face_eyes),
         "hazard": _cut(s.hazard_area, *THRESHOLDS["hazard"]),
     }
+    return Observation(levels, s.count, s.color)
 
 
-def measure_video(video: np.ndarray, prompt: str | PromptSpec) -> dict[str, int]:
-    """Factor levels of a video [T, H, W, 3] uint8 judged against its prompt."""
-    spec = parse_prompt(prompt) if isinstance(prompt, str) else prompt
+def _observe_video(video: np.ndarray, spec: PromptSpec) -> Observation:
     stats = [frame_stats(frame, spec) for frame in video]
     first = stats[0]
     bright = np.array([s.brightness for s in stats])
@@ -225,8 +235,8 @@ def measure_video(video: np.ndarray, prompt: str | PromptSpec) -> dict[str, int]
     ratio = float(sizes[-1] / sizes[0]) if sizes[0] > 0 else 0.0
     eyes = [s.face_eyes for s in stats]
     face_eyes = None if any(e is None for e in eyes) else int(np.median(eyes))
-    return {
-        "alignment": _alignment(first, spec),
+    levels = {
+        "alignment": alignment_level(first.count, first.color, spec),
         "prominence": _cut(first.size, *THRESHOLDS["prominence_video"]),
         "clarity": _cut(float(np.median([s.blur for s in stats])), *THRESHOLDS["clarity_video"]),
         "brightness": _cut(float(bright.max()), *THRESHOLDS["brightness"]),
@@ -240,12 +250,19 @@ def measure_video(video: np.ndarray, prompt: str | PromptSpec) -> dict[str, int]
         "continuity": _cut(float(jumps), *THRESHOLDS["continuity"]),
         "preservation": _cut(ratio, *THRESHOLDS["preservation"]),
     }
+    return Observation(levels, first.count, first.color)
 
 
-def measure(media: np.ndarray, prompt: str | PromptSpec) -> dict[str, int]:
-    """Factor levels of an image ([H, W, 3]) or a video ([T, H, W, 3])."""
+def observe(media: np.ndarray, prompt: str | PromptSpec) -> Observation:
+    """The oracle's view of an image ([H, W, 3]) or a video ([T, H, W, 3]) against its prompt."""
     if media.dtype != np.uint8 or media.ndim not in (3, 4) or media.shape[-1] != 3:
         raise ValueError(
             f"oracle needs uint8 RGB media [H, W, 3] or [T, H, W, 3], got {media.dtype} {media.shape}"
         )
-    return measure_video(media, prompt) if media.ndim == 4 else measure_image(media, prompt)
+    spec = parse_prompt(prompt) if isinstance(prompt, str) else prompt
+    return _observe_video(media, spec) if media.ndim == 4 else _observe_image(media, spec)
+
+
+def measure(media: np.ndarray, prompt: str | PromptSpec) -> dict[str, int]:
+    """Factor levels of an image ([H, W, 3]) or a video ([T, H, W, 3])."""
+    return observe(media, prompt).levels

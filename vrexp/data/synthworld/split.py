@@ -7,6 +7,7 @@ Layout of a split folder::
     checklist.yaml         the checklist whose questions order ``oracle_answers``
     media/000123.png       one PNG per image, or one animated PNG per video
     items/part-00000012.parquet  item_id, prompt, media_path, plan.<factor>, oracle.<factor>,
+                              oracle.count and oracle.color (what alignment was judged on),
                               oracle_answers (one per checklist question), utility; the renders
                               of a chunk of prompts, named by its first prompt
     pairs.parquet          pair_id, prompt_id, item_a, item_b, delta, preference (+1 A, -1 B, 0 tie),
@@ -37,13 +38,13 @@ from vrexp.data.atomic import atomic_write, claim_output
 from vrexp.data.digests import config_digest, items_digest
 from vrexp.data.parts import read_parts, write_parts
 from vrexp.data.synthworld.grammar import sample_spec
-from vrexp.data.synthworld.oracle import measure
+from vrexp.data.synthworld.oracle import observe
 from vrexp.data.synthworld.preference import check_weights, label_pairs, utility
 from vrexp.data.synthworld.render import render
 from vrexp.data.synthworld.world import ABSENT, FACTORS, MAX_COUNT, Plan, sample_levels
 from vrexp.media import save_media
 
-FORMAT_VERSION = 2  # 2: parts named by their first prompt
+FORMAT_VERSION = 3  # 2: parts named by their first prompt; 3: oracle.count and oracle.color
 _PAIRS_STREAM = 7  # extra SeedSequence word that separates the pair-noise stream from rendering
 
 
@@ -125,7 +126,7 @@ def _render_part(
     rows: dict[str, list] = {
         k: [] for k in ("item_id", "prompt_id", "render", "prompt", "media", "media_path")
     }
-    plans, oracles = [], []
+    plans, observations = [], []
     for prompt_id in prompt_ids:
         spec_rng = np.random.default_rng([config.seed, prompt_id])
         face = bool(spec_rng.random() < config.face_rate)
@@ -156,7 +157,7 @@ def _render_part(
             ):
                 rows[key].append(value)
             plans.append(levels)
-            oracles.append(measure(pixels, spec))
+            observations.append(observe(pixels, spec))
     weights = dict(config.utility.weights)
     columns: dict[str, pa.Array] = {
         "item_id": pa.array(rows["item_id"], pa.int64()),
@@ -168,8 +169,11 @@ def _render_part(
     }
     for key in keys:
         columns[f"plan.{key}"] = pa.array([p[key] for p in plans], pa.int8())
+    oracles = [o.levels for o in observations]
     for key in keys:
         columns[f"oracle.{key}"] = pa.array([o[key] for o in oracles], pa.int8())
+    columns["oracle.count"] = pa.array([o.count for o in observations], pa.int8())
+    columns["oracle.color"] = pa.array([o.color for o in observations], pa.string())
     answers = checklist.answers_from_levels(checklist_levels(checklist, oracles))
     columns["oracle_answers"] = pa.array(list(answers), pa.list_(pa.float32()))
     columns["utility"] = pa.array(
