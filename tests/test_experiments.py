@@ -174,7 +174,7 @@ def test_every_experiment_runs_at_smoke_size(experiment, tmp_path, monkeypatch):
         assert 0 <= float(row["monetbench_video tau_star"]) <= 1
 
 
-@pytest.mark.slow  # about 45 s: nine pair-statistics jobs, tiny_video sampled at K = 4, 8, 16
+@pytest.mark.slow  # about 65 s of CPU: nine pair-statistics jobs, tiny_video sampled at K = 4, 8, 16
 def test_the_k_sweep_runs_on_synthworld_video(tmp_path, monkeypatch):
     monkeypatch.setenv("OMP_NUM_THREADS", "1")  # see tests.conftest.one_thread
     video = ["dataset=synthworld_video", "generator=tiny_video"]
