@@ -20,8 +20,8 @@ from omegaconf import OmegaConf
 
 from tests.conftest import CONF, EXPERIMENTS, ROOT, compose_config, run_cli
 from vrexp.checklist import Checklist
-from vrexp.reports import SweepTable
-from vrexp.reports.__main__ import num_jobs
+from vrexp.reports import SweepTable, collect_rows
+from vrexp.reports.__main__ import num_jobs, sweep_tables
 from vrexp.reports.sweep import RESULTS_FILE, write_results
 from vrexp.tasks.evaluate import PAIRED
 
@@ -128,7 +128,7 @@ def check_table(sweep: Path, name: str) -> None:
         column = key.split(".")[-1]
         if column in rows[0]:
             assert len({r[column] for r in rows}) == len(str(values).split(",")), column
-    unit = ("tau_star", "diff", "oracle_win_rate", "oracle_agreement", "_low", "_high")
+    unit = ("tau_star", "diff", "oracle_win_rate", "oracle_agreement", "_low", "_high", "_fraction")
     for row in rows:
         for column, cell in row.items():
             try:
@@ -172,6 +172,99 @@ def test_every_experiment_runs_at_smoke_size(experiment, tmp_path, monkeypatch):
         assert row["reward"] == "released weights, tiny backbone"
         assert 0 <= float(row["hpdv2_test hpdv2"]) <= 1
         assert 0 <= float(row["monetbench_video tau_star"]) <= 1
+
+
+@pytest.mark.slow  # about 65 s of CPU: nine pair-statistics jobs, tiny_video sampled at K = 4, 8, 16
+def test_the_k_sweep_runs_on_synthworld_video(tmp_path, monkeypatch):
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")  # see tests.conftest.one_thread
+    video = ["dataset=synthworld_video", "generator=tiny_video"]
+    result = run_cli(
+        f"paths.root_dir={tmp_path}",
+        "experiment=mpo_k_sweep",
+        "debug=smoke",
+        "logger=none",
+        *video,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    (sweep,) = (tmp_path / "logs").glob("*/multiruns/*")
+    check_table(sweep, "mpo_k_sweep")
+    assert (
+        (sweep / "mpo_k_sweep.md").read_text().startswith("# MPO against DPO on synthworld_video")
+    )
+    with open(sweep / "mpo_k_sweep.csv") as f:
+        rows = list(csv.DictReader(f))
+    rules = ("total", "mpo", "mpo_epsilon")
+    assert [(r["candidates"], r["dpo"]) for r in rows] == [
+        (k, d) for k in ("4", "8", "16") for d in rules
+    ]
+    prompts = compose_config(tmp_path, "experiment=mpo_k_sweep", "debug=smoke", *video)
+    prompts = prompts.task.stages.sample.prompts.num_prompts
+    counts = [
+        "candidate_pairs",
+        "qualifying_pairs",
+        "pairs_dominating",
+        "pairs_non_dominating",
+        "total_rule_pairs",
+        "total_rule_dominating",
+        "total_rule_non_dominating",
+    ]
+    by_rule = {}
+    for row in rows:
+        k, n = int(row["candidates"]), {c: int(row[c]) for c in counts}
+        by_rule[k, row["dpo"]] = n
+        assert n["candidate_pairs"] == prompts * k * (k - 1) // 2
+        assert 0 < n["qualifying_pairs"] <= n["candidate_pairs"]
+        assert 0 < int(row["prompts_with_pairs"]) <= prompts
+        # No pair budget: every qualifying pair is kept and counted.
+        assert n["pairs_dominating"] + n["pairs_non_dominating"] == n["qualifying_pairs"]
+        assert n["total_rule_dominating"] + n["total_rule_non_dominating"] == n["total_rule_pairs"]
+        assert float(row["qualifying_fraction"]) == pytest.approx(
+            n["qualifying_pairs"] / n["candidate_pairs"]
+        )
+        assert float(row["total_rule_dominating_fraction"]) == pytest.approx(
+            n["total_rule_dominating"] / n["total_rule_pairs"]
+        )
+        assert float(row["epsilon"]) == (0.25 if row["dpo"] == "mpo_epsilon" else 0.0)
+    assert {float(r["threshold"]) for r in rows} == {0.0}  # debug=smoke: one threshold for all
+    for k in (4, 8, 16):
+        total, mpo, tolerant = (by_rule[k, d] for d in rules)
+        assert mpo["qualifying_pairs"] == total["total_rule_dominating"]
+        assert mpo["pairs_non_dominating"] == 0
+        assert mpo["qualifying_pairs"] <= tolerant["qualifying_pairs"] <= total["qualifying_pairs"]
+    # Each K sampled once, into its own folder; the rules of one K shared it.
+    samples = tmp_path / "artifacts" / "synthworld_video"
+    folders = sorted(samples.glob("*/tiny_qwen2_vl/samples/tiny_video/k*"))
+    assert sorted(f.name.split("-")[0] for f in folders) == ["k16", "k4", "k8"]
+    for folder in folders:
+        manifest = json.loads((folder / "manifest.json").read_text())
+        k = manifest["task.candidates"]
+        assert folder.name.startswith(f"k{k}-") and len(list(folder.glob("media/*"))) == prompts * k
+
+
+def test_a_setting_every_job_shares_gives_way_to_a_same_named_result(tmp_path):
+    # `generator=tiny_video` on a sweep's command line must not hide the rows' generator column.
+    sweep = tmp_path / "sweep"
+    for job, rule in enumerate(("total", "mpo")):
+        rows = [
+            {"generator": "original", "reward/Safety": 0.5},
+            {"generator": rule, "reward/Safety": 0.1, "reward/Stability": 0.2, "dpo": "x"},
+        ]
+        write_results(sweep / str(job), rows, [f"dpo={rule}", "generator=tiny_video"])
+    rows = collect_rows(sweep)
+    assert [r["generator"] for r in rows] == ["original", "total", "original", "mpo"]
+    assert [r["dpo"] for r in rows] == ["total", "total", "mpo", "mpo"]  # swept: it wins
+    # A column pattern lists whatever the rows hold (image or video dimensions), in order.
+    table = SweepTable("t", columns=["generator", "reward/*", "dpo", "nothing/*"])
+    rows, paths = table.build(sweep)
+    assert list(rows[1]) == ["generator", "reward/Safety", "reward/Stability", "dpo"]
+    assert rows[0]["reward/Stability"] == "" and rows[1]["reward/Stability"] == 0.2
+    assert "| generator | reward/Safety | reward/Stability | dpo |" in paths["md"].read_text()
+    # A rebuild (python -m vrexp.reports) names the sweep's dataset in the title, as the sweep did.
+    callback = {"_target_": "vrexp.reports.SweepTable", "name": "t", "title": "on ${dataset.name}"}
+    config = {"dataset": {"name": "synthworld_video"}, "hydra": {"callbacks": {"table": callback}}}
+    (rebuilt,) = sweep_tables(OmegaConf.create(config))
+    assert rebuilt.title == "on synthworld_video"
 
 
 def write_table2_snapshots(datasets: Path) -> None:

@@ -4,11 +4,14 @@ optimize_generator chain from the CLI with its shared artifacts."""
 
 from __future__ import annotations
 
+import copy
 import functools
 import json
 import math
 import shutil
+from pathlib import Path
 from types import SimpleNamespace
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -37,6 +40,7 @@ from vrexp.reward import LinearReward
 from vrexp.reward.scorer import VisionReward
 from vrexp.tasks.build_pairs import build_pairs
 from vrexp.tasks.eval_generator import eval_generator
+from vrexp.tasks.optimize_generator import layout, pair_columns
 from vrexp.tasks.sample import sample
 from vrexp.tasks.train_dpo import train_dpo
 from vrexp.tasks.train_generator import train_generator
@@ -413,6 +417,57 @@ def test_choose_pairs_agrees_with_a_brute_force_loop(
     )
 
 
+@settings(max_examples=60, deadline=None)
+@given(
+    data=st.data(),
+    shape=st.tuples(st.integers(1, 3), st.integers(2, 6)),
+    threshold=st.sampled_from([0.0, 1.0]),
+    epsilon=st.sampled_from([0.5, 1.0, 3.0]),
+)
+def test_the_pair_columns_count_every_candidate_pair(data, shape, threshold, epsilon):
+    # The K sweep's columns (experiments/mpo_k_sweep.yaml): every rule at one threshold, no budget.
+    size = shape[0] * shape[1] * 4
+    questions = data.draw(st.lists(st.sampled_from([0.0, 1.0, 2.0]), min_size=size, max_size=size))
+    table = samples_table(np.reshape(questions, (*shape, 4)))
+    columns = {}
+    for rule, tolerance in [("total", 0.0), ("mpo", 0.0), ("mpo_epsilon", epsilon)]:
+        config = DPOConfig(
+            name=rule,
+            rule="total" if rule == "total" else "mpo",
+            threshold=threshold,
+            epsilon=tolerance,
+            num_pairs=None,
+        )
+        columns[rule] = pair_columns(choose_pairs(table, config)[1])
+    prompts, k = shape
+    ratios = {
+        "qualifying_fraction": ("qualifying_pairs", "candidate_pairs"),
+        "dominating_fraction": ("pairs_dominating", "pairs"),
+        "total_rule_dominating_fraction": ("total_rule_dominating", "total_rule_pairs"),
+    }
+    for rule, c in columns.items():
+        assert (c["candidates"], c["threshold"]) == (k, threshold)
+        assert c["candidate_pairs"] == prompts * k * (k - 1) // 2
+        assert c["pairs"] == c["qualifying_pairs"] <= c["candidate_pairs"], rule
+        assert c["prompts_with_pairs"] <= prompts and (c["pairs"] > 0) == (
+            c["prompts_with_pairs"] > 0
+        )
+        assert c["pairs_dominating"] + c["pairs_non_dominating"] == c["pairs"]
+        assert c["total_rule_dominating"] + c["total_rule_non_dominating"] == c["total_rule_pairs"]
+        for fraction, (part, whole) in ratios.items():
+            if c[whole] == 0:
+                assert c[fraction] is None, (rule, fraction)  # an empty cell, not NaN
+            else:
+                assert c[fraction] == pytest.approx(c[part] / c[whole]) and 0 <= c[fraction] <= 1
+    total, mpo, tolerant = columns["total"], columns["mpo"], columns["mpo_epsilon"]
+    # Exact MPO keeps exactly the total rule's dominating pairs; epsilon-MPO lies in between.
+    assert mpo["pairs"] == total["total_rule_dominating"] == mpo["pairs_dominating"]
+    assert mpo["pairs_non_dominating"] == 0 and mpo["dominating_fraction"] in (None, 1.0)
+    assert mpo["pairs"] <= tolerant["pairs"] <= total["pairs"] == total["total_rule_pairs"]
+    assert total["dominating_fraction"] == total["total_rule_dominating_fraction"]
+    assert tolerant["epsilon"] == epsilon and mpo["epsilon"] == 0
+
+
 # ------------------------------------------------------------------------------ stages in process
 def test_sample_pairs_dpo_and_eval_stages(world, tmp_path):
     def stage(*overrides):
@@ -596,6 +651,38 @@ CHAIN = [
 ]
 
 
+def test_each_k_samples_into_its_own_shared_folder(tmp_path):
+    # A samples folder refuses a resume with other settings, so a sweep over K (or any sample
+    # setting) needs a folder per value; a sweep over dpo, one for all its jobs.
+    composed = compose_config(tmp_path, "task=optimize_generator")
+
+    def folder(cfg=composed, **sample: Any) -> Path:
+        cfg = copy.deepcopy(cfg)
+        for key, value in sample.items():
+            OmegaConf.update(cfg, f"task.stages.sample.{key}", value)
+        layout(cfg)
+        return Path(cfg.task.stages.sample.out_dir)
+
+    base = folder()
+    k4, k16 = folder(candidates=4), folder(candidates=16)
+    assert base.parent == k4.parent == k16.parent and base.parent.name == "tiny_sd"
+    assert (base.name[:3], k4.name[:3], k16.name[:4]) == ("k8-", "k4-", "k16-")
+    assert len({base, k4, k16}) == 3
+    # Where and in what batches it samples is not what it samples.
+    assert folder() == base == folder(batch_size=3) == folder(shard="1/2", overwrite=True)
+    assert folder(compose_config(tmp_path, "task=optimize_generator", "dpo=total")) == base
+    others = [{"prompts.num_prompts": 7}, {"seed": 1}, {"num_inference_steps": 5}]
+    others += [{"chunk_size": 4}, {"video_format": "mp4"}]
+    assert len({base, *(folder(**o) for o in others)}) == 1 + len(others)
+    assert folder(out_dir=str(tmp_path / "mine")) == tmp_path / "mine"
+    video = folder(
+        compose_config(
+            tmp_path, "task=optimize_generator", "dataset=synthworld_video", "generator=tiny_video"
+        )
+    )
+    assert video.parent.name == "tiny_video" and video.name.startswith("k8-")
+
+
 @pytest.mark.slow
 def test_optimize_generator_from_the_cli_shares_its_artifacts(tmp_path, monkeypatch):
     monkeypatch.setenv("OMP_NUM_THREADS", "1")  # see one_thread
@@ -622,7 +709,7 @@ def test_optimize_generator_from_the_cli_shares_its_artifacts(tmp_path, monkeypa
     assert 0 <= evaluation[1]["oracle_win_rate"] <= 1
     (artifacts,) = (tmp_path / "artifacts" / "synthworld_image").glob("*/tiny_qwen2_vl")
     base_json = artifacts / "generators" / "tiny_sd" / "training.json"
-    samples = artifacts / "samples" / "tiny_sd"
+    (samples,) = (artifacts / "samples" / "tiny_sd").glob("k6-*")  # K = 6 at smoke size
     stamps = {p: p.stat().st_mtime_ns for p in [base_json, *samples.glob("part-*.parquet")]}
     assert len(stamps) == 3  # 6 prompts in parts of 4
 

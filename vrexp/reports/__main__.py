@@ -18,6 +18,7 @@ from pathlib import Path
 
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
 
 from vrexp.reports.sweep import SweepTable, sweep_command
 
@@ -33,6 +34,11 @@ def sweep_tables(config: DictConfig) -> list[SweepTable]:
             continue
         settings = OmegaConf.to_container(node, resolve=False)
         settings.pop("_target_")
+        if "title" in settings:  # a title may name the sweep's config (`${dataset.name}`)
+            try:
+                settings["title"] = str(node.title)
+            except OmegaConfBaseException as err:  # e.g. a resolver this process lacks
+                log.debug("title left unresolved: %s", err)
         tables.append(SweepTable(**settings))
     return tables
 

@@ -11,6 +11,7 @@ table of a finished or partly failed sweep from its folder.
 
 from __future__ import annotations
 
+import fnmatch
 import json
 import logging
 import os
@@ -87,21 +88,37 @@ def collect_rows(sweep_dir: str | Path) -> list[dict[str, Any]]:
     sweep_dir = Path(sweep_dir)
     jobs = [p for p in sweep_dir.iterdir() if (p / RESULTS_FILE).is_file()]
     jobs += [p for p in sweep_dir.iterdir() if (p / FAILURE_FILE).is_file()]
-    for job in sorted(set(jobs), key=_job_order):
-        if not (job / RESULTS_FILE).is_file():
-            record = json.loads((job / FAILURE_FILE).read_text())
-            rows.append({**_swept(record["overrides"]), STATUS: f"failed: {record['error']}"})
+    records = [
+        json.loads(
+            (job / (RESULTS_FILE if (job / RESULTS_FILE).is_file() else FAILURE_FILE)).read_text()
+        )
+        for job in sorted(set(jobs), key=_job_order)
+    ]
+    constant = _constant([_swept(r["overrides"]) for r in records])
+    for record in records:
+        swept = _swept(record["overrides"])
+        if "rows" not in record:
+            rows.append({**swept, STATUS: f"failed: {record['error']}"})
             failed = True
             continue
-        payload = json.loads((job / RESULTS_FILE).read_text())
-        swept = _swept(payload["overrides"])
         # The swept values are the experiment's variables: they win over a same-named result.
+        # An override that every job shares is a setting, not a variable (`generator=tiny_video`
+        # on the command line): a same-named result (the row's `generator`) wins over it.
+        wins = set(swept) - constant
         rows += [
-            {**swept, **{k: v for k, v in row.items() if k not in swept}} for row in payload["rows"]
+            {**swept, **{k: v for k, v in row.items() if k not in wins}} for row in record["rows"]
         ]
     if not failed:
         return rows
     return [{**row, STATUS: row.get(STATUS, "ok")} for row in rows]
+
+
+def _constant(overrides: list[dict[str, str]]) -> set[str]:
+    """The override keys that every job has, with one value (a one-job sweep's are all so)."""
+    if not overrides:
+        return set()
+    first = overrides[0]
+    return {k for k, v in first.items() if all(o.get(k, None) == v for o in overrides[1:])}
 
 
 def _job_order(path: Path) -> tuple[bool, int, str]:
@@ -186,6 +203,21 @@ def layout_rows(
     ]
 
 
+def expand_columns(columns: list[str], rows: list[dict[str, Any]]) -> list[str]:
+    """``columns`` with each pattern (``reward/*``: :mod:`fnmatch`, a ``*`` or ``?`` in it)
+    replaced by the rows' matching columns in order of first appearance, so one experiment's
+    table lists whatever dimensions the composed checklist has (image or video). A pattern no
+    row matches adds nothing."""
+    present = list(dict.fromkeys(k for row in rows for k in row))
+    out: list[str] = []
+    for column in columns:
+        if "*" in column or "?" in column:
+            out += [k for k in present if fnmatch.fnmatchcase(k, column) and k not in columns]
+        else:
+            out.append(column)
+    return list(dict.fromkeys(out))
+
+
 def sweep_command(config: DictConfig) -> str:
     """``python run.py OVERRIDES`` of the sweep, from its Hydra config."""
     overrides = OmegaConf.select(config, "hydra.overrides.task", default=None) or []
@@ -241,7 +273,8 @@ class SweepTable(Callback):
             log.warning("%s: no job wrote %s; no table", self.name, RESULTS_FILE)
             return rows, {}
         if self.columns:
-            keep = [*self.columns, *([STATUS] if any(STATUS in r for r in rows) else [])]
+            columns = expand_columns(self.columns, rows)
+            keep = [*columns, *([STATUS] if any(STATUS in r for r in rows) else [])]
             rows = [{c: r.get(c, "") for c in keep} for r in rows]
         paths = write_table(rows, sweep_dir, self.name, title=self.title, plot=self.plot)
         log.info("%s\n%s", self.title or self.name, format_markdown(rows))

@@ -5,7 +5,9 @@ sample (K scored candidates per prompt) -> build_pairs (the ``dpo`` variant) -> 
 eval_generator (against the base). :func:`layout` puts the reward, the base generator and the
 scored samples in ``task.artifacts_dir``, where they are reused when their configuration matches,
 so a sweep over ``dpo`` trains and samples once and differs only in the pairs and what DPO makes
-of them. Stage results are passed on in memory.
+of them; the samples folder is keyed by the sample stage's settings (:func:`samples_folder`), so
+a sweep over K (``task.stages.sample.candidates``) samples once per K. Stage results are passed on
+in memory.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 from vrexp.configs.choices import GeneratorReport
 from vrexp.configs.views import stage_view
 from vrexp.data.artifacts import ensure_artifact, shared_folder
+from vrexp.data.digests import config_digest
 from vrexp.reports.sweep import job_overrides, write_results
 from vrexp.tasks.build_pairs import build_pairs
 from vrexp.tasks.eval_generator import eval_generator
@@ -33,6 +36,29 @@ from vrexp.tracking.clock import StageClock
 from vrexp.tracking.loggers import next_stage
 
 log = logging.getLogger(__name__)
+
+# The sample stage's keys that say where or how, not what, it samples: the rest (K, prompts,
+# noise seed, parts, sampler settings, video format) key the shared samples folder. A key left
+# out of this list only costs a folder of its own; one wrongly in it would make two sweeps'
+# jobs share a folder, and the second would be refused.
+SAMPLE_PLACEMENT = (
+    "name",
+    "generator_dir",
+    "reward_dir",
+    "out_dir",
+    "shard",
+    "overwrite",
+    "batch_size",
+)
+
+
+def samples_folder(sample: DictConfig) -> str:
+    """The shared samples folder's name for these sample settings: ``k<K>-<digest>``, the digest
+    of every setting but :data:`SAMPLE_PLACEMENT`'s (a samples folder refuses a resume with other
+    settings, so one folder per setting)."""
+    settings = OmegaConf.to_container(sample, resolve=True, enum_to_str=True)
+    shaping = {k: v for k, v in settings.items() if k not in SAMPLE_PLACEMENT}
+    return f"k{settings['candidates']}-{config_digest(shaping)['sha256'][:12]}"
 
 
 def layout(cfg: DictConfig) -> None:
@@ -52,7 +78,9 @@ def layout(cfg: DictConfig) -> None:
             ("train_generator", "save_dir"): base,
             ("sample", "generator_dir"): base,
             ("sample", "reward_dir"): reward_dir,
-            ("sample", "out_dir"): str(artifacts / "samples" / generator),
+            ("sample", "out_dir"): str(
+                artifacts / "samples" / generator / samples_folder(stages.sample)
+            ),
             ("build_pairs", "out_dir"): str(output_dir / "pairs"),
             ("train_dpo", "generator_dir"): base,
             ("train_dpo", "reward_dir"): reward_dir,
@@ -126,17 +154,7 @@ def optimize_generator(cfg: DictConfig, logger: Any = None) -> dict[str, Any]:
 
 def result_rows(dpo: str, report: GeneratorReport, results: dict[str, Any]) -> list[dict[str, Any]]:
     """The job's rows for a sweep table, as ``task.report`` asks."""
-    statistics = results["pairs"]
-    pairs = {
-        "pairs": statistics["pairs"],
-        "pairs_dominating": statistics["pairs_dominating"],
-        "pairs_non_dominating": statistics["pairs_non_dominating"],
-        "qualifying_pairs": statistics["qualifying_pairs"],
-        "total_rule_pairs": statistics["total_rule"]["total_rule_pairs"],
-        "total_rule_dominating": statistics["total_rule"]["dominating"],
-        "total_rule_non_dominating": statistics["total_rule"]["non_dominating"],
-        "oracle_agreement": statistics.get("oracle_agreement"),
-    }
+    pairs = pair_columns(results["pairs"])
     if report == GeneratorReport.pairs:
         return [{"generator": dpo, **pairs}]
     training = results["train_dpo"]
@@ -149,3 +167,37 @@ def result_rows(dpo: str, report: GeneratorReport, results: dict[str, Any]) -> l
         {**base, "generator": "original"},
         {**tuned, "generator": dpo, **pairs, "dpo_steps": training["steps"]},
     ]
+
+
+def _fraction(part: int, whole: int) -> float | None:
+    return part / whole if whole else None  # no pairs: no fraction (an empty cell)
+
+
+def pair_columns(statistics: dict[str, Any]) -> dict[str, Any]:
+    """A job's pair statistics (build_pairs' ``statistics.json``) as table columns, with the
+    fractions a sweep over K compares: of all K(K-1)/2 candidate pairs per prompt, those the rule
+    qualifies; of the kept pairs, those whose winner dominates; of the total rule's, likewise
+    (paper Table 5's 72%); and the prompts with a kept pair."""
+    total_rule = statistics["total_rule"]
+    k = statistics["candidates"]
+    candidate_pairs = statistics["prompts"] * k * (k - 1) // 2
+    return {
+        "threshold": statistics["threshold"],
+        "epsilon": statistics["epsilon"],
+        "candidates": k,
+        "candidate_pairs": candidate_pairs,
+        "qualifying_pairs": statistics["qualifying_pairs"],
+        "qualifying_fraction": _fraction(statistics["qualifying_pairs"], candidate_pairs),
+        "pairs": statistics["pairs"],
+        "prompts_with_pairs": statistics["prompts_with_pairs"],
+        "pairs_dominating": statistics["pairs_dominating"],
+        "pairs_non_dominating": statistics["pairs_non_dominating"],
+        "dominating_fraction": _fraction(statistics["pairs_dominating"], statistics["pairs"]),
+        "total_rule_pairs": total_rule["total_rule_pairs"],
+        "total_rule_dominating": total_rule["dominating"],
+        "total_rule_non_dominating": total_rule["non_dominating"],
+        "total_rule_dominating_fraction": _fraction(
+            total_rule["dominating"], total_rule["total_rule_pairs"]
+        ),
+        "oracle_agreement": statistics.get("oracle_agreement"),
+    }
