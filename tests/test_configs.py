@@ -290,3 +290,20 @@ def test_cli_rejects_a_misspelt_key_with_its_name(tmp_path):
     result = run_cli("dataset.num_prompts=abc", f"paths.root_dir={tmp_path}")
     assert result.returncode != 0
     assert "num_prompts" in result.stderr and "abc" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("overrides", "swaps"),
+    [
+        ((), 2),
+        (("dataset=synthworld_video",), 2),
+        (("dataset=visionrewarddb_image",), 0),  # no oracle to label another prompt
+        (("dataset=media_folder", "dataset.root=x"), 0),
+        (("task.prompt_swaps=5",), 5),
+    ],
+)
+def test_counterfactual_prompts_are_on_where_an_oracle_labels_them(overrides, swaps, compose_cfg):
+    cfg = compose_cfg("task=train_checklist", *overrides)
+    assert OmegaConf.to_object(cfg.task).prompt_swaps == swaps
+    if not overrides or "synthworld" in overrides[0]:  # the main job's stage follows it too
+        assert compose_cfg(*overrides).task.stages.train_checklist.prompt_swaps == swaps

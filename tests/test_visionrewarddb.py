@@ -470,7 +470,7 @@ def test_config_errors_name_the_key():
 # ----------------------------------------------------------------------------- stages
 
 TINY = [
-    "backbone.image_size=28",
+    "backbone.image_size=32",
     "backbone.tiny.hidden_size=32",
     "backbone.tiny.num_layers=1",
     "backbone.tiny.intermediate_size=64",

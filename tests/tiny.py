@@ -11,7 +11,7 @@ TINY_BACKBONE = [
     "backbone.tiny.vision_hidden_size=32",
     "backbone.tiny.vision_layers=1",
     "backbone.tiny.vocab_size=300",
-    "backbone.image_size=28",
+    "backbone.image_size=32",
 ]
 TINY = [
     *TINY_BACKBONE,

@@ -17,7 +17,7 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from vrexp.configs.backbone import BackboneConfig
 from vrexp.configs.checklist import ChecklistConfig
-from vrexp.configs.choices import Media
+from vrexp.configs.choices import DatasetKind, Media
 from vrexp.configs.dataset import (
     BenchmarkDatasetConfig,
     MediaFolderConfig,
@@ -89,6 +89,13 @@ def by_media(image: Any, video: Any, *, _root_: DictConfig) -> Any:
     return video if Media(media) is Media.video else image
 
 
+def if_synthworld(synthworld: Any, other: Any, *, _root_: DictConfig) -> Any:
+    """``${if_synthworld:A,B}``: A when the composed ``dataset`` is a SynthWorld split (whose
+    oracle can label any media against any prompt), else B."""
+    kind = OmegaConf.select(_root_, "dataset.kind", default=None)
+    return synthworld if str(kind) == DatasetKind.synthworld.value else other
+
+
 def shared_artifacts(*, _root_: DictConfig) -> str:
     """``${shared_artifacts:}``: the folder where the jobs of a sweep share their trained models,
     annotations and samples: ``paths.artifacts_dir`` / the split's folder under
@@ -120,6 +127,7 @@ def vrexp_data(folder: str) -> str:
 
 RESOLVERS = {
     "by_media": by_media,
+    "if_synthworld": if_synthworld,
     "shared_artifacts": shared_artifacts,
     "vrexp_data": vrexp_data,
 }
