@@ -44,6 +44,7 @@ from vrexp.modules.evaluation import (
 from vrexp.modules.resume import config_manifest
 from vrexp.modules.weights import fit_weighting
 from vrexp.ranks import is_rank_zero
+from vrexp.tracking.loggers import next_stage
 
 log = logging.getLogger(__name__)
 
@@ -95,7 +96,7 @@ def data_efficiency_curve(
     logger: Logger | None = None,
 ) -> list[dict[str, Any]]:
     """The curve's rows, two per budget (VisionReward, then ``bt_head``), each with ``budget``
-    (its value, ``all`` for None) and ``train_pairs``. ``fit_cfg`` is a fit_weights config (the
+    (its value as text, ``all`` for None) and ``train_pairs``. ``fit_cfg`` is a fit_weights config (the
     weighting's settings, seed), ``eval_cfg`` an evaluate config (annotations, test part,
     baseline training, resamples); ``main`` the main evaluation's summary, whose rows serve the
     budget it was fitted on when it has a ``bt_head`` row; ``inputs`` identifies what made the
@@ -115,7 +116,8 @@ def data_efficiency_curve(
 
     rows: list[dict[str, Any]] = []
     for budget, count in zip(budgets, counts, strict=True):
-        head = {"budget": "all" if budget is None else budget, "train_pairs": count}
+        # One type per column (a W&B table insists): the budget as written, "all" for None.
+        head = {"budget": "all" if budget is None else str(budget), "train_pairs": count}
         if main is not None and main.get("num_train_pairs") == count and METHODS[1] in main_rows:
             log.info("data efficiency at %d pairs: the main evaluation's rows", count)
             rows += [{**head, **main_rows[m]} for m in METHODS]
@@ -140,6 +142,7 @@ def data_efficiency_curve(
             loaded["table"], reward.checklist, test, fit.hard_answers
         )
         deltas = {METHODS[0]: reward.score(answers_a) - reward.score(answers_b)}
+        next_stage(logger)  # each budget's training steps after the last ones logged
         with ExitStack() as held:
             deltas[METHODS[1]], checkpoints = train_pairwise_baseline(
                 eval_cfg,

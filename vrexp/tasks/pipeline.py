@@ -205,6 +205,7 @@ def pipeline(cfg: DictConfig, logger: Any = None) -> dict[str, Any]:
             result = timed("evaluate", evaluate, view, logger, fit_info=fit_info)
         curve = []
         if cfg.task.data_efficiency.budgets:
+            next_stage(logger)
             curve = timed("data_efficiency", data_efficiency, cfg, model, result, logger)
         if logger is not None:
             logger.log_metrics({f"time/{k}": v for k, v in timed.seconds.items()})
