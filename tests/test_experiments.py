@@ -20,10 +20,10 @@ from omegaconf import OmegaConf
 
 from tests.conftest import CONF, EXPERIMENTS, ROOT, compose_config, run_cli
 from vrexp.checklist import Checklist
+from vrexp.modules.evaluation import PAIRED
 from vrexp.reports import SweepTable, collect_rows
 from vrexp.reports.__main__ import num_jobs, sweep_tables
 from vrexp.reports.sweep import RESULTS_FILE, write_results
-from vrexp.tasks.evaluate import PAIRED
 
 NAMES = sorted(p.stem for p in EXPERIMENTS.glob("*.yaml"))
 TASKS = sorted(p.stem for p in (CONF / "task").glob("*.yaml"))

@@ -3,6 +3,7 @@ baselines and sweep tables, on a real SynthWorld split with answers in annotate'
 
 from __future__ import annotations
 
+import csv
 import json
 
 import numpy as np
@@ -320,7 +321,8 @@ def test_the_main_job_runs_the_whole_chain(tmp_path):
         timeout=900,
     )
     assert result.returncode == 0, result.stderr[-3000:]
-    for stage in ("make_data", "train_checklist", "annotate", "fit_weights", "evaluate"):
+    stages = ("make_data", "train_checklist", "annotate", "fit_weights", "evaluate")
+    for stage in (*stages, "data_efficiency"):
         assert stage in result.stdout
     (run_dir,) = (tmp_path / "logs" / "pipeline" / "runs").iterdir()
     rows = json.loads((run_dir / "results.json").read_text())["rows"]
@@ -336,6 +338,20 @@ def test_the_main_job_runs_the_whole_chain(tmp_path):
     reward = VisionReward.from_pretrained(run_dir / "reward")
     assert reward.checklist.name == "synthworld_image"
     assert (run_dir / "evaluation" / "preference_accuracy.png").exists()
+    # The smoke curve: 10 pairs, then all of them (the main fit's, so the main evaluation's rows).
+    with (run_dir / "evaluation" / "data_efficiency.csv").open() as handle:
+        curve = list(csv.DictReader(handle))
+    assert [(r["budget"], r["method"]) for r in curve] == [
+        ("10", "VisionReward"),
+        ("10", "bt_head"),
+        ("all", "VisionReward"),
+        ("all", "bt_head"),
+    ]
+    assert [float(r["tau_star"]) for r in curve[2:]] == pytest.approx(
+        [r["tau_star"] for r in rows[:2]]
+    )
+    assert (run_dir / "evaluation" / "data_efficiency.png").exists()
+    assert list(json.loads((run_dir / "timings.json").read_text())) == [*stages, "data_efficiency"]
 
 
 @pytest.mark.slow

@@ -1,5 +1,6 @@
 """Schemas of the reward-side tasks: make_data, train_checklist, annotate, fit_weights, evaluate,
-the ``pipeline`` chain that runs them in order, and score and benchmark.
+the ``pipeline`` chain that runs them in order (and its data-efficiency curve), and score and
+benchmark.
 
 Folder settings left null are filled in by the stage (its run folder) or, inside a chain, by the
 chain's folder layout; the prompt partition comes from ``dataset.partition``.
@@ -331,8 +332,31 @@ class PipelineStages:
 
 
 @dataclass
+class DataEfficiencySettings:
+    """The main job's data-efficiency curve: after ``evaluate``, VisionReward's weighting and the
+    ``bt_head`` baseline refitted on each budget's training pairs (drawn as ``fit_weights`` draws
+    them) and evaluated on the same test pairs. A budget is a number of train pairs, or null for
+    all of them; the budget of the main fit reuses the main evaluation. Empty: no curve."""
+
+    budgets: list[int | None] = field(default_factory=lambda: [100, 300, 1000, None])
+
+    def __post_init__(self) -> None:
+        for index, budget in enumerate(self.budgets):
+            if budget is not None and (isinstance(budget, bool) or budget < 1):
+                raise ConfigValueError(
+                    f"task.data_efficiency.budgets[{index}]={budget!r} is out of range: a number "
+                    "of train pairs >= 1, or null for all of them"
+                )
+            if budget in self.budgets[:index]:
+                raise ConfigValueError(
+                    f"task.data_efficiency.budgets[{index}]={budget!r} is listed twice"
+                )
+
+
+@dataclass
 class PipelineTaskConfig:
-    """make_data -> train_checklist -> annotate -> fit_weights -> evaluate, in one run."""
+    """make_data -> train_checklist -> annotate -> fit_weights -> evaluate, in one run, and the
+    data-efficiency curve."""
 
     name: str = "pipeline"
     # The checklist model, its annotations and the reward; a sweep points this at one shared
@@ -340,3 +364,4 @@ class PipelineTaskConfig:
     # reused). Null: the run folder.
     artifacts_dir: str | None = None
     stages: PipelineStages = field(default_factory=PipelineStages)
+    data_efficiency: DataEfficiencySettings = field(default_factory=DataEfficiencySettings)

@@ -22,7 +22,10 @@ from torch.utils.data import BatchSampler, DataLoader, RandomSampler, TensorData
 from vrexp.checklist import Checklist
 from vrexp.configs.choices import Solver
 from vrexp.configs.tasks import FitWeightsTaskConfig, SGDSettings
+from vrexp.data.annotations import pair_answers
+from vrexp.data.pairs import PreferencePairs
 from vrexp.reward import LinearReward, RewardError, fit_linear_reward
+from vrexp.reward.selection import question_subset
 
 
 class WeightModule(pl.LightningModule):
@@ -150,3 +153,22 @@ def fit_reward(
     return fit_linear_reward(
         checklist, *answers, label, encoding=settings.encoding, solve=solve, l2=settings.l2
     )
+
+
+def fit_weighting(
+    table: Any,
+    checklist: Checklist,
+    pairs: PreferencePairs,
+    settings: FitWeightsTaskConfig,
+    *,
+    seed: int = 0,
+    logger: Any = False,
+) -> LinearReward:
+    """``fit_weights``'s fit: the weighting of the annotated answers (``table``, annotate's) on
+    ``pairs``, restricted first to the settings' question subset (Fig. 5)."""
+
+    def fit_on(subset: Checklist, fit_logger: Any = False) -> LinearReward:
+        answers = pair_answers(table, subset, pairs, settings.hard_answers)
+        return fit_reward(subset, answers, pairs.label, settings, seed=seed, logger=fit_logger)
+
+    return fit_on(question_subset(checklist, settings.questions, fit_on), logger)

@@ -26,39 +26,33 @@ from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
-import pytorch_lightning as pl
 import torch
 from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.loggers import Logger
 from rich.table import Table
 
-from vrexp.backbones import build_backbone
 from vrexp.checklist import Checklist
 from vrexp.configs.choices import Baseline
 from vrexp.data.annotations import pair_answers, read_annotations
 from vrexp.data.synthworld import preference_split
 from vrexp.data.visionrewarddb import preference_pair_parts, preference_records
-from vrexp.metrics import paired_difference, per_dimension_accuracy, preference_report
+from vrexp.metrics import per_dimension_accuracy
 from vrexp.modules.ceilings import fit_settings, known_truth_ceilings
-from vrexp.modules.pairwise import PairwiseRewardModule, pairwise_baseline_delta
-from vrexp.modules.resume import claim_checkpoints, config_manifest
-from vrexp.modules.trainer import build_trainer
+from vrexp.modules.evaluation import (
+    method_row,
+    paired_columns,
+    paired_comparison,
+    train_pairwise_baseline,
+)
 from vrexp.ranks import is_rank_zero
 from vrexp.reports import PlotSpec, write_table
 from vrexp.reports.sweep import job_overrides, write_results
-from vrexp.reward.baselines import PAIRWISE_HEADS, alignment_baseline
+from vrexp.reward.baselines import alignment_baseline
 from vrexp.reward.scorer import load_linear_reward
 from vrexp.tracking import log_table, stage_logger
 from vrexp.tracking.console import render
 
 log = logging.getLogger(__name__)
-
-
-def _report(delta: torch.Tensor, label: torch.Tensor, resamples: int, seed: int) -> dict:
-    report = preference_report(delta, label, num_resamples=resamples, seed=seed)
-    # Named for what they count, so they never clash with a sweep's num_pairs.
-    report["test_pairs"], report["test_ties"] = report.pop("num_pairs"), report.pop("num_ties")
-    return report
 
 
 def evaluate(
@@ -91,43 +85,21 @@ def evaluate(
             if name == Baseline.alignment:
                 deltas[str(name)] = alignment_baseline(reward, table, train, test, hard)
             else:
-                pl.seed_everything(cfg.seed, workers=True, verbose=False)
-                backbone = build_backbone(OmegaConf.to_object(cfg.backbone))
-                module = PairwiseRewardModule(
-                    backbone, task.baseline, head=PAIRWISE_HEADS[name], log_prefix=str(name)
-                )
-                manifest = config_manifest(
+                delta, checkpoints = train_pairwise_baseline(
                     cfg,
-                    ("task.baseline", "dataset", "dimensions", "backbone", "trainer"),
-                    baseline=str(name),
+                    name,
+                    {"train": train, "val": parts["val"]},
+                    test,
+                    records,
+                    output=out_dir / f"baseline-{name}",
                     fit_pairs={
                         "num_pairs": fit_info.get("num_pairs"),
                         "seed": fit_info.get("seed"),
                     },
+                    logger=logger,
+                    held=held,
                 )
-                checkpoints = held.enter_context(
-                    claim_checkpoints(
-                        cfg,
-                        out_dir / f"baseline-{name}",
-                        manifest,
-                        overwrite=task.overwrite,
-                        what=f"{name} baseline training",
-                        folder_key="task.out_dir",
-                    )
-                )
-                trainer = build_trainer(
-                    cfg,
-                    task.baseline,
-                    logger,
-                    checkpoints=checkpoints,
-                    shard_layers=backbone.shard_layers,
-                    unused_parameters=True,  # the scalar head leaves the LM head unused
-                    enable_model_summary=False,
-                )
-                pairs = {"train": train, "val": parts["val"]}
-                deltas[str(name)] = pairwise_baseline_delta(
-                    module, trainer, pairs, test, records, seed=cfg.seed, checkpoints=checkpoints
-                )
+                deltas[str(name)] = delta
                 finished.append(checkpoints)
             seconds[str(name)] = time.perf_counter() - start
         dimension_scores = {
@@ -145,11 +117,11 @@ def evaluate(
             deltas.update(ceilings.deltas)
             dimension_scores["oracle_"] = ceilings.oracle_dimensions
         rows = [
-            {"method": name, **_report(delta, label, task.num_resamples, cfg.seed)}
+            method_row(name, delta, label, task.num_resamples, cfg.seed)
             for name, delta in deltas.items()
         ]
         comparisons = [
-            _comparison("VisionReward", name, deltas, label, task.num_resamples, cfg.seed)
+            paired_comparison("VisionReward", name, deltas, label, task.num_resamples, cfg.seed)
             for name in deltas
             if name != "VisionReward"
         ]
@@ -157,7 +129,7 @@ def evaluate(
         for row in rows:
             for c in comparisons:
                 if c["minus"] == row["method"]:
-                    row.update({f"{PAIRED}{k}": c[k] for k in c if k.startswith(("tau", "diff"))})
+                    row.update(paired_columns(c))
         dimension_rows = [{"dimension": name} for name in reward.checklist.dimension_names]
         for prefix, (dim_a, dim_b) in dimension_scores.items():
             for metric in ("tau_star", "diff"):
@@ -199,28 +171,6 @@ def evaluate(
         log.info(render(table))
     log.info("evaluation written to %s", out_dir)
     return {**summary, "out_dir": str(out_dir)}
-
-
-PAIRED = "vs_visionreward_"  # row keys of VisionReward minus the row's method, paired
-
-
-def _comparison(
-    reference: str,
-    name: str,
-    deltas: dict[str, torch.Tensor],
-    label: torch.Tensor,
-    resamples: int,
-    seed: int,
-) -> dict[str, Any]:
-    """``reference`` minus ``name`` on tau* and diff, each with its paired 95% interval."""
-    row: dict[str, Any] = {"method": reference, "minus": name}
-    for metric in ("tau_star", "diff"):
-        got = paired_difference(
-            deltas[reference], deltas[name], label, metric, num_resamples=resamples, seed=seed
-        )
-        row[metric] = got["difference"]
-        row[f"{metric}_low"], row[f"{metric}_high"] = got["low"], got["high"]
-    return {**row, "test_pairs": label.numel(), "test_ties": int((label == 0).sum())}
 
 
 def report_tables(

@@ -28,11 +28,11 @@ from rich.table import Table
 from vrexp.checklist import Checklist
 from vrexp.data.annotations import pair_answers, read_annotations
 from vrexp.data.visionrewarddb import preference_pair_parts
-from vrexp.modules.weights import fit_reward
+from vrexp.modules.weights import fit_weighting
 from vrexp.reports.weights import plot_weights
 from vrexp.reward import LinearReward
 from vrexp.reward.scorer import link_model, save_reward_files
-from vrexp.reward.selection import pair_accuracy, question_subset, write_select_checklist
+from vrexp.reward.selection import pair_accuracy, write_select_checklist
 from vrexp.tracking import log_table, stage_logger
 from vrexp.tracking.console import render
 
@@ -45,18 +45,12 @@ def fit_weights(cfg: DictConfig, logger: Logger | None = None) -> dict[str, Any]
     checklist = Checklist.from_config(cfg.dimensions)
     pairs = preference_pair_parts(dataset, checklist)["train"].sample(task.num_pairs, cfg.seed)
     table = read_annotations(task.annotations)
-
-    def fit_on(subset: Checklist, fit_logger: Any = False) -> LinearReward:
-        answers = pair_answers(table, subset, pairs, task.hard_answers)
-        return fit_reward(subset, answers, pairs.label, task, seed=cfg.seed, logger=fit_logger)
-
-    checklist = question_subset(checklist, task.questions, fit_on)
-    answers = pair_answers(table, checklist, pairs, task.hard_answers)
     out_dir = Path(task.out_dir or Path(cfg.paths.output_dir) / "reward")
     with stage_logger(cfg, logger) as logger:
         start = time.perf_counter()
-        reward = fit_on(checklist, logger)
+        reward = fit_weighting(table, checklist, pairs, task, seed=cfg.seed, logger=logger)
         seconds = time.perf_counter() - start
+        answers = pair_answers(table, reward.checklist, pairs, task.hard_answers)
         save_reward_files(out_dir, reward, hard_answers=task.hard_answers)
         if task.model_dir is not None:
             link_model(task.model_dir, out_dir)

@@ -1,5 +1,5 @@
 """Stage ``pipeline`` (the main job): make_data -> train_checklist -> annotate -> fit_weights ->
-evaluate, with one logger run for all stages.
+evaluate -> the data-efficiency curve, with one logger run for all stages.
 
 Each stage runs with its own settings from ``task.stages.<stage>``; its folders are laid out by
 :func:`layout` under ``task.artifacts_dir`` (the run folder unless a sweep shares one). A checklist
@@ -8,6 +8,10 @@ weighting or evaluation settings trains once), and one trained with another conf
 error rather than a silent mix-up. Annotation resumes. The model is always trained and annotated
 on the full checklist; ``dimensions.drop`` takes effect at weighting and evaluation, which is what
 a dimension ablation measures. Stage results are passed on in memory.
+
+The data-efficiency curve (``task.data_efficiency.budgets``; :mod:`vrexp.modules.data_efficiency`)
+refits the weighting and retrains ``bt_head`` on each budget's pairs from the same annotations,
+reusing the main evaluation at the main fit's budget; its budgets are checked with the weighting's.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from omegaconf import DictConfig, OmegaConf, open_dict
+from pytorch_lightning.loggers import WandbLogger
 from rich.table import Table
 
 from vrexp.atomic import atomic_write
@@ -26,11 +31,14 @@ from vrexp.configs.views import stage_view
 from vrexp.data.artifacts import ensure_artifact, shared_folder
 from vrexp.data.pairs import check_pair_budget, pair_parts
 from vrexp.data.synthworld import preference_split
+from vrexp.modules.data_efficiency import curve_table, data_efficiency_curve, resolve_budgets
+from vrexp.ranks import is_rank_zero
+from vrexp.reports import PlotSpec, write_table
 from vrexp.tasks.annotate import annotate
 from vrexp.tasks.evaluate import evaluate
 from vrexp.tasks.fit_weights import fit_weights
 from vrexp.tasks.train_checklist import train_checklist
-from vrexp.tracking import stage_logger
+from vrexp.tracking import log_table, stage_logger
 from vrexp.tracking.clock import StageClock
 from vrexp.tracking.console import render
 from vrexp.tracking.loggers import next_stage
@@ -128,14 +136,45 @@ def fit_reward(view: DictConfig, model_fingerprint: dict[str, Any], logger: Any)
 
 
 def check_budgets(cfg: DictConfig) -> Path:
-    """Render the split and check the weighting's pair budget against it, before any training."""
+    """Render the split and check the weighting's and the data-efficiency curve's pair budgets
+    against it, before any training."""
     dataset = OmegaConf.to_object(cfg.dataset)
     split_dir = preference_split(dataset, Checklist.from_config(cfg.dimensions))
     num_pairs = cfg.task.stages.fit_weights.num_pairs
-    if num_pairs is not None:
+    budgets = list(cfg.task.data_efficiency.budgets)
+    if num_pairs is not None or budgets:
         available = len(pair_parts(split_dir, dataset.partition)["train"])
-        check_pair_budget(num_pairs, available, "task.stages.fit_weights.num_pairs")
+        if num_pairs is not None:
+            check_pair_budget(num_pairs, available, "task.stages.fit_weights.num_pairs")
+        resolve_budgets(budgets, available)
     return split_dir
+
+
+def data_efficiency(
+    cfg: DictConfig, model: dict[str, Any], evaluation: dict[str, Any], logger: Any
+) -> list[dict[str, Any]]:
+    """The curve of VisionReward and bt_head over ``task.data_efficiency.budgets``, written to
+    ``<evaluation>/data_efficiency.{md,csv,png}`` and logged."""
+    out_dir = Path(cfg.task.stages.evaluate.out_dir)
+    rows = data_efficiency_curve(
+        stage_view(cfg, "fit_weights"),
+        stage_view(cfg, "evaluate"),
+        list(cfg.task.data_efficiency.budgets),
+        folder=out_dir / "data_efficiency",
+        main=evaluation,
+        inputs=model,
+        logger=logger,
+    )
+    title = f"Data efficiency on {cfg.dataset.name}: VisionReward and bt_head against train pairs"
+    if is_rank_zero():
+        plot = PlotSpec(kind="line", x="train_pairs", series="method", log_x=True)
+        paths = write_table(rows, out_dir, "data_efficiency", title=title, plot=plot)
+        if isinstance(logger, WandbLogger):
+            logger.log_image(key="eval/data_efficiency_plot", images=[str(paths["png"])])
+    columns = list(dict.fromkeys(k for r in rows for k in r))
+    log_table(logger, "eval/data_efficiency", columns, [[r.get(c) for c in columns] for r in rows])
+    log.info(render(curve_table(rows)))
+    return rows
 
 
 def pipeline(cfg: DictConfig, logger: Any = None) -> dict[str, Any]:
@@ -164,6 +203,10 @@ def pipeline(cfg: DictConfig, logger: Any = None) -> dict[str, Any]:
             next_stage(logger)
             view = stage_view(cfg, "evaluate")
             result = timed("evaluate", evaluate, view, logger, fit_info=fit_info)
+        curve = []
+        if cfg.task.data_efficiency.budgets:
+            next_stage(logger)
+            curve = timed("data_efficiency", data_efficiency, cfg, model, result, logger)
         if logger is not None:
             logger.log_metrics({f"time/{k}": v for k, v in timed.seconds.items()})
     log.info(render(timings_table(timed.seconds)))
@@ -176,7 +219,7 @@ def pipeline(cfg: DictConfig, logger: Any = None) -> dict[str, Any]:
         "task=score task.reward_dir=%s task.media=FILE_OR_FOLDER task.prompt='...'",
         reward_dir,
     )
-    return {**result, "fit": fit_info, "timings": timed.seconds}
+    return {**result, "fit": fit_info, "data_efficiency": curve, "timings": timed.seconds}
 
 
 def timings_table(seconds: dict[str, float]) -> Table:
