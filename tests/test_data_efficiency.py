@@ -25,6 +25,8 @@ from vrexp.tasks.evaluate import evaluate
 from vrexp.tasks.fit_weights import fit_weights
 from vrexp.tasks.pipeline import check_budgets, data_efficiency, layout
 
+pytestmark = pytest.mark.usefixtures("one_thread")
+
 SMOKE = [
     "debug=smoke",
     "logger=none",
@@ -41,7 +43,7 @@ def main_job(root, *overrides):
 
 
 @pytest.fixture(scope="module")
-def evaluated(tmp_path_factory):
+def evaluated(tmp_path_factory, one_thread):
     """A main job's config, its train-pair count and its evaluation (the reward fitted on
     near-oracle annotations in place of a trained checklist model)."""
     root = tmp_path_factory.mktemp("curve")
