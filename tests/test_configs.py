@@ -170,6 +170,8 @@ def test_every_option_composes_and_instantiates(group, option, compose_cfg, tmp_
             job = compose_cfg(f"{group}={option}", "dataset=hpdv2_test")
             root = OmegaConf.to_container(job.dataset, resolve=True)["root"]
             assert root == f"{tmp_path}/datasets/HPDv2"
+        elif option == "main_seeds":  # the seed changes every artifact: each job keeps its own
+            assert cfg.task.name == "pipeline" and cfg.task.artifacts_dir is None
         else:  # a sweep whose jobs share one artifacts folder per split
             assert cfg.task.name in ("pipeline", "optimize_generator")
             artifacts = OmegaConf.to_container(cfg.task, resolve=True)["artifacts_dir"]
