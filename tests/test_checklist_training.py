@@ -358,3 +358,17 @@ def test_prompt_swaps_need_the_oracles_count_and_colour(small_split):
         PackedChecklistDataset(
             examples, checklist, balanced=True, shuffle=True, seed=0, prompt_swaps=1
         )
+
+
+def test_a_checklist_without_alignment_trains_without_swaps(small_split):
+    split_dir, checklist, backbone = small_split
+    config = checklist.to_config()
+    config["drop"] = ["Alignment"]
+    ablated = Checklist.from_config(config)
+    examples = load_examples(split_dir, ablated, backbone.config.frames)
+    dataset = PackedChecklistDataset(
+        examples, ablated, balanced=True, shuffle=True, seed=0, prompt_swaps=2
+    )
+    assert dataset.swaps is None
+    example = next(iter(dataset))
+    assert len(example["questions"]) == len(example["labels"]) <= len(ablated.questions)

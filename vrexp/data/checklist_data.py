@@ -4,8 +4,9 @@ Labels are the pixel oracle's levels turned into answers for the *configured* ch
 ablated or reworded SynthWorld checklist trains on the same split. Items are split by prompt into
 train / val / test. Each training epoch draws a balanced subset per question (as many yes as no,
 docs/method.md §5) and yields each item once with all of its drawn questions, so one media forward
-serves all of them. Media are read as the model sees them (``frames``, the backbone's sampling:
-a video's picked frames only). With a ``processor`` (the backbone's
+serves all of them; with ``prompt_swaps`` an item's alignment questions are also asked under other
+training prompts (:class:`PromptSwaps`). Media are read as the model sees them (``frames``, the
+backbone's sampling: a video's picked frames only). With a ``processor`` (the backbone's
 :meth:`~ChecklistBackbone.process`), each item is also run through the model's processor. What is
 read and processed is kept for later epochs in one :class:`~vrexp.data.item_cache.ItemCache` of
 the data module, bounded by ``cache_mib``, so memory does not grow with the dataset. Under DDP each
@@ -163,7 +164,7 @@ class PackedChecklistDataset(IterableDataset):
         self.balanced, self.shuffle, self.seed = balanced, shuffle, seed
         self.questions_per_item = questions_per_item
         self.processor = processor
-        self.swaps = PromptSwaps(examples, checklist, prompt_swaps) if prompt_swaps else None
+        self.swaps = PromptSwaps.of(examples, checklist, prompt_swaps)
         self.epoch = 0  # the pass counter: pass e draws from (seed, e)
         self._skip = 0
 
@@ -256,13 +257,19 @@ class PromptSwaps:
     matches and mismatches are equally common.
     """
 
+    @classmethod
+    def of(cls, examples: ChecklistExamples, checklist: Checklist, per_item: int) -> Self | None:
+        """The swaps, or None when ``per_item`` is 0 or the checklist asks nothing that depends
+        on the prompt (an ablation without Alignment)."""
+        if not per_item:
+            return None
+        if not any(sub.key == ALIGNMENT_KEY for sub in checklist.sub_dimensions):
+            log.info("task.prompt_swaps: checklist %r has no alignment questions", checklist.name)
+            return None
+        return cls(examples, checklist, per_item)
+
     def __init__(self, examples: ChecklistExamples, checklist: Checklist, per_item: int) -> None:
         subs = [sub for sub in checklist.sub_dimensions if sub.key == ALIGNMENT_KEY]
-        if not subs:
-            raise ValueError(
-                f"task.prompt_swaps={per_item}: checklist {checklist.name!r} has no sub-dimension "
-                f"with key {ALIGNMENT_KEY!r} to ask under another prompt"
-            )
         if examples.seen_counts is None or examples.seen_colors is None:
             raise ValueError(
                 f"task.prompt_swaps={per_item} needs the count and colour the oracle saw per item "
