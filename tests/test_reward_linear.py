@@ -25,6 +25,7 @@ from vrexp.reward import (
     logistic_loss,
     pair_differences,
 )
+from vrexp.reward.selection import write_select_checklist
 
 OFFICIAL = CONF / "official" / "visionreward"
 
@@ -485,3 +486,18 @@ def test_official_video_select_equals_the_released_mean_score(data):
     ours = to_our_columns(c, lines, hard)
     np.testing.assert_allclose(reward.score(ours).numpy(), expected, atol=1e-12)
     torch.testing.assert_close(reward.dimension_scores(ours).sum(1), reward.score(ours))
+
+
+def test_an_all_zero_fit_writes_no_select_checklist(tmp_path):
+    """A fit on uninformative answers may set every weight to 0: fit_weights then writes no
+    select file (and removes a stale one) instead of failing."""
+    video = load("visionreward_video")
+    features = [q for q in video.questions if q.kind != "presence"]
+    path = tmp_path / "select_checklist.yaml"
+    path.write_text("stale")
+    zero = LinearReward(video, [0.0] * len(features))
+    assert write_select_checklist(zero, path, 0.0) is None and not path.exists()
+    one = LinearReward(video, [1.0] + [0.0] * (len(features) - 1))
+    written = write_select_checklist(one, path, 0.0)
+    assert [q.id for q in written.questions if q.kind != "presence"] == [features[0].id]
+    assert path.is_file()

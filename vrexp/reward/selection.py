@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,8 @@ from vrexp.configs.choices import QuestionSelection
 from vrexp.configs.tasks import QuestionSubset
 from vrexp.metrics import diff_accuracy, tau_star
 from vrexp.reward.linear import LinearReward
+
+log = logging.getLogger(__name__)
 
 
 def question_subset(
@@ -50,8 +53,15 @@ def pair_accuracy(reward: LinearReward, answers_a: Any, answers_b: Any, label: A
     }
 
 
-def write_select_checklist(reward: LinearReward, path: Path, threshold: float) -> Checklist:
-    """The questions weighted above ``threshold`` as a ``dimensions/`` YAML at ``path``."""
+def write_select_checklist(reward: LinearReward, path: Path, threshold: float) -> Checklist | None:
+    """The questions weighted above ``threshold`` as a ``dimensions/`` YAML at ``path``; None (and
+    no file) when no weight exceeds it, as a fit on uninformative answers can end."""
+    if not any(w > threshold for w in reward.weights.tolist()):
+        path.unlink(missing_ok=True)
+        log.warning(
+            "no weight of %r exceeds %s: %s not written", reward.checklist.name, threshold, path
+        )
+        return None
     select = reward.select_checklist(threshold, name=f"{reward.checklist.name}_select")
     header = (
         f"# {select.name}: questions of {reward.checklist.name} with weight > {threshold}, written "

@@ -69,7 +69,7 @@ def fit_weights(cfg: DictConfig, logger: Logger | None = None) -> dict[str, Any]
             "sgd": dataclasses.asdict(task.sgd),
             "num_features": reward.num_features,
             "num_zero_weights": int((reward.weights == 0).sum()),
-            "select_questions": len(select.questions),
+            "select_questions": 0 if select is None else len(select.questions),
             "seconds": seconds,
             "train": pair_accuracy(reward, *answers, pairs.label),
         }
