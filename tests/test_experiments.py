@@ -149,8 +149,24 @@ def check_table(sweep: Path, name: str) -> None:
                 assert float(low) <= float(row[metric]) <= float(high), (name, metric)
 
 
+# Smoke runs whose path CI's slow suite covers otherwise (`heavy`: CI leaves them out to stay in its
+# budget; `pytest -m heavy` runs them): mpo_k_sweep by the video test below, table4_equal_threshold
+# is table4_mpo_vs_dpo at one threshold, table11 is run by test_reward_pipeline's sweep test, and
+# table14 / fig11 train DPO as table4 does.
+HEAVY = {
+    "mpo_k_sweep",
+    "table4_equal_threshold",
+    "table11_regression_size",
+    "table14_granularity",
+    "fig11_curves",
+}
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize("experiment", NAMES)
+@pytest.mark.parametrize(
+    "experiment",
+    [pytest.param(n, marks=pytest.mark.heavy) if n in HEAVY else n for n in NAMES],
+)
 def test_every_experiment_runs_at_smoke_size(experiment, tmp_path, monkeypatch):
     monkeypatch.setenv("OMP_NUM_THREADS", "1")  # toy tensors: see tests.conftest.one_thread
     if experiment == "table2_real":  # reads real snapshots: fixtures in their published layouts
