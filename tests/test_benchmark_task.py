@@ -26,6 +26,7 @@ from PIL import Image
 
 from tests import benchmark_fixtures as fx
 from tests.conftest import compose_config, run_cli
+from tests.tiny import TINY_VLM
 from vrexp.backbones import build_backbone
 from vrexp.checklist import Checklist
 from vrexp.configs.checks import ConfigValueError
@@ -46,15 +47,6 @@ from vrexp.tasks import prepare, run_task
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 RESAMPLES = 60
-TINY = [
-    "backbone.tiny.hidden_size=32",
-    "backbone.tiny.num_layers=1",
-    "backbone.tiny.intermediate_size=64",
-    "backbone.tiny.vision_hidden_size=32",
-    "backbone.tiny.vision_layers=1",
-    "backbone.tiny.vocab_size=300",
-    "backbone.image_size=32",
-]
 
 
 def _write(name: str, root: Path) -> Path:
@@ -432,7 +424,7 @@ def test_pickapic_without_its_validation_split_is_named(tmp_path):
 def image_reward(tmp_path_factory):
     """A tiny VisionReward folder for images (the one tests/test_score.py builds)."""
     root = tmp_path_factory.mktemp("reward")
-    cfg = compose_config(root, "logger=none", *TINY, "dataset=synthworld_image")
+    cfg = compose_config(root, "logger=none", *TINY_VLM, "dataset=synthworld_image")
     checklist = Checklist.from_config(cfg.dimensions)
     backbone = build_backbone(OmegaConf.to_object(cfg.backbone)).eval()
     weights = np.linspace(0.1, 1.0, sum(q.kind != "presence" for q in checklist.questions))
@@ -448,7 +440,7 @@ def test_a_visionreward_folder_scores_pickapic_from_its_embedded_images(image_re
         tmp_path,
         "pickapic_v2",
         root,
-        *TINY,
+        *TINY_VLM,
         f"task.reward_dir={image_reward}",
         "task.device=cpu",
         "task.chunk_size=4",
@@ -509,9 +501,9 @@ def test_a_video_visionreward_reads_files_and_zip_members_with_their_timing(tmp_
     }
     shutil.rmtree(root / "videos/gen3")  # side B only in the archive
     folder = tmp_path / "reward"
-    cfg = _cfg(tmp_path, "videogen_rewardbench", root, *TINY, "dataset=videogen_rewardbench")
+    cfg = _cfg(tmp_path, "videogen_rewardbench", root, *TINY_VLM, "dataset=videogen_rewardbench")
     checklist = Checklist.from_config(
-        compose_config(tmp_path, *TINY, "dataset=synthworld_video").dimensions
+        compose_config(tmp_path, *TINY_VLM, "dataset=synthworld_video").dimensions
     )
     backbone = build_backbone(OmegaConf.to_object(cfg.backbone)).eval()
     weights = np.linspace(0.1, 1.0, sum(q.kind != "presence" for q in checklist.questions))
@@ -542,7 +534,12 @@ def test_a_video_visionreward_reads_files_and_zip_members_with_their_timing(tmp_
 def test_the_released_weighting_with_a_backbone(tmp_path):
     root = _write("imagerewarddb_test", tmp_path / "snapshot")
     cfg = _cfg(
-        tmp_path, "imagerewarddb_test", root, *TINY, "task.official=image_select", "task.device=cpu"
+        tmp_path,
+        "imagerewarddb_test",
+        root,
+        *TINY_VLM,
+        "task.official=image_select",
+        "task.device=cpu",
     )
     run_task(cfg)
     record = json.loads((tmp_path / "out" / "benchmark.json").read_text())

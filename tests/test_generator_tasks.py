@@ -23,6 +23,7 @@ from hypothesis import strategies as st
 from omegaconf import OmegaConf
 
 from tests.conftest import compose_config, run_cli
+from tests.tiny import TINY
 from vrexp.backbones import build_backbone
 from vrexp.checklist import Checklist
 from vrexp.configs import DPOConfig
@@ -46,24 +47,7 @@ from vrexp.tasks.train_dpo import train_dpo
 from vrexp.tasks.train_generator import train_generator
 
 # Toy sizes for the generator (16 x 16 images) and the checklist VLM behind VisionReward.
-SMALL = [
-    "logger=none",
-    "generator.image_size=16",
-    "generator.num_inference_steps=2",
-    "generator.tiny.block_out_channels=[32,32]",
-    "generator.tiny.text_hidden_size=32",
-    "generator.tiny.text_layers=1",
-    "generator.tiny.vocab_size=300",
-    "generator.lora.r=4",
-    "generator.lora.alpha=4",
-    "backbone.tiny.hidden_size=32",
-    "backbone.tiny.num_layers=1",
-    "backbone.tiny.intermediate_size=64",
-    "backbone.tiny.vision_hidden_size=32",
-    "backbone.tiny.vision_layers=1",
-    "backbone.tiny.vocab_size=300",
-    "backbone.image_size=32",
-]
+SMALL = [*TINY, "generator.lora.r=4", "generator.lora.alpha=4"]
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")

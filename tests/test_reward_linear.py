@@ -365,6 +365,8 @@ def test_select_checklist_recovers_the_official_select_lists_and_round_trips(tmp
     # A threshold drops more; dimensions left empty disappear.
     small = reward.select_checklist(0.3)
     assert {q.id for q in small.questions} == {1, 4, 38, 50, 60}
+    assert reward.questions_above(0.3) == {q.id for q in small.questions}
+    assert reward.questions_above(5.0) == set()
     assert small.dimension_names == ["Alignment", "Fidelity", "Physics"]
     small.to_yaml(tmp_path / "small.yaml")
     assert Checklist.from_yaml(tmp_path / "small.yaml") == small

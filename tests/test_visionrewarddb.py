@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 from omegaconf import OmegaConf
 
 from tests import benchmark_fixtures as fx
+from tests.tiny import TINY_VLM
 from vrexp.checklist import Checklist
 from vrexp.configs import ConfigValueError, FrameSampling, VisionRewardDBConfig
 from vrexp.data import visionrewarddb as vr
@@ -469,16 +470,7 @@ def test_config_errors_name_the_key():
 
 # ----------------------------------------------------------------------------- stages
 
-TINY = [
-    "backbone.image_size=32",
-    "backbone.tiny.hidden_size=32",
-    "backbone.tiny.num_layers=1",
-    "backbone.tiny.intermediate_size=64",
-    "backbone.tiny.vision_hidden_size=32",
-    "backbone.tiny.vision_layers=1",
-    "backbone.frames.num_frames=2",
-    "logger=csv",
-]
+TINY = [*TINY_VLM, "backbone.frames.num_frames=2", "logger=csv"]
 
 
 @pytest.mark.slow

@@ -3,8 +3,8 @@ two-step generator), shared by the tests that run the inference stages end to en
 
 from __future__ import annotations
 
-TINY_BACKBONE = [
-    "logger=none",
+# The checklist VLM alone (no logger choice), for tests that pick their own logger.
+TINY_VLM = [
     "backbone.tiny.hidden_size=32",
     "backbone.tiny.num_layers=1",
     "backbone.tiny.intermediate_size=64",
@@ -13,6 +13,7 @@ TINY_BACKBONE = [
     "backbone.tiny.vocab_size=300",
     "backbone.image_size=32",
 ]
+TINY_BACKBONE = ["logger=none", *TINY_VLM]
 TINY = [
     *TINY_BACKBONE,
     "generator.image_size=16",

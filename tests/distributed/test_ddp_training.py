@@ -97,6 +97,7 @@ def test_train_checklist_on_two_processes_equals_one(tmp_path):
 
 
 @pytest.mark.slow
+@pytest.mark.heavy  # CI's budget; train_dpo's case runs the generator's DDP path
 def test_train_generator_on_two_processes_equals_one(tmp_path):
     stage = ("task=train_generator", "task.max_steps=4", "task.num_preview=1")
     single = run(tmp_path, "single", *stage, "task.batch_size=8")
@@ -148,6 +149,7 @@ def test_train_dpo_on_two_processes_equals_one(tmp_path):
 
 
 @pytest.mark.slow
+@pytest.mark.heavy  # CI's budget; the checklist case runs the same batch sync (global_mean)
 def test_the_evaluate_baselines_on_two_processes_equal_one(tmp_path):
     # The checklist model, annotations and reward, made once by one process.
     art = tmp_path / "artifacts"

@@ -270,6 +270,7 @@ def test_an_optuna_search_of_three_trials_names_the_best(tmp_path):
 
 
 @pytest.mark.slow  # the generator chain twice at smoke size (about a minute)
+@pytest.mark.heavy  # CI's budget; the checklist search runs the same sweeper and its best
 def test_a_dpo_search_reuses_the_shared_artifacts_and_names_the_best(tmp_path):
     env = {k: v for k, v in os.environ.items() if not k.startswith("WANDB_")}
     env["OMP_NUM_THREADS"] = "1"

@@ -26,7 +26,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, IterableDataset
 
-from vrexp.checklist import Checklist
+from vrexp.checklist import Checklist, SubDimension
 from vrexp.configs import FrameSampling
 from vrexp.configs.dataset import PartitionConfig
 from vrexp.configs.training import ItemCacheSettings
@@ -263,13 +263,20 @@ class PromptSwaps:
         on the prompt (an ablation without Alignment)."""
         if not per_item:
             return None
-        if not any(sub.key == ALIGNMENT_KEY for sub in checklist.sub_dimensions):
+        alignment = [sub for sub in checklist.sub_dimensions if sub.key == ALIGNMENT_KEY]
+        if not alignment:
             log.info("task.prompt_swaps: checklist %r has no alignment questions", checklist.name)
             return None
-        return cls(examples, checklist, per_item)
+        return cls(examples, checklist, alignment, per_item)
 
-    def __init__(self, examples: ChecklistExamples, checklist: Checklist, per_item: int) -> None:
-        subs = [sub for sub in checklist.sub_dimensions if sub.key == ALIGNMENT_KEY]
+    def __init__(
+        self,
+        examples: ChecklistExamples,
+        checklist: Checklist,
+        alignment: Sequence[SubDimension],
+        per_item: int,
+    ) -> None:
+        """``alignment``: the checklist's sub-dimensions whose questions depend on the prompt."""
         if examples.seen_counts is None or examples.seen_colors is None:
             raise ValueError(
                 f"task.prompt_swaps={per_item} needs the count and colour the oracle saw per item "
@@ -277,7 +284,7 @@ class PromptSwaps:
                 "with task=make_data, or set task.prompt_swaps=0"
             )
         self.per_item = per_item
-        self.questions = [(checklist.column(q.id), q) for sub in subs for q in sub.questions]
+        self.questions = [(checklist.column(q.id), q) for sub in alignment for q in sub.questions]
         allowed = set(examples.prompts)
         self.variants = [
             prompt_variants(prompt, int(count), color, allowed)

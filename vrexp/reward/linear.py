@@ -272,6 +272,11 @@ class LinearReward:
         return a
 
     # ----------------------------------------------------------------- pruning
+    def questions_above(self, threshold: float = 0.0) -> set[str]:
+        """The ids of the questions weighted above ``threshold``."""
+        weights = self.weights.tolist()
+        return {q.id for q, w in zip(self._features, weights, strict=True) if w > threshold}
+
     def select_checklist(self, threshold: float = 0.0, *, name: str | None = None) -> Checklist:
         """The checklist pruned to questions with weight > ``threshold`` (the paper's select sets).
 
@@ -279,11 +284,11 @@ class LinearReward:
         left without questions are dropped. The result is a plain :class:`Checklist` (write it with
         :meth:`Checklist.to_yaml`).
         """
-        keep = {
-            q.id
-            for q, w in zip(self._features, self.weights.tolist(), strict=True)
-            if w > threshold
-        }
+        keep = self.questions_above(threshold)
+        if not keep:
+            raise RewardError(
+                f"no weight of {self.checklist.name!r} exceeds {threshold}; nothing left to select"
+            )
         dimensions = []
         for dim in self.checklist.dimensions:
             subs = []
@@ -303,10 +308,6 @@ class LinearReward:
                     )
             if subs:
                 dimensions.append(Dimension(name=dim.name, sub_dimensions=tuple(subs)))
-        if not dimensions:
-            raise RewardError(
-                f"no weight of {self.checklist.name!r} exceeds {threshold}; nothing left to select"
-            )
         return Checklist(
             name=name or f"{self.checklist.name}_select",
             media=self.checklist.media,

@@ -56,7 +56,7 @@ def pair_accuracy(reward: LinearReward, answers_a: Any, answers_b: Any, label: A
 def write_select_checklist(reward: LinearReward, path: Path, threshold: float) -> Checklist | None:
     """The questions weighted above ``threshold`` as a ``dimensions/`` YAML at ``path``; None (and
     no file) when no weight exceeds it, as a fit on uninformative answers can end."""
-    if not any(w > threshold for w in reward.weights.tolist()):
+    if not reward.questions_above(threshold):
         path.unlink(missing_ok=True)
         log.warning(
             "no weight of %r exceeds %s: %s not written", reward.checklist.name, threshold, path
