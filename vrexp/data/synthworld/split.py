@@ -37,7 +37,7 @@ from vrexp.data.artifacts import shared_folder
 from vrexp.data.atomic import atomic_write, claim_output
 from vrexp.data.digests import config_digest, items_digest
 from vrexp.data.parts import read_parts, write_parts
-from vrexp.data.synthworld.grammar import sample_spec
+from vrexp.data.synthworld.grammar import PromptSpec, sample_spec
 from vrexp.data.synthworld.oracle import observe
 from vrexp.data.synthworld.preference import check_weights, label_pairs, utility
 from vrexp.data.synthworld.render import render
@@ -119,6 +119,13 @@ def _manifest(config: Any, checklist: Checklist) -> dict[str, Any]:
 _STALE = ("items/part-*.parquet", "media/*", "pairs.parquet", "summary.json", "checklist.yaml")
 
 
+def prompt_spec(config: Any, media: str, prompt_id: int) -> PromptSpec:
+    """The prompt of ``prompt_id`` in the split ``config`` describes, without rendering it."""
+    rng = np.random.default_rng([config.seed, prompt_id])
+    face = bool(rng.random() < config.face_rate)
+    return sample_spec(rng, MAX_COUNT[media], face)
+
+
 def _render_part(
     config: Any, media: str, checklist: Checklist, prompt_ids: Sequence[int], out_dir: Path
 ) -> pa.Table:
@@ -128,9 +135,8 @@ def _render_part(
     }
     plans, observations = [], []
     for prompt_id in prompt_ids:
-        spec_rng = np.random.default_rng([config.seed, prompt_id])
-        face = bool(spec_rng.random() < config.face_rate)
-        spec = sample_spec(spec_rng, MAX_COUNT[media], face)
+        spec = prompt_spec(config, media, prompt_id)
+        face = spec.face
         for r in range(config.renders_per_prompt):
             item_id = prompt_id * config.renders_per_prompt + r
             levels = sample_levels(
