@@ -25,8 +25,8 @@ def test_make_data_for_video(tmp_path):
         f"paths.root_dir={tmp_path}",
     )
     assert result.returncode == 0, result.stderr[-3000:]
-    items = read_items(tmp_path / "data" / "synthworld_video" / "seed0-n4x2")
-    assert items.num_rows == 8 and items.column("media")[0].as_py() == "video"
+    items = read_items(tmp_path / "data" / "synthworld_video" / "seed0-n4x3")
+    assert items.num_rows == 12 and items.column("media")[0].as_py() == "video"
 
 
 @pytest.mark.slow  # a CLI run
