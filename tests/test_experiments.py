@@ -124,7 +124,12 @@ def check_table(sweep: Path, name: str) -> None:
     with open(sweep / f"{name}.csv") as f:
         rows = list(csv.DictReader(f))
     assert len(rows) == expected >= len(jobs) and md.count("\n|") >= expected
-    for key, values in config.hydra.sweeper.params.items():
+    swept = dict(config.hydra.sweeper.params)
+    for override in config.hydra.overrides.task:  # a sweep on the command line wins over params
+        key, _, values = override.partition("=")
+        if key in swept:
+            swept[key] = values
+    for key, values in swept.items():
         column = key.split(".")[-1]
         if column in rows[0]:
             assert len({r[column] for r in rows}) == len(str(values).split(",")), column
@@ -206,7 +211,7 @@ def test_the_k_sweep_runs_on_synthworld_video(tmp_path, monkeypatch):
         "experiment=mpo_k_sweep",
         "debug=smoke",
         "logger=none",
-        f"hydra.sweeper.params.task.stages.sample.candidates={','.join(map(str, KS))}",
+        f"task.stages.sample.candidates={','.join(map(str, KS))}",  # wins over the experiment's
         *video,
         timeout=600,
     )
