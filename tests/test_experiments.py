@@ -158,8 +158,10 @@ def check_table(sweep: Path, name: str) -> None:
 # budget; `pytest -m heavy` runs them): mpo_k_sweep by the video test below, table4_equal_threshold
 # is table4_mpo_vs_dpo at one threshold, table11 is run by test_reward_pipeline's sweep test,
 # table14 / fig11 train DPO as table4 does, main_seeds is the main job (test_reward_pipeline) over
-# seeds, and fig5 / ablation_dimensions are reward-pipeline sweeps as table2_synthworld is.
+# seeds, fig5 / ablation_dimensions / table2_synthworld are reward-pipeline sweeps (the sweep test
+# of test_reward_pipeline; the video pipeline runs in the video K-sweep test below).
 HEAVY = {
+    "table2_synthworld",
     "mpo_k_sweep",
     "table4_equal_threshold",
     "table11_regression_size",
