@@ -159,9 +159,12 @@ def check_table(sweep: Path, name: str) -> None:
 # is table4_mpo_vs_dpo at one threshold, table11 is run by test_reward_pipeline's sweep test,
 # table14 / fig11 train DPO as table4 does, main_seeds is the main job (test_reward_pipeline) over
 # seeds, fig5 / ablation_dimensions / table2_synthworld are reward-pipeline sweeps (the sweep test
-# of test_reward_pipeline; the video pipeline runs in the video K-sweep test below).
+# of test_reward_pipeline; the video pipeline runs in the video K-sweep test below), and table4 /
+# table5 run the generator chain that test_generator_tasks' CLI test and the K-sweep test run.
 HEAVY = {
     "table2_synthworld",
+    "table4_mpo_vs_dpo",
+    "table5_dominance",
     "mpo_k_sweep",
     "table4_equal_threshold",
     "table11_regression_size",
