@@ -272,7 +272,7 @@ class LinearReward:
         return a
 
     # ----------------------------------------------------------------- pruning
-    def questions_above(self, threshold: float = 0.0) -> set[str]:
+    def questions_above(self, threshold: float = 0.0) -> set[int]:
         """The ids of the questions weighted above ``threshold``."""
         weights = self.weights.tolist()
         return {q.id for q, w in zip(self._features, weights, strict=True) if w > threshold}
