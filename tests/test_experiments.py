@@ -67,6 +67,26 @@ def test_experiments_are_sweeps_that_end_in_a_table(experiment, tmp_path):
     assert callback.publish_dir is None
 
 
+@pytest.mark.parametrize(
+    "experiment",
+    [n for n in NAMES if n not in ("table2_synthworld", "table2_real", "table11_regression_size")],
+)
+def test_an_experiment_run_on_video_publishes_beside_the_image_one(experiment, tmp_path):
+    names = {}
+    for media, overrides in (
+        ("image", []),
+        ("video", ["dataset=synthworld_video", "generator=tiny_video"]),
+    ):
+        with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+            cfg = compose(
+                config_name="config",
+                overrides=[f"paths.root_dir={tmp_path}", f"experiment={experiment}", *overrides],
+                return_hydra_config=True,
+            )
+        names[media] = instantiate(cfg.hydra.callbacks.table).name
+    assert names == {"image": experiment, "video": f"{experiment}_video"}
+
+
 @pytest.mark.slow  # CLI runs
 def test_an_experiment_is_found_from_any_cwd(tmp_path):
     result = run_cli("experiment=table5_dominance", "--cfg", "job", cwd=tmp_path)
@@ -292,11 +312,25 @@ def test_a_setting_every_job_shares_gives_way_to_a_same_named_result(tmp_path):
     assert list(rows[1]) == ["generator", "reward/Safety", "reward/Stability", "dpo"]
     assert rows[0]["reward/Stability"] == "" and rows[1]["reward/Stability"] == 0.2
     assert "| generator | reward/Safety | reward/Stability | dpo |" in paths["md"].read_text()
-    # A rebuild (python -m vrexp.reports) names the sweep's dataset in the title, as the sweep did.
-    callback = {"_target_": "vrexp.reports.SweepTable", "name": "t", "title": "on ${dataset.name}"}
-    config = {"dataset": {"name": "synthworld_video"}, "hydra": {"callbacks": {"table": callback}}}
+    # A rebuild (python -m vrexp.reports) names the sweep's dataset in the title and its media in
+    # the file name, as the sweep did.
+    callback = {
+        "_target_": "vrexp.reports.SweepTable",
+        "name": "t${by_media:'',_video}",
+        "title": "on ${dataset.name}",
+    }
+    config = {
+        "dataset": {"name": "synthworld_video", "media": "video"},
+        "hydra": {"callbacks": {"table": callback}},
+    }
     (rebuilt,) = sweep_tables(OmegaConf.create(config))
-    assert rebuilt.title == "on synthworld_video"
+    assert (rebuilt.name, rebuilt.title) == ("t_video", "on synthworld_video")
+    config["dataset"] = {"name": "synthworld_image", "media": "image"}
+    (rebuilt,) = sweep_tables(OmegaConf.create(config))
+    assert (rebuilt.name, rebuilt.title) == ("t", "on synthworld_image")
+    config["hydra"]["callbacks"]["table"]["name"] = "t${no_such_resolver:}"
+    with pytest.raises(ValueError, match="no_such_resolver"):
+        sweep_tables(OmegaConf.create(config))
 
 
 def write_table2_snapshots(datasets: Path) -> None:

@@ -34,11 +34,15 @@ def sweep_tables(config: DictConfig) -> list[SweepTable]:
             continue
         settings = OmegaConf.to_container(node, resolve=False)
         settings.pop("_target_")
-        if "title" in settings:  # a title may name the sweep's config (`${dataset.name}`)
-            try:
-                settings["title"] = str(node.title)
-            except OmegaConfBaseException as err:  # e.g. a resolver this process lacks
-                log.debug("title left unresolved: %s", err)
+        # A name or title may follow the sweep's config (`${by_media:'',_video}`, `${dataset.name}`).
+        for key in ("name", "title"):
+            if key in settings:
+                try:
+                    settings[key] = str(node[key])
+                except OmegaConfBaseException as err:  # e.g. a resolver this process lacks
+                    if key == "name":
+                        raise ValueError(f"the table's name {settings[key]!r}: {err}") from err
+                    log.debug("title left unresolved: %s", err)
         tables.append(SweepTable(**settings))
     return tables
 
