@@ -242,11 +242,13 @@ def test_the_k_sweep_runs_on_synthworld_video(tmp_path, monkeypatch):
     )
     assert result.returncode == 0, result.stderr[-3000:]
     (sweep,) = (tmp_path / "logs").glob("*/multiruns/*")
-    check_table(sweep, "mpo_k_sweep")
+    check_table(sweep, "mpo_k_sweep_video")  # beside the image table when published
     assert (
-        (sweep / "mpo_k_sweep.md").read_text().startswith("# MPO against DPO on synthworld_video")
+        (sweep / "mpo_k_sweep_video.md")
+        .read_text()
+        .startswith("# MPO against DPO on synthworld_video")
     )
-    with open(sweep / "mpo_k_sweep.csv") as f:
+    with open(sweep / "mpo_k_sweep_video.csv") as f:
         rows = list(csv.DictReader(f))
     rules = ("total", "mpo", "mpo_epsilon")
     assert [(r["candidates"], r["dpo"]) for r in rows] == [(str(k), d) for k in KS for d in rules]
