@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 
 import pytest
+import torch
 from hydra.errors import ConfigCompositionException
 from omegaconf import OmegaConf
 from omegaconf.errors import ValidationError
@@ -188,13 +189,18 @@ def test_run_task_returns_the_metric_for_a_sweeper(tmp_path):
 @pytest.mark.slow
 def test_the_main_job_is_bitwise_reproducible_on_cpu(tmp_path):
     """The same command and seed give the same checklist model and the same table: budgets are
-    steps and epochs, not time (the whole chain at debug=smoke, twice)."""
+    steps and epochs, not time, and torch's CPU threads are the config's, not the machine's (the
+    whole chain at debug=smoke, twice, from processes with 2 and 1 threads)."""
     from safetensors.torch import load_file
 
-    runs = []
-    for run in ("a", "b"):
+    runs, threads = [], torch.get_num_threads()
+    for run, machine_threads in (("a", 2), ("b", 1)):
         cfg = compose_config(tmp_path / run, "debug=smoke", "logger=none")
-        metric = run_task(cfg)
+        torch.set_num_threads(machine_threads)
+        try:
+            metric = run_task(cfg)
+        finally:
+            torch.set_num_threads(threads)
         out = tmp_path / run / "out"
         weights = load_file(out / "checklist_model" / "model.safetensors")
         runs.append(
@@ -207,6 +213,27 @@ def test_the_main_job_is_bitwise_reproducible_on_cpu(tmp_path):
         )
     assert runs[0] == runs[1]
     assert runs[0][0] == runs[0][2][0]["tau_star"]  # the metric a sweeper gets
+
+
+def test_a_task_runs_on_the_configured_cpu_threads(tmp_path):
+    threads = torch.get_num_threads()
+    try:
+        for setting, expected in (("1", 1), ("null", 2)):
+            torch.set_num_threads(2)
+            cfg = compose_config(
+                tmp_path / setting,
+                "task=make_data",
+                "dataset.num_prompts=4",
+                "logger=none",
+                f"cpu_threads={setting}",
+            )
+            run_task(cfg)
+            assert torch.get_num_threads() == expected
+    finally:
+        torch.set_num_threads(threads)
+    assert compose_config(tmp_path, "task=make_data").cpu_threads == 1  # the default
+    with pytest.raises(ConfigValueError, match=r"cpu_threads=0"):
+        validate_config(compose_config(tmp_path, "cpu_threads=0"))
 
 
 def test_stage_views_keep_their_schema_at_every_depth(tmp_path):

@@ -17,6 +17,7 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from vrexp.configs.backbone import BackboneConfig
 from vrexp.configs.checklist import ChecklistConfig
+from vrexp.configs.checks import ConfigValueError
 from vrexp.configs.choices import DatasetKind, Media
 from vrexp.configs.dataset import (
     BenchmarkDatasetConfig,
@@ -150,6 +151,9 @@ def validate_config(cfg: DictConfig) -> dict[str, Any]:
     missing mandatory value, or a value that a schema's ``__post_init__`` refuses.
     """
     check_known_keys(cfg)
+    threads = OmegaConf.select(cfg, "cpu_threads", default=None)
+    if threads is not None and threads < 1:
+        raise ConfigValueError(f"cpu_threads={threads!r} is out of range (at least 1, or null)")
     objects = {}
     for group in VALIDATED_GROUPS:
         node = cfg.get(group)

@@ -35,3 +35,7 @@ class VrexpConfig:
     trainer: Any = MISSING
     callbacks: Any = None
     seed: int = 0  # initialises models and training order; the data's seeds live in dataset
+    # torch's intra-op CPU threads. A model trained on another count differs (its float sums run
+    # in another order), so a fixed count gives the same numbers on any CPU; tiny models run as
+    # fast on one. null: torch's own default (OMP_NUM_THREADS, else every core).
+    cpu_threads: int | None = 1

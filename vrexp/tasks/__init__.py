@@ -17,6 +17,7 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
+import torch
 from omegaconf import DictConfig, OmegaConf
 
 from vrexp.configs import validate_config
@@ -97,6 +98,8 @@ def run_task(cfg: DictConfig) -> float | None:
     except Exception as err:  # the message names the key; Hydra prints it
         _record_failure(cfg, err)
         raise
+    if cfg.cpu_threads is not None:
+        torch.set_num_threads(cfg.cpu_threads)
     try:
         # One logger run for the whole task: a failure anywhere in it marks that run failed.
         with stage_logger(cfg) as logger:
