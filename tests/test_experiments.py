@@ -20,6 +20,8 @@ from omegaconf import OmegaConf
 
 from tests.conftest import CONF, EXPERIMENTS, ROOT, compose_config, run_cli
 from vrexp.checklist import Checklist
+from vrexp.data.checklist_data import split_by_prompt
+from vrexp.data.synthworld.split import prompt_spec
 from vrexp.modules.evaluation import PAIRED
 from vrexp.reports import SweepTable, collect_rows
 from vrexp.reports.__main__ import num_jobs, sweep_tables
@@ -81,6 +83,37 @@ def test_an_experiment_run_on_video_publishes_beside_the_image_one(experiment, t
             return_hydra_config=True,
         )
     assert instantiate(cfg.hydra.callbacks.table).name == f"{experiment}_video"
+
+
+def synthworld_train_pairs(cfg) -> int:
+    """The train part's judged pairs of a SynthWorld split, counted from its prompts alone (the
+    partition is by prompt text), without rendering."""
+    dataset = OmegaConf.to_object(cfg.dataset)
+    r = dataset.renders_per_prompt
+    prompts = [prompt_spec(dataset, cfg.dataset.media, i).text for i in range(dataset.num_prompts)]
+    return len(split_by_prompt(prompts, dataset.partition)["train"]) * r * (r - 1) // 2
+
+
+FIT_BUDGET = {
+    "pipeline": "task.stages.fit_weights.num_pairs",
+    "optimize_generator": "task.stages.reward.stages.fit_weights.num_pairs",
+}
+
+
+@pytest.mark.parametrize("experiment", [n for n in NAMES if n != "table2_real"])
+def test_every_experiments_split_holds_its_regression_pairs(experiment, tmp_path):
+    # A budget beyond the train part fails at fit time, after the split and the checklist model.
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        base = compose(
+            config_name="config",
+            overrides=[f"paths.root_dir={tmp_path}", f"experiment={experiment}"],
+            return_hydra_config=True,
+        )
+    key, sweep = FIT_BUDGET[base.task.name], dict(base.hydra.sweeper.params)
+    for dataset in str(sweep.get("dataset", base.dataset.name)).split(","):
+        cfg = compose_config(tmp_path, f"experiment={experiment}", f"dataset={dataset}")
+        swept = str(sweep[key]).split(",") if key in sweep else [OmegaConf.select(cfg, key)]
+        assert synthworld_train_pairs(cfg) >= max(map(int, swept)), (experiment, dataset)
 
 
 @pytest.mark.slow  # CLI runs

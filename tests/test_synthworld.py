@@ -14,7 +14,6 @@ from omegaconf import OmegaConf
 
 from tests.conftest import compose_config
 from vrexp.checklist import Checklist, ChecklistError
-from vrexp.data.checklist_data import split_by_prompt
 from vrexp.data.synthworld import (
     GrammarError,
     PromptSpec,
@@ -109,17 +108,6 @@ def test_split_files_have_the_documented_schema(image_split):
     dataset = OmegaConf.to_object(compose_config(out_dir, PIN, "dataset.num_prompts=250").dataset)
     rendered = items.column("prompt").to_pylist()[::2]
     assert rendered == [prompt_spec(dataset, "image", i).text for i in range(250)]
-
-
-@pytest.mark.parametrize("name", ["synthworld_image", "synthworld_video"])
-def test_the_default_split_holds_the_main_jobs_regression_pairs(name, tmp_path):
-    # Counted from the prompts alone (the partition is by prompt text), without rendering.
-    cfg = compose_config(tmp_path, f"dataset={name}")
-    dataset = OmegaConf.to_object(cfg.dataset)
-    r, media = dataset.renders_per_prompt, cfg.dataset.media
-    prompts = [prompt_spec(dataset, media, i).text for i in range(dataset.num_prompts)]
-    train = split_by_prompt(prompts, dataset.partition)["train"]
-    assert len(train) * r * (r - 1) // 2 >= cfg.task.stages.fit_weights.num_pairs
 
 
 def test_video_media_round_trip_losslessly(video_split):
