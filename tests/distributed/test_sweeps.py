@@ -158,11 +158,18 @@ def test_a_job_ending_in_its_own_process_after_a_failure_rebuilds_the_table(tmp_
     sweep_dir = tmp_path / "sweep"
     write_failure(sweep_dir / "0", "make_data", ValueError("dataset.num_prompts=0"), ["seed=0"])
     write_results(sweep_dir / "1", [{"num_items": 12}], ["seed=1"])
-    config = OmegaConf.create(
-        {"hydra": {"sweep": {"dir": str(sweep_dir)}, "mode": RunMode.MULTIRUN, "overrides": {}}}
+    job = {"sweep": {"dir": str(sweep_dir)}, "mode": RunMode.MULTIRUN}
+    config = OmegaConf.create({"hydra": {**job, "overrides": {"task": ["seed=1", "x=2"]}}})
+    # Hydra's multirun.yaml holds the sweep's command line: the published header names it.
+    OmegaConf.save(
+        {"hydra": {"overrides": {"task": ["seed=0,1", "x=2"]}}}, sweep_dir / "multirun.yaml"
     )
     done = JobReturn(status=JobStatus.COMPLETED, _return_value=None)
-    SweepTable("tiny", columns=["seed", "num_items"]).on_job_end(config, done)
+    published = tmp_path / "published"
+    SweepTable("tiny", columns=["seed", "num_items"], publish_dir=str(published)).on_job_end(
+        config, done
+    )
+    assert "`python run.py seed=0,1 x=2`" in (published / "tiny.md").read_text().splitlines()[0]
     assert table(sweep_dir) == [
         {"seed": "0", "num_items": "", "status": "failed: ValueError: dataset.num_prompts=0"},
         {"seed": "1", "num_items": "12", "status": "ok"},

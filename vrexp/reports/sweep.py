@@ -312,7 +312,10 @@ class SweepTable(Callback):
             or any(Path(sweep_dir).glob(f"*/{FAILURE_FILE}"))
         )
         if self._failed:
-            self.build(sweep_dir, command=sweep_command(config))
+            # The sweep's command line, not this job's (its swept values are single values here).
+            multirun = Path(sweep_dir) / "multirun.yaml"
+            sweep = OmegaConf.load(multirun) if multirun.is_file() else config
+            self.build(sweep_dir, command=sweep_command(sweep))
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         sweep_dir = Path(config.hydra.sweep.dir)
