@@ -40,6 +40,16 @@ def compose_config(root: Path, *overrides: str) -> DictConfig:
         )
 
 
+def compose_with_hydra(root: Path, *overrides: str) -> DictConfig:
+    """As :func:`compose_config`, with the ``hydra`` node (sweeper, launcher, callbacks) kept."""
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        return compose(
+            config_name="config",
+            overrides=[f"paths.root_dir={root}", *overrides],
+            return_hydra_config=True,
+        )
+
+
 @pytest.fixture
 def compose_cfg(tmp_path: Path) -> Callable[..., DictConfig]:
     return functools.partial(compose_config, tmp_path)

@@ -13,12 +13,11 @@ import sys
 from pathlib import Path
 
 import pytest
-from hydra import compose, initialize_config_dir
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
-from tests.conftest import CONF, EXPERIMENTS, ROOT, compose_config, run_cli
+from tests.conftest import CONF, EXPERIMENTS, ROOT, compose_config, compose_with_hydra, run_cli
 from vrexp.checklist import Checklist
 from vrexp.data.checklist_data import split_by_prompt
 from vrexp.data.synthworld.split import prompt_spec
@@ -38,18 +37,11 @@ def test_the_experiments_are_the_experiment_group():
 
 @pytest.mark.parametrize("experiment", NAMES)
 def test_experiments_are_sweeps_that_end_in_a_table(experiment, tmp_path):
-    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-        cfg = compose(
-            config_name="config",
-            overrides=[f"paths.root_dir={tmp_path}", f"experiment={experiment}"],
-            return_hydra_config=True,
-        )
-        # experiments/README.md's publishing command: the key exists, so no `+` is needed
-        published = compose(
-            config_name="config",
-            overrides=[f"experiment={experiment}", f"hydra.callbacks.table.publish_dir={tmp_path}"],
-            return_hydra_config=True,
-        )
+    cfg = compose_with_hydra(tmp_path, f"experiment={experiment}")
+    # experiments/README.md's publishing command: the key exists, so no `+` is needed
+    published = compose_with_hydra(
+        tmp_path, f"experiment={experiment}", f"hydra.callbacks.table.publish_dir={tmp_path}"
+    )
     assert instantiate(published.hydra.callbacks.table).publish_dir == str(tmp_path)
     assert str(cfg.hydra.mode) == "RunMode.MULTIRUN"
     assert cfg.hydra.sweeper.params, "an experiment sweeps something"
@@ -76,12 +68,7 @@ def test_experiments_are_sweeps_that_end_in_a_table(experiment, tmp_path):
 def test_an_experiment_run_on_video_publishes_beside_the_image_one(experiment, tmp_path):
     # (the image run's name is the experiment's: test_experiments_are_sweeps_that_end_in_a_table)
     video = ["dataset=synthworld_video", "generator=tiny_video"]
-    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-        cfg = compose(
-            config_name="config",
-            overrides=[f"paths.root_dir={tmp_path}", f"experiment={experiment}", *video],
-            return_hydra_config=True,
-        )
+    cfg = compose_with_hydra(tmp_path, f"experiment={experiment}", *video)
     assert instantiate(cfg.hydra.callbacks.table).name == f"{experiment}_video"
 
 
@@ -103,12 +90,7 @@ FIT_BUDGET = {
 @pytest.mark.parametrize("experiment", [n for n in NAMES if n != "table2_real"])
 def test_every_experiments_split_holds_its_regression_pairs(experiment, tmp_path):
     # A budget beyond the train part fails at fit time, after the split and the checklist model.
-    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-        base = compose(
-            config_name="config",
-            overrides=[f"paths.root_dir={tmp_path}", f"experiment={experiment}"],
-            return_hydra_config=True,
-        )
+    base = compose_with_hydra(tmp_path, f"experiment={experiment}")
     key, sweep = FIT_BUDGET[base.task.name], dict(base.hydra.sweeper.params)
     for dataset in str(sweep.get("dataset", base.dataset.name)).split(","):
         cfg = compose_config(tmp_path, f"experiment={experiment}", f"dataset={dataset}")

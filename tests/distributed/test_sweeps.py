@@ -19,10 +19,9 @@ import sys
 from pathlib import Path
 
 import pytest
-from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
-from tests.conftest import CONF, ROOT, compose_config
+from tests.conftest import ROOT, compose_config, compose_with_hydra
 from vrexp.tracking.offline import finished_offline_runs
 
 TABLE = [
@@ -130,16 +129,7 @@ def test_submitit_local_runs_the_slurm_path_and_records_a_failed_job(tmp_path):
 
 def test_the_slurm_launcher_takes_its_keys_from_config(tmp_path, monkeypatch):
     monkeypatch.setenv("VREXP_SLURM_PARTITION", "gpu-long")
-    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-        cfg = compose(
-            config_name="config",
-            overrides=[
-                f"paths.root_dir={tmp_path}",
-                "hydra/launcher=slurm",
-                "hydra.launcher.gpus_per_node=4",
-            ],
-            return_hydra_config=True,
-        )
+    cfg = compose_with_hydra(tmp_path, "hydra/launcher=slurm", "hydra.launcher.gpus_per_node=4")
     launcher = OmegaConf.to_container(cfg.hydra.launcher, resolve=True)
     assert launcher["_target_"].endswith("submitit_launcher.SlurmLauncher")
     assert launcher["partition"] == "gpu-long" and launcher["gpus_per_node"] == 4
@@ -184,12 +174,7 @@ def test_a_job_ending_in_its_own_process_after_a_failure_rebuilds_the_table(tmp_
 
 # ------------------------------------------------------------------------------ hparams_search
 def compose_search(tmp_path: Path, name: str, *overrides: str):
-    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-        return compose(
-            config_name="config",
-            overrides=[f"paths.root_dir={tmp_path}", f"hparams_search={name}", *overrides],
-            return_hydra_config=True,
-        )
+    return compose_with_hydra(tmp_path, f"hparams_search={name}", *overrides)
 
 
 @pytest.mark.parametrize(
