@@ -20,7 +20,7 @@ from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from vrexp.reports.sweep import SweepTable, sweep_command
+from vrexp.reports.sweep import MULTIRUN_FILE, SweepTable, sweep_command
 
 log = logging.getLogger("vrexp.reports")
 
@@ -91,7 +91,7 @@ def main(argv: list[str] | None = None) -> int:
         level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(message)s"
     )
 
-    multirun = args.sweep_dir / "multirun.yaml"
+    multirun = args.sweep_dir / MULTIRUN_FILE
     if not multirun.is_file():
         log.error("%s not found: not a Hydra sweep folder", multirun)
         return 2

@@ -33,6 +33,7 @@ log = logging.getLogger(__name__)
 
 RESULTS_FILE = "results.json"
 FAILURE_FILE = "failed.json"  # written by vrexp.tasks.run_task when a job raises
+MULTIRUN_FILE = "multirun.yaml"  # Hydra's record of the sweep: its config and command line
 TABLE_LOCK = ".table.lock"  # held while a table is built (jobs of a parallel sweep end together)
 STATUS = "status"  # the column that marks failed and unfinished jobs (only when there are some)
 
@@ -313,7 +314,7 @@ class SweepTable(Callback):
         )
         if self._failed:
             # The sweep's command line, not this job's (its swept values are single values here).
-            multirun = Path(sweep_dir) / "multirun.yaml"
+            multirun = Path(sweep_dir) / MULTIRUN_FILE
             sweep = OmegaConf.load(multirun) if multirun.is_file() else config
             self.build(sweep_dir, command=sweep_command(sweep))
 
