@@ -40,9 +40,11 @@ def write_image(path: Path, index: int, fmt: str = "JPEG") -> Path:
     return path
 
 
-def write_mp4(path: Path, frames: int = 3) -> Path:
+def write_mp4(path: Path, frames: int = 3, first: int = 0) -> Path:
+    """An H.264 clip of coded frames from index ``first``: a different ``first``, a different
+    clip (a reward must not see the two sides of a pair as one video)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    return write_video(path, "libx264", "mp4", coded_frames(frames, 32, 32))
+    return write_video(path, "libx264", "mp4", coded_frames(frames, 32, 32, first))
 
 
 def write_shards(
@@ -309,8 +311,8 @@ def write_videogen_rewardbench(root: Path, labels=VIDEOGEN_LABELS) -> Path:
     rows = []
     for r, (vq, mq, ta, overall) in enumerate(labels):
         a, b = f"videos/kling/{r:03d}.mp4", f"videos/gen3/{r:03d}.mp4"
-        write_mp4(root / a)
-        write_mp4(root / b)
+        write_mp4(root / a, first=6 * r)
+        write_mp4(root / b, first=6 * r + 3)
         rows.append([a, b, "kling", "gen3", f"prompt, {r}", vq, mq, ta, overall, 24, 3, 24, 3])
     with (root / "videogen-rewardbench.csv").open("w", newline="") as handle:
         writer = csv.writer(handle)

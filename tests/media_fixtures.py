@@ -55,8 +55,11 @@ def coded_frame(index: int, width: int = WIDTH, height: int = HEIGHT) -> np.ndar
     return frame
 
 
-def coded_frames(count: int, width: int = WIDTH, height: int = HEIGHT) -> np.ndarray:
-    return np.stack([coded_frame(i, width, height) for i in range(count)])
+def coded_frames(
+    count: int, width: int = WIDTH, height: int = HEIGHT, first: int = 0
+) -> np.ndarray:
+    """Frames ``first`` to ``first + count - 1``: clips with different ``first`` differ."""
+    return np.stack([coded_frame(first + i, width, height) for i in range(count)])
 
 
 def frame_index(frame: np.ndarray) -> int:

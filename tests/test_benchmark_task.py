@@ -42,6 +42,7 @@ from vrexp.metrics.protocols import (
 )
 from vrexp.reports.benchmark import benchmark_layout, evaluate_benchmark, write_benchmark
 from vrexp.reward import LinearReward, VisionReward
+from vrexp.reward.scoring import read_scores
 from vrexp.tasks import prepare, run_task
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -523,6 +524,13 @@ def test_a_video_visionreward_reads_files_and_zip_members_with_their_timing(tmp_
     scores = dict(
         zip([i.key_a for i in items] + [i.key_b for i in items], direct.tolist(), strict=True)
     )
+    # The clips differ, so no pair is a tie that float noise in batching could flip.
+    assert min(abs(scores[i.key_a] - scores[i.key_b]) for i in items) > 1e-9
+    table, _ = read_scores(tmp_path / "out" / "scores" / bench.split)
+    stored = dict(
+        zip(table.column("media_path").to_pylist(), table.column("total").to_pylist(), strict=True)
+    )
+    assert stored == pytest.approx(scores, rel=1e-9)
     data = bench.protocol_inputs(scores)
     assert record["metrics"]["without_ties"] == pytest.approx(
         score_protocol("without_ties", *data).value
