@@ -288,6 +288,7 @@ def test_out_of_range_values_fail_naming_the_key(compose_cfg):
 
 
 @pytest.mark.slow  # two CLI runs; in-process twins: test_bad_keys_*
+@pytest.mark.heavy  # CI's budget; test_validation's CLI case checks the exit and the named key
 def test_cli_rejects_a_misspelt_key_with_its_name(tmp_path):
     result = run_cli("dataset.num_itemz=3", f"paths.root_dir={tmp_path}")
     assert result.returncode != 0

@@ -347,7 +347,11 @@ TORCHRUN = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("stage", ["annotate", "score"])
+@pytest.mark.parametrize(
+    "stage",
+    # CI's budget: score shards and merges through the same code as annotate
+    ["annotate", pytest.param("score", marks=pytest.mark.heavy)],
+)
 def test_torchrun_ranks_answer_their_shards_and_rank_zero_merges(stage, env, tmp_path):
     """``torchrun --nproc_per_node 2 run.py task=<stage>`` on CPU: each rank a shard, rank zero
     merges after the others finish, and the table equals one process's."""
