@@ -209,6 +209,8 @@ def test_checklist_module_trains_and_reports_per_dimension_accuracy(
 
 
 @pytest.mark.slow
+# CI's budget: the main job's CLI test trains and annotates, torchrun's annotates from model_dir
+@pytest.mark.heavy
 def test_train_checklist_then_annotate_from_the_cli(tmp_path):
     common = [f"paths.root_dir={tmp_path}", "debug=smoke", "dataset.num_prompts=24", "logger=csv"]
     result = run_cli(
