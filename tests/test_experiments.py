@@ -10,6 +10,7 @@ import math
 import platform
 import subprocess
 import sys
+from importlib import metadata
 from pathlib import Path
 
 import pytest
@@ -440,5 +441,9 @@ def test_the_sweep_end_publishes_when_asked(tmp_path):
     SweepTable("x", plot=plot, publish_dir=str(publish)).on_multirun_end(config)
     header, _, table = (publish / "x.md").read_text().partition("\n\n")
     assert "`python run.py experiment=x seed=0,1`" in header and platform.node() in header
+    # the versions that fix the numbers: another torch trains another model from the same seed
+    for package in ("torch", "transformers", "pytorch-lightning", "tokenizers"):
+        assert f"{package} {metadata.version(package)}" in header
+    assert f"Python {platform.python_version()}" in header
     assert table == (sweep / "x.md").read_text() and "| 1 | 0.6000 |" in table
     assert (publish / "x.csv").exists() and (publish / "x.png").exists()

@@ -1,10 +1,13 @@
 """Packaging: data files found through vrexp.resources, pyproject's package list, saved folders'
-format versions (round trip, newer refused, older without the key loads)."""
+format versions (round trip, newer refused, older without the key loads), the package versions
+recorded with results."""
 
 from __future__ import annotations
 
 import json
+import platform
 import re
+from importlib import metadata
 from pathlib import Path
 
 import numpy as np
@@ -19,7 +22,13 @@ from vrexp import resources
 from vrexp.backbones import build_backbone, load_backbone
 from vrexp.backbones.base import BACKBONE_FILE
 from vrexp.checklist import Checklist
-from vrexp.configs.versioning import FORMAT_VERSION, FolderFormatError, check_format
+from vrexp.configs.versioning import (
+    FORMAT_VERSION,
+    FolderFormatError,
+    check_format,
+    describe_packages,
+    package_versions,
+)
 from vrexp.generators import build_generator, load_generator
 from vrexp.generators.base import CONFIG_FILE
 from vrexp.reward import LinearReward
@@ -77,6 +86,21 @@ def test_check_format_reads_old_folders_as_version_0_and_refuses_newer(tmp_path)
     with pytest.raises(FolderFormatError, match=re.escape(message)) as err:
         check_format(tmp_path, {"format_version": 7, "vrexp_version": "9.0"})
     assert f"reads format_version {FORMAT_VERSION} at most" in str(err.value)
+
+
+def test_package_versions_name_the_installed_ones_and_leave_out_the_absent():
+    versions = package_versions(("torch", "pytorch-lightning", "no-such-distribution", "numpy"))
+    assert versions == {
+        "python": platform.python_version(),
+        "torch": metadata.version("torch"),
+        "pytorch-lightning": metadata.version("pytorch-lightning"),
+        "no-such-distribution": None,
+        "numpy": metadata.version("numpy"),
+    }
+    torch_version, lightning = metadata.version("torch"), metadata.version("pytorch-lightning")
+    expected = f"torch {torch_version}, pytorch-lightning {lightning}"
+    assert describe_packages(versions, first=2) == expected
+    assert describe_packages(versions).endswith(f"numpy {metadata.version('numpy')}")
 
 
 def _edit(path: Path, **changes) -> dict:

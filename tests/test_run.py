@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+from importlib import metadata
+
 import pytest
 
 from tests.conftest import run_cli
@@ -14,6 +17,12 @@ def test_make_data_prints_the_summary(tmp_path):
     assert "tie fraction 0.200" in result.stdout
     assert "Plan levels per sub-dimension" in result.stdout
     assert read_items(tmp_path / "data" / "synthworld_image" / "seed0-n20x3").num_rows == 60
+    # The run folder records what its numbers were computed with.
+    (environment,) = (tmp_path / "logs").rglob("environment.json")
+    record = json.loads(environment.read_text())
+    assert record["torch_threads"] == 1  # cpu_threads, set before the task runs
+    assert record["packages"]["torch"] == metadata.version("torch")
+    assert record["packages"]["transformers"] == metadata.version("transformers")
 
 
 @pytest.mark.slow  # a CLI run

@@ -9,6 +9,7 @@ import shlex
 import subprocess
 import sys
 import warnings
+from importlib import metadata
 from pathlib import Path
 
 import av
@@ -28,7 +29,12 @@ from tests.browser import parse_html, render_in_chromium
 from tests.conftest import compose_config
 from tests.tiny import TINY_BACKBONE
 from vrexp.backbones import BackboneError, build_backbone
-from vrexp.backbones.provenance import TRAINED_ON_FILE, resolve_device, save_provenance
+from vrexp.backbones.provenance import (
+    TRAINED_ON_FILE,
+    resolve_device,
+    save_provenance,
+    trained_on,
+)
 from vrexp.checklist import Checklist
 from vrexp.configs import FrameSampling
 from vrexp.configs.checks import ConfigValueError
@@ -207,6 +213,18 @@ def test_a_checklist_the_model_never_learnt_and_foreign_media_warn(rewards):
         )
     record = json.loads((rewards["image"] / "checklist_model" / TRAINED_ON_FILE).read_text())
     assert record["kind"] == "synthworld" and record["image_size"] == 64
+    assert record["packages"]["torch"] == metadata.version("torch")
+    assert trained.trained_on.packages == record["packages"]
+
+
+def test_a_model_folder_from_before_package_versions_reads_them_as_unknown(rewards, tmp_path):
+    folder = tmp_path / "checklist_model"
+    folder.mkdir()
+    record = json.loads((rewards["image"] / "checklist_model" / TRAINED_ON_FILE).read_text())
+    del record["packages"]
+    (folder / TRAINED_ON_FILE).write_text(json.dumps(record))
+    info = trained_on(folder)
+    assert info.packages is None and info.image_size == 64 and info.synthworld
 
 
 def test_explain_fills_in_the_prompt_and_keeps_markup_as_text(rewards):

@@ -2,8 +2,9 @@
 
 ``train_checklist`` writes, beside the weights, the checklist the model was trained to answer
 (``checklist.yaml``) and the data it saw (``trained_on.json``: the dataset's name, kind, media and,
-for SynthWorld, its render size). The scorer reads both to warn when a model is asked questions it
-never learnt, or shown media unlike anything it was trained on.
+for SynthWorld, its render size, with the package versions it was trained with). The scorer reads
+both to warn when a model is asked questions it never learnt, or shown media unlike anything it was
+trained on.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import torch
 from vrexp.backbones.base import BackboneError
 from vrexp.checklist import Checklist
 from vrexp.configs.choices import DatasetKind, Media
-from vrexp.configs.versioning import check_format, stamp
+from vrexp.configs.versioning import check_format, package_versions, stamp
 
 CHECKLIST_FILE, TRAINED_ON_FILE = "checklist.yaml", "trained_on.json"
 
@@ -31,6 +32,9 @@ class TrainedOn:
     kind: DatasetKind
     media: Media
     image_size: int | None = None  # SynthWorld: the square render size
+    # Python's and the numeric packages' versions at training (None: a folder written before
+    # vrexp recorded them); the same seed under other versions trains another model.
+    packages: dict[str, str | None] | None = None
 
     @property
     def synthworld(self) -> bool:
@@ -49,6 +53,7 @@ def save_provenance(directory: str | Path, checklist: Checklist, dataset: Any) -
         "image_size": getattr(dataset, "image_size", None)
         if kind is DatasetKind.synthworld
         else None,
+        "packages": package_versions(),
     }
     (directory / TRAINED_ON_FILE).write_text(json.dumps(stamp(record), indent=2) + "\n")
 
@@ -70,6 +75,7 @@ def trained_on(directory: str | Path | None) -> TrainedOn | None:
         kind=DatasetKind(record["kind"]),
         media=Media(record["media"]),
         image_size=record.get("image_size"),
+        packages=record.get("packages"),
     )
 
 

@@ -1,13 +1,21 @@
-"""Format versions of the folders vrexp writes (checklist models, generators, VisionReward).
+"""Versions: the format of the folders vrexp writes, and the packages a result was computed with.
 
 Each folder's JSON config carries ``format_version`` (the layout of the folder, bumped when a
 change would make older code misread it) and ``vrexp_version`` (the release that wrote it, for
 information). On load, a folder newer than the code is refused with both versions named; a folder
 written before versions existed has no ``format_version`` and reads as version 0.
+
+A trained model or a table is fixed by vrexp's code, its config and the versions of the packages
+whose kernels and initialisers it ran (another torch or transformers sums floats in another order
+and gives another model from the same seed). :func:`package_versions` records those, for a model
+folder's ``trained_on.json``, every run folder's ``environment.json`` and a published table's
+header.
 """
 
 from __future__ import annotations
 
+import platform
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +23,20 @@ import vrexp
 
 FORMAT_VERSION = 1
 VERSION_KEYS = ("format_version", "vrexp_version")
+# The distributions whose versions change a result's numbers (kernels, initialisers, tokenisers,
+# solvers, codecs), in the order a table's header names them.
+NUMERIC_PACKAGES = (
+    "torch",
+    "transformers",
+    "pytorch-lightning",
+    "tokenizers",
+    "diffusers",
+    "peft",
+    "numpy",
+    "scipy",
+    "av",
+    "pillow",
+)
 
 
 class FolderFormatError(ValueError):
@@ -41,3 +63,21 @@ def check_format(
             f"format_version {supported} at most: upgrade vrexp to load it"
         )
     return found, {k: v for k, v in settings.items() if k not in VERSION_KEYS}
+
+
+def package_versions(packages: tuple[str, ...] = NUMERIC_PACKAGES) -> dict[str, str | None]:
+    """Python's and each of ``packages``' installed version (None: not installed)."""
+    versions: dict[str, str | None] = {"python": platform.python_version()}
+    for name in packages:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = None
+    return versions
+
+
+def describe_packages(versions: dict[str, str | None], first: int = 4) -> str:
+    """The ``first`` packages of ``versions`` as ``"torch 2.13.0+cpu, transformers 5.24.0, ..."``
+    (those not installed left out)."""
+    named = [(k, v) for k, v in versions.items() if k != "python" and v is not None]
+    return ", ".join(f"{k} {v}" for k, v in named[:first])

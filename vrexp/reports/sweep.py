@@ -5,7 +5,7 @@ in its output folder. When the sweep ends, the callback gathers them, adds each 
 as columns, writes ``<name>.md/.csv/.png`` in the sweep folder and, if the sweep logs to W&B, logs
 the table and plot as one more run of the sweep's group. With ``publish_dir`` set, the three files
 are also copied there (``experiments/results/``: the last full run of each experiment), the ``.md``
-headed by the date, the machine and the command. ``python -m vrexp.reports SWEEP_DIR`` rebuilds the
+headed by the date, the machine, the package versions and the command. ``python -m vrexp.reports SWEEP_DIR`` rebuilds the
 table of a finished or partly failed sweep from its folder.
 """
 
@@ -26,6 +26,7 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
 from vrexp.configs.logger import WandbLoggerConfig
+from vrexp.configs.versioning import describe_packages, package_versions
 from vrexp.data.atomic import atomic_write
 from vrexp.reports.tables import PlotSpec, format_markdown, write_table
 
@@ -155,10 +156,13 @@ def missing_jobs(sweep_dir: str | Path, num_jobs: int | None = None) -> list[str
 
 
 def provenance(command: str) -> str:
-    """The header line of a published table: date, machine and command."""
+    """The header line of a published table: date, machine, the versions of Python and the
+    packages that fix its numbers (torch, transformers, Lightning, tokenizers), and command."""
     now = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     machine = f"{platform.node()} ({os.cpu_count()} CPUs, {platform.machine()})"
-    return f"_Run {now} on {machine}: `{command}`_"
+    versions = package_versions()
+    stack = f"Python {versions['python']}, {describe_packages(versions)}"
+    return f"_Run {now} on {machine} with {stack}: `{command}`_"
 
 
 def publish(paths: dict[str, Path], publish_dir: str | Path, command: str) -> dict[str, Path]:

@@ -1,13 +1,14 @@
 """One function per stage, and the task wrapper that ``run.py`` (and the ``vrexp`` command) calls.
 
 :func:`run_task` lays out a chain's folders, validates the whole config before any work starts,
-runs the task, says where its outputs are and returns the task's metric (for a sweeper such as
-Optuna). A failure is logged, written to ``failed.json`` in the run folder and re-raised, so the
+records the package versions it runs with (``environment.json``), runs the task, says where its
+outputs are and returns the task's metric (for a sweeper such as Optuna). A failure is logged, written to ``failed.json`` in the run folder and re-raised, so the
 job (exit status), its W&B run (exit code 1), ``run.log`` and its sweep's table record it.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import signal
@@ -15,12 +16,15 @@ import socket
 import sys
 import threading
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import torch
 from omegaconf import DictConfig, OmegaConf
 
+from vrexp.atomic import atomic_write
 from vrexp.configs import validate_config
+from vrexp.configs.versioning import package_versions, stamp
 from vrexp.reports.sweep import job_overrides, write_failure
 from vrexp.tasks.annotate import annotate
 from vrexp.tasks.benchmark import benchmark
@@ -41,6 +45,8 @@ from vrexp.tasks.train_generator import train_generator
 from vrexp.tracking import stage_logger
 
 log = logging.getLogger(__name__)
+
+ENVIRONMENT_FILE = "environment.json"  # in every run folder: what the numbers were computed with
 
 TASKS: dict[str, Callable[[DictConfig, Any], Any]] = {
     "make_data": make_data,
@@ -100,6 +106,7 @@ def run_task(cfg: DictConfig) -> float | None:
         raise
     if cfg.cpu_threads is not None:
         torch.set_num_threads(cfg.cpu_threads)
+    _record_environment(cfg)
     try:
         # One logger run for the whole task: a failure anywhere in it marks that run failed.
         with stage_logger(cfg) as logger:
@@ -126,6 +133,20 @@ def _why(err: BaseException) -> str:
     if isinstance(err, SystemExit) and isinstance(err.code, int) and err.code > 128:
         return f"signal {signal.Signals(err.code - 128).name}"
     return type(err).__name__
+
+
+def _record_environment(cfg: DictConfig) -> None:
+    """``environment.json`` in the run folder: the host, its threads and the package versions."""
+    record = stamp(
+        {
+            "host": socket.gethostname(),
+            "cpu_count": os.cpu_count(),
+            "torch_threads": torch.get_num_threads(),
+            "packages": package_versions(),
+        }
+    )
+    payload = json.dumps(record, indent=2) + "\n"
+    atomic_write(Path(cfg.paths.output_dir) / ENVIRONMENT_FILE, lambda p: p.write_text(payload))
 
 
 def _record_failure(cfg: DictConfig, err: BaseException) -> None:
