@@ -9,13 +9,14 @@ import pyarrow.parquet as pq
 import pytest
 import pytorch_lightning as pl
 import torch
+import torch.nn.functional as F
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from omegaconf import OmegaConf
 
 from tests.conftest import compose_config, run_cli
 from vrexp.backbones import build_backbone, load_backbone
-from vrexp.checklist import Checklist
+from vrexp.checklist import Checklist, ChecklistError
 from vrexp.configs import BackboneOptimSettings, PartitionConfig
 from vrexp.data.annotations import read_annotations
 from vrexp.data.checklist_data import (
@@ -166,6 +167,51 @@ def test_items_are_processed_once_and_answer_as_if_processed_in_the_batch(small_
     without = {k: v for k, v in first.items() if k != "processed"}
     with torch.inference_mode():
         torch.testing.assert_close(module(first), module(without), rtol=0, atol=0)
+
+
+def test_loss_weights_take_the_sub_dimension_first_then_the_dimension(small_split):
+    _, checklist, _ = small_split
+    sub = checklist.sub_dimensions[0]
+    other = next(d for d in checklist.dimensions if d.name != sub.dimension)
+    weights = checklist.question_weights({sub.dimension: 3.0, sub.name: 0.5, other.name: 0.0})
+    for question, weight in zip(checklist.questions, weights, strict=True):
+        if question.sub_dimension == sub.name and question.dimension == sub.dimension:
+            assert weight == 0.5
+        elif question.dimension == sub.dimension:
+            assert weight == 3.0
+        elif question.dimension == other.name:
+            assert weight == 0.0
+        else:
+            assert weight == 1.0
+    with pytest.raises(ChecklistError, match=r"task.loss_weights: 'Grain' is neither.*Fidelity"):
+        checklist.question_weights({"Grain": 2.0}, key="task.loss_weights")
+    for bad in (-1.0, float("nan"), float("inf")):
+        with pytest.raises(ChecklistError, match=r"must be finite and >= 0"):
+            checklist.question_weights({sub.name: bad})
+
+
+def test_a_weighted_loss_is_the_weighted_mean_over_the_batchs_questions(small_split):
+    split_dir, checklist, backbone = small_split
+    data = ChecklistDataModule(
+        split_dir,
+        checklist,
+        partition=PartitionConfig(),
+        frames=backbone.config.frames,
+        batch_size=4,
+    )
+    data.setup()
+    batch = next(iter(data.train_dataloader()))
+    sub = checklist.sub_dimensions[checklist.question_sub_dimension()[batch["question_index"][0]]]
+    weights = {sub.name: 4.0, checklist.dimension_names[-1]: 0.0}
+    weighted = ChecklistModule(backbone, checklist, BackboneOptimSettings(), weights)
+    plain = ChecklistModule(backbone, checklist, BackboneOptimSettings())
+    with torch.no_grad():
+        logits = plain(batch)
+        bce = F.binary_cross_entropy_with_logits(logits, batch["labels"], reduction="none")
+        w = torch.from_numpy(checklist.question_weights(weights))[batch["question_index"]]
+        assert (w == 4.0).any() and (w == 1.0).any()  # the batch has weighted and plain questions
+        torch.testing.assert_close(weighted.training_step(batch, 0), (bce * w).sum() / w.sum())
+        torch.testing.assert_close(plain.training_step(batch, 0), bce.mean())
 
 
 @pytest.mark.parametrize("vision_lr_scale", [0.1, 0.0])

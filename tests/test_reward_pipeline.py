@@ -198,6 +198,45 @@ def test_ceilings_are_the_truth_and_the_oracle_answers_under_the_same_fit(world,
     assert {r["method"] for r in off["rows"]} == {"VisionReward", "alignment"}
 
 
+def test_the_oracle_gap_falls_on_the_dimension_the_checklist_model_gets_wrong(world, tmp_path):
+    # Exact answers except the Alignment questions, answered at random: the whole gap to the
+    # oracle-answer ceiling is Alignment's, and the oracle answering any other dimension gains
+    # nothing (its thresholded answers are the oracle's already).
+    root, split_dir, checklist = world
+    write_oracle_annotations(split_dir, checklist, root / "exact_but_alignment", noise=0.0)
+    part = root / "exact_but_alignment" / "part-00000.parquet"
+    table = pq.read_table(part)
+    alignment = [q.id for q in checklist.questions if q.dimension == "Alignment"]
+    wrong = np.isin(table.column("question_id").to_numpy(), alignment)
+    p_yes = table.column("p_yes").to_numpy().copy()
+    p_yes[wrong] = np.random.default_rng(0).random(int(wrong.sum()))
+    index = table.schema.get_field_index("p_yes")
+    pq.write_table(table.set_column(index, "p_yes", pa.array(p_yes, pa.float32())), part)
+    _, reward_dir = fitted(world, "task.hard_answers=true", annotations="exact_but_alignment")
+    evaluation = [
+        "task=evaluate",
+        f"task.annotations={root}/exact_but_alignment",
+        f"task.reward_dir={reward_dir}",
+        f"task.out_dir={tmp_path}/eval",
+        "task.baselines=[]",
+        "task.num_resamples=10",
+    ]
+    summary = evaluate(compose_config(root, *SPLIT, *evaluation))
+    rows = {r["method"]: r for r in summary["rows"]}
+    gap = {r["dimension"]: r for r in summary["oracle_gap"]}
+    assert list(gap) == checklist.dimension_names
+    assert rows[ORACLE_ANSWERS]["tau_star"] - rows["VisionReward"]["tau_star"] > 0.05
+    assert gap["Alignment"]["tau_star"] == pytest.approx(rows[ORACLE_ANSWERS]["tau_star"])
+    assert gap["Alignment"]["recovered"] == pytest.approx(
+        rows[ORACLE_ANSWERS]["tau_star"] - rows["VisionReward"]["tau_star"]
+    )
+    assert gap["Alignment"]["share"] == pytest.approx(1.0)
+    for name in checklist.dimension_names[1:]:
+        assert gap[name]["recovered"] == 0 and gap[name]["share"] == 0, name
+    assert gap["Alignment"]["questions"] == len(alignment)
+    assert (tmp_path / "eval" / "oracle_gap.md").is_file()
+
+
 def test_answer_matrix_names_a_missing_item(world):
     root, _, checklist = world
     table = read_annotations(root / "annotations")

@@ -136,6 +136,29 @@ class Checklist:
             [keys.index((q.dimension, q.sub_dimension)) for q in self.questions], dtype=np.int64
         )
 
+    def question_weights(self, weights: Mapping[str, float], key: str = "weights") -> np.ndarray:
+        """[Q] a weight per question column from ``weights``, keyed by dimension or sub-dimension
+        name: a question takes its sub-dimension's weight if named, else its dimension's, else 1.
+        A name the checklist lacks, or a weight that is negative or not finite, is refused naming
+        ``key`` (the config key the mapping came from)."""
+        subs = {s.name for s in self.sub_dimensions}
+        known = subs | set(self.dimension_names)
+        for name, weight in weights.items():
+            if name not in known:
+                raise ChecklistError(
+                    f"{key}: {name!r} is neither a dimension nor a sub-dimension of checklist "
+                    f"{self.name!r}; its dimensions: {self.dimension_names}, its sub-dimensions: "
+                    f"{sorted(subs)}"
+                )
+            if not np.isfinite(weight) or weight < 0:
+                raise ChecklistError(
+                    f"{key}[{name!r}]={weight!r}: a weight must be finite and >= 0"
+                )
+        return np.array(
+            [weights.get(q.sub_dimension, weights.get(q.dimension, 1.0)) for q in self.questions],
+            dtype=np.float32,
+        )
+
     def dimension_matrix(self) -> np.ndarray:
         """[Q, D] one-hot: column sums of ``answers * w`` against it give per-dimension sub-scores."""
         onehot = np.zeros((len(self.questions), len(self.dimensions)), dtype=np.float32)

@@ -10,12 +10,14 @@ On the same test pairs as the reward under evaluation:
   reaches with a perfect checklist model.
 
 The gap from the reward to the second is what the checklist model loses; from the second to the
-first, what the linear form loses.
+first, what the linear form loses. :func:`oracle_gap_by_dimension` splits the first gap by
+dimension: the checklist model's answers with one dimension's questions answered by the oracle
+instead, weighted afresh on the same pairs, say how much of the gap that dimension's errors cost.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,6 +30,7 @@ from vrexp.configs.choices import Encoding, Solver
 from vrexp.configs.tasks import FitWeightsTaskConfig, SGDSettings
 from vrexp.data.pairs import PreferencePairs
 from vrexp.data.synthworld.split import read_items
+from vrexp.metrics import tau_star
 from vrexp.modules.weights import fit_reward
 
 HIDDEN_UTILITY = "ceiling: hidden utility"
@@ -57,6 +60,28 @@ def fit_settings(info: Mapping[str, Any], annotations: str) -> FitWeightsTaskCon
     )
 
 
+PairAnswers = Callable[[PreferencePairs], tuple[np.ndarray, np.ndarray]]
+
+
+class OracleAnswers:
+    """The oracle's answers to ``checklist``'s questions for the A and B items of pairs of the
+    SynthWorld split ``split_dir``, and each item's hidden utility."""
+
+    def __init__(self, split_dir: str | Path, checklist: Checklist) -> None:
+        items = read_items(split_dir)
+        split_checklist = Checklist.from_yaml(Path(split_dir) / "checklist.yaml")
+        self._row = {int(i): r for r, i in enumerate(items.column("item_id").to_pylist())}
+        self.utility = items.column("utility").to_numpy()
+        oracle = np.asarray(items.column("oracle_answers").to_pylist(), dtype=np.float64)
+        self.answers = oracle[:, [split_checklist.column(q.id) for q in checklist.questions]]
+
+    def rows(self, ids: np.ndarray) -> np.ndarray:
+        return np.asarray([self._row[int(i)] for i in ids], dtype=np.int64)
+
+    def __call__(self, pairs: PreferencePairs) -> tuple[np.ndarray, np.ndarray]:
+        return self.answers[self.rows(pairs.item_a)], self.answers[self.rows(pairs.item_b)]
+
+
 def known_truth_ceilings(
     split_dir: str | Path,
     checklist: Checklist,
@@ -68,27 +93,69 @@ def known_truth_ceilings(
 ) -> Ceilings:
     """The two ceilings of ``test`` on the SynthWorld split ``split_dir``; the oracle answers are
     weighted on ``train``, the reward's own training pairs, over ``checklist``'s questions."""
-    items = read_items(split_dir)
-    split_checklist = Checklist.from_yaml(Path(split_dir) / "checklist.yaml")
-    row = {int(i): r for r, i in enumerate(items.column("item_id").to_pylist())}
-    utility = items.column("utility").to_numpy()
-    oracle = np.asarray(items.column("oracle_answers").to_pylist(), dtype=np.float64)
-    oracle = oracle[:, [split_checklist.column(q.id) for q in checklist.questions]]
-
-    def rows(ids: np.ndarray) -> np.ndarray:
-        return np.asarray([row[int(i)] for i in ids], dtype=np.int64)
-
-    def answers(pairs: PreferencePairs) -> tuple[np.ndarray, np.ndarray]:
-        return oracle[rows(pairs.item_a)], oracle[rows(pairs.item_b)]
-
-    reward = fit_reward(checklist, answers(train), train.label, settings, seed=seed)
-    test_a, test_b = answers(test)
+    oracle = OracleAnswers(split_dir, checklist)
+    reward = fit_reward(checklist, oracle(train), train.label, settings, seed=seed)
+    test_a, test_b = oracle(test)
+    utility = oracle.utility
     return Ceilings(
         deltas={
             HIDDEN_UTILITY: torch.as_tensor(
-                utility[rows(test.item_a)] - utility[rows(test.item_b)], dtype=torch.float64
+                utility[oracle.rows(test.item_a)] - utility[oracle.rows(test.item_b)],
+                dtype=torch.float64,
             ),
             ORACLE_ANSWERS: (reward.score(test_a) - reward.score(test_b)).double(),
         },
         oracle_dimensions=(reward.dimension_scores(test_a), reward.dimension_scores(test_b)),
     )
+
+
+def oracle_gap_by_dimension(
+    split_dir: str | Path,
+    checklist: Checklist,
+    train: PreferencePairs,
+    test: PreferencePairs,
+    model_answers: PairAnswers,
+    settings: FitWeightsTaskConfig,
+    *,
+    seed: int = 0,
+) -> list[dict[str, Any]]:
+    """One row per dimension of ``checklist``: the test tau* of the checklist model's answers
+    (``model_answers`` of pairs) with that dimension's questions answered by the oracle, weighted
+    afresh on ``train`` like the reward, and ``recovered``, its gain over the model's answers alone
+    weighted the same way; ``share`` is that gain over the whole gap to the oracle answers.
+
+    The shares need not sum to 1: the dimensions' errors interact through the weighting."""
+    oracle = OracleAnswers(split_dir, checklist)
+    label = torch.as_tensor(test.label, dtype=torch.float64)
+    model = {"train": model_answers(train), "test": model_answers(test)}
+    truth = {"train": oracle(train), "test": oracle(test)}
+    dimension = checklist.question_dimension()
+
+    def accuracy(columns: np.ndarray) -> float:
+        def mixed(part: str) -> tuple[np.ndarray, np.ndarray]:
+            out = []
+            for answers, exact in zip(model[part], truth[part], strict=True):
+                answers = np.array(answers, dtype=np.float64)
+                answers[:, columns] = exact[:, columns]
+                out.append(answers)
+            return out[0], out[1]
+
+        reward = fit_reward(checklist, mixed("train"), train.label, settings, seed=seed)
+        test_a, test_b = mixed("test")
+        return float(tau_star((reward.score(test_a) - reward.score(test_b)).double(), label)[0])
+
+    alone = accuracy(np.zeros_like(dimension, dtype=bool))
+    gap = accuracy(np.ones_like(dimension, dtype=bool)) - alone
+    rows = []
+    for index, name in enumerate(checklist.dimension_names):
+        value = accuracy(dimension == index)
+        rows.append(
+            {
+                "dimension": name,
+                "questions": int((dimension == index).sum()),
+                "tau_star": value,
+                "recovered": value - alone,
+                "share": (value - alone) / gap if gap > 0 else float("nan"),
+            }
+        )
+    return rows

@@ -3,7 +3,7 @@
 A training batch is packed: each item's media is encoded once and all of its drawn questions are
 read against that prefix (:meth:`ChecklistBackbone.suffix_logits`), so the cost of a step grows with
 the number of items far more than with the number of questions. The loss is binary cross-entropy on
-the yes/no log-odds. Validation and test answer every applicable question of every item and report
+the yes/no log-odds, a weighted mean when questions carry loss weights (``task.loss_weights``). Validation and test answer every applicable question of every item and report
 per-question and per-dimension accuracy.
 """
 
@@ -29,6 +29,7 @@ class ChecklistModule(pl.LightningModule):
         backbone: ChecklistBackbone,
         checklist: Checklist,
         optim: BackboneOptimSettings,
+        loss_weights: dict[str, float] | None = None,
     ) -> None:
         super().__init__()
         self.optim = optim
@@ -36,6 +37,10 @@ class ChecklistModule(pl.LightningModule):
         self.backbone = backbone
         self.checklist = checklist
         self.question_dimension = torch.from_numpy(checklist.question_dimension())
+        # Not a buffer: a checkpoint of weighted training loads into an unweighted module.
+        self.question_loss_weight = torch.from_numpy(
+            checklist.question_weights(loss_weights or {}, key="task.loss_weights")
+        )
         self.val_accuracy = PerQuestionAccuracy(len(checklist.questions))
         self.test_accuracy = PerQuestionAccuracy(len(checklist.questions))
         self.results: dict[str, dict[str, float]] = {}
@@ -50,8 +55,9 @@ class ChecklistModule(pl.LightningModule):
         labels = batch["labels"].to(logits.device)
         # A rank's filler item (weight 0) keeps the ranks in step and adds nothing.
         weights = batch.get("weights", torch.ones_like(labels)).to(logits.device)
+        weighted = weights * self.question_loss_weight[batch["question_index"]].to(logits.device)
         bce = F.binary_cross_entropy_with_logits(logits, labels, reduction="none")
-        loss, mean_loss = global_mean(self, (bce * weights).sum(), weights.sum())
+        loss, mean_loss = global_mean(self, (bce * weighted).sum(), weighted.sum())
         hits = ((logits > 0).float() == labels).float()
         _, accuracy = global_mean(self, (hits * weights).sum(), weights.sum())
         size = len(batch["media"])

@@ -10,8 +10,11 @@ diff and their 95% bootstrap intervals (arXiv 2412.21059 §5.1) for:
 - ``generic_question``: one generic yes/no question, its log-odds trained on the same pairs;
 - ``alignment``: the alignment questions alone, weighted on the same pairs.
 
-It also reports each VisionReward dimension's sub-score accuracy. Outputs go to ``out_dir``
-(``preference_accuracy.{md,csv,png}``, ``dimension_accuracy.{md,csv}``, ``evaluation.json``) and
+It also reports each VisionReward dimension's sub-score accuracy and, on SynthWorld, the
+known-truth ceilings and what each dimension's checklist errors cost of the gap to the
+oracle-answer ceiling (:mod:`vrexp.modules.ceilings`). Outputs go to ``out_dir``
+(``preference_accuracy.{md,csv,png}``, ``dimension_accuracy.{md,csv}``, ``oracle_gap.{md,csv}``
+on SynthWorld, ``evaluation.json``) and
 the job's ``results.json`` feeds a sweep's table. A killed run rerun into the same ``out_dir``
 resumes the pairwise baselines' training from their checkpoints (:mod:`vrexp.modules.resume`).
 """
@@ -37,7 +40,7 @@ from vrexp.data.annotations import pair_answers, read_annotations
 from vrexp.data.synthworld import preference_split
 from vrexp.data.visionrewarddb import preference_pair_parts, preference_records
 from vrexp.metrics import per_dimension_accuracy
-from vrexp.modules.ceilings import fit_settings, known_truth_ceilings
+from vrexp.modules.ceilings import fit_settings, known_truth_ceilings, oracle_gap_by_dimension
 from vrexp.modules.evaluation import (
     method_row,
     paired_columns,
@@ -105,17 +108,25 @@ def evaluate(
         dimension_scores = {
             "": (reward.dimension_scores(answers_a), reward.dimension_scores(answers_b))
         }
+        gap_rows: list[dict[str, Any]] = []
         if task.ceilings and getattr(dataset, "kind", None) == "synthworld":
+            split_dir = preference_split(dataset, checklist)
+            settings = fit_settings(fit_info, task.annotations)
+            fit_seed = fit_info.get("seed", cfg.seed)
             ceilings = known_truth_ceilings(
-                preference_split(dataset, checklist),
-                reward.checklist,
-                train,
-                test,
-                fit_settings(fit_info, task.annotations),
-                seed=fit_info.get("seed", cfg.seed),
+                split_dir, reward.checklist, train, test, settings, seed=fit_seed
             )
             deltas.update(ceilings.deltas)
             dimension_scores["oracle_"] = ceilings.oracle_dimensions
+            gap_rows = oracle_gap_by_dimension(
+                split_dir,
+                reward.checklist,
+                train,
+                test,
+                lambda pairs: pair_answers(table, reward.checklist, pairs, hard),
+                settings,
+                seed=fit_seed,
+            )
         rows = [
             method_row(name, delta, label, task.num_resamples, cfg.seed)
             for name, delta in deltas.items()
@@ -143,12 +154,21 @@ def evaluate(
             "dimensions": dimension_rows,
             "num_train_pairs": len(train),
             "baseline_seconds": seconds,
+            "oracle_gap": gap_rows,
         }
         if is_rank_zero():  # under DDP the baselines' ranks computed the same rows
             write_table(rows, out_dir, "preference_accuracy", title=title, plot=PlotSpec())
             write_table(
                 dimension_rows, out_dir, "dimension_accuracy", title="VisionReward sub-scores"
             )
+            if gap_rows:
+                write_table(
+                    gap_rows,
+                    out_dir,
+                    "oracle_gap",
+                    title="What each dimension's checklist errors cost: tau* with that dimension "
+                    "answered by the oracle, weights refitted on the same pairs",
+                )
             write_table(
                 comparisons,
                 out_dir,
@@ -167,14 +187,18 @@ def evaluate(
             log_table(
                 logger, "eval/preference_accuracy", columns, [[r[c] for c in columns] for r in rows]
             )
-    for table in report_tables(title, rows, dimension_rows, comparisons):
+    for table in report_tables(title, rows, dimension_rows, comparisons, gap_rows):
         log.info(render(table))
     log.info("evaluation written to %s", out_dir)
     return {**summary, "out_dir": str(out_dir)}
 
 
 def report_tables(
-    title: str, rows: list[dict], dimension_rows: list[dict], comparisons: Sequence[dict] = ()
+    title: str,
+    rows: list[dict],
+    dimension_rows: list[dict],
+    comparisons: Sequence[dict] = (),
+    gap_rows: Sequence[dict] = (),
 ) -> list[Table]:
     table = Table(title=title)
     for column in ("method", "tau*", "95% CI", "diff", "95% CI "):
@@ -211,4 +235,17 @@ def report_tables(
                 f"[{c['diff_low']:+.3f}, {c['diff_high']:+.3f}]",
             )
         tables.append(paired)
+    if gap_rows:
+        gap = Table(title="What each dimension's checklist errors cost (oracle answers for it)")
+        for column in ("dimension", "questions", "tau*", "recovered", "share of the gap"):
+            gap.add_column(column, justify="left" if column == "dimension" else "right")
+        for r in gap_rows:
+            gap.add_row(
+                r["dimension"],
+                str(r["questions"]),
+                f"{r['tau_star']:.3f}",
+                f"{r['recovered']:+.3f}",
+                f"{r['share']:.0%}",
+            )
+        tables.append(gap)
     return tables

@@ -59,7 +59,7 @@ def train_checklist(cfg: DictConfig, logger: Logger | None = None) -> dict[str, 
             seed=cfg.seed,
             cache_mib=task.cache_mib,
         )
-        module = ChecklistModule(backbone, checklist, task)
+        module = ChecklistModule(backbone, checklist, task, task.loss_weights)
         (checkpoint,) = checkpoints.extra
         with stage_logger(cfg, logger) as logger:
             trainer = build_trainer(
