@@ -3,8 +3,9 @@
 A training batch is packed: each item's media is encoded once and all of its drawn questions are
 read against that prefix (:meth:`ChecklistBackbone.suffix_logits`), so the cost of a step grows with
 the number of items far more than with the number of questions. The loss is binary cross-entropy on
-the yes/no log-odds, a weighted mean when questions carry loss weights (``task.loss_weights``). Validation and test answer every applicable question of every item and report
-per-question and per-dimension accuracy.
+the yes/no log-odds, a weighted mean when questions carry loss weights (``task.loss_weights``).
+Validation and test answer every applicable question of every item and report per-question and
+per-dimension accuracy.
 """
 
 from __future__ import annotations

@@ -5,8 +5,8 @@ in its output folder. When the sweep ends, the callback gathers them, adds each 
 as columns, writes ``<name>.md/.csv/.png`` in the sweep folder and, if the sweep logs to W&B, logs
 the table and plot as one more run of the sweep's group. With ``publish_dir`` set, the three files
 are also copied there (``experiments/results/``: the last full run of each experiment), the ``.md``
-headed by the date, the machine, the package versions and the command. ``python -m vrexp.reports SWEEP_DIR`` rebuilds the
-table of a finished or partly failed sweep from its folder.
+headed by the date, the machine, the package versions and the command. ``python -m vrexp.reports
+SWEEP_DIR`` rebuilds the table of a finished or partly failed sweep from its folder.
 """
 
 from __future__ import annotations

@@ -2,8 +2,9 @@
 
 :func:`run_task` lays out a chain's folders, validates the whole config before any work starts,
 records the package versions it runs with (``environment.json``), runs the task, says where its
-outputs are and returns the task's metric (for a sweeper such as Optuna). A failure is logged, written to ``failed.json`` in the run folder and re-raised, so the
-job (exit status), its W&B run (exit code 1), ``run.log`` and its sweep's table record it.
+outputs are and returns the task's metric (for a sweeper such as Optuna). A failure is logged,
+written to ``failed.json`` in the run folder and re-raised, so the job (exit status), its W&B run
+(exit code 1), ``run.log`` and its sweep's table record it.
 """
 
 from __future__ import annotations

@@ -14,9 +14,9 @@ It also reports each VisionReward dimension's sub-score accuracy and, on SynthWo
 known-truth ceilings and what each dimension's checklist errors cost of the gap to the
 oracle-answer ceiling (:mod:`vrexp.modules.ceilings`). Outputs go to ``out_dir``
 (``preference_accuracy.{md,csv,png}``, ``dimension_accuracy.{md,csv}``, ``oracle_gap.{md,csv}``
-on SynthWorld, ``evaluation.json``) and
-the job's ``results.json`` feeds a sweep's table. A killed run rerun into the same ``out_dir``
-resumes the pairwise baselines' training from their checkpoints (:mod:`vrexp.modules.resume`).
+on SynthWorld, ``evaluation.json``) and the job's ``results.json`` feeds a sweep's table. A killed
+run rerun into the same ``out_dir`` resumes the pairwise baselines' training from their
+checkpoints (:mod:`vrexp.modules.resume`).
 """
 
 from __future__ import annotations
