@@ -83,7 +83,7 @@ class OracleAnswers:
 
 
 def known_truth_ceilings(
-    split_dir: str | Path,
+    oracle: OracleAnswers,
     checklist: Checklist,
     train: PreferencePairs,
     test: PreferencePairs,
@@ -91,9 +91,8 @@ def known_truth_ceilings(
     *,
     seed: int = 0,
 ) -> Ceilings:
-    """The two ceilings of ``test`` on the SynthWorld split ``split_dir``; the oracle answers are
-    weighted on ``train``, the reward's own training pairs, over ``checklist``'s questions."""
-    oracle = OracleAnswers(split_dir, checklist)
+    """The two ceilings of ``test`` from the split's ``oracle`` (answers to ``checklist``'s
+    questions); the oracle answers are weighted on ``train``, the reward's own training pairs."""
     reward = fit_reward(checklist, oracle(train), train.label, settings, seed=seed)
     test_a, test_b = oracle(test)
     utility = oracle.utility
@@ -110,7 +109,7 @@ def known_truth_ceilings(
 
 
 def oracle_gap_by_dimension(
-    split_dir: str | Path,
+    oracle: OracleAnswers,
     checklist: Checklist,
     train: PreferencePairs,
     test: PreferencePairs,
@@ -125,7 +124,6 @@ def oracle_gap_by_dimension(
     weighted the same way; ``share`` is that gain over the whole gap to the oracle answers.
 
     The shares need not sum to 1: the dimensions' errors interact through the weighting."""
-    oracle = OracleAnswers(split_dir, checklist)
     label = torch.as_tensor(test.label, dtype=torch.float64)
     model = {"train": model_answers(train), "test": model_answers(test)}
     truth = {"train": oracle(train), "test": oracle(test)}

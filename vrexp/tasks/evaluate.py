@@ -40,7 +40,12 @@ from vrexp.data.annotations import pair_answers, read_annotations
 from vrexp.data.synthworld import preference_split
 from vrexp.data.visionrewarddb import preference_pair_parts, preference_records
 from vrexp.metrics import per_dimension_accuracy
-from vrexp.modules.ceilings import fit_settings, known_truth_ceilings, oracle_gap_by_dimension
+from vrexp.modules.ceilings import (
+    OracleAnswers,
+    fit_settings,
+    known_truth_ceilings,
+    oracle_gap_by_dimension,
+)
 from vrexp.modules.evaluation import (
     method_row,
     paired_columns,
@@ -110,16 +115,17 @@ def evaluate(
         }
         gap_rows: list[dict[str, Any]] = []
         if task.ceilings and getattr(dataset, "kind", None) == "synthworld":
-            split_dir = preference_split(dataset, checklist)
+            # the split read once, for both
+            oracle = OracleAnswers(preference_split(dataset, checklist), reward.checklist)
             settings = fit_settings(fit_info, task.annotations)
             fit_seed = fit_info.get("seed", cfg.seed)
             ceilings = known_truth_ceilings(
-                split_dir, reward.checklist, train, test, settings, seed=fit_seed
+                oracle, reward.checklist, train, test, settings, seed=fit_seed
             )
             deltas.update(ceilings.deltas)
             dimension_scores["oracle_"] = ceilings.oracle_dimensions
             gap_rows = oracle_gap_by_dimension(
-                split_dir,
+                oracle,
                 reward.checklist,
                 train,
                 test,
@@ -193,6 +199,14 @@ def evaluate(
     return {**summary, "out_dir": str(out_dir)}
 
 
+def _console_table(title: str, columns: Sequence[str]) -> Table:
+    """A rich table with ``columns``, the first (the row's name) left-aligned, numbers right."""
+    table = Table(title=title)
+    for index, column in enumerate(columns):
+        table.add_column(column, justify="left" if index == 0 else "right")
+    return table
+
+
 def report_tables(
     title: str,
     rows: list[dict],
@@ -200,9 +214,7 @@ def report_tables(
     comparisons: Sequence[dict] = (),
     gap_rows: Sequence[dict] = (),
 ) -> list[Table]:
-    table = Table(title=title)
-    for column in ("method", "tau*", "95% CI", "diff", "95% CI "):
-        table.add_column(column, justify="left" if column == "method" else "right")
+    table = _console_table(title, ("method", "tau*", "95% CI", "diff", "95% CI "))
     for r in rows:
         table.add_row(
             r["method"],
@@ -214,18 +226,17 @@ def report_tables(
     if rows:
         table.caption = f"{rows[0]['test_pairs']} test pairs, {rows[0]['test_ties']} of them ties"
     oracle = any("oracle_tau_star" in r for r in dimension_rows)
-    dims = Table(title="VisionReward sub-score accuracy by dimension")
     columns = ["dimension", "tau*", "diff"] + (["oracle tau*", "oracle diff"] if oracle else [])
-    for column in columns:
-        dims.add_column(column, justify="left" if column == "dimension" else "right")
+    dims = _console_table("VisionReward sub-score accuracy by dimension", columns)
     for r in dimension_rows:
         keys = ["tau_star", "diff"] + (["oracle_tau_star", "oracle_diff"] if oracle else [])
         dims.add_row(r["dimension"], *(f"{r[k]:.3f}" for k in keys))
     tables = [table, dims]
     if comparisons:
-        paired = Table(title="VisionReward minus each method, paired 95% bootstrap interval")
-        for column in ("minus", "Δ tau*", "95% CI", "Δ diff", "95% CI "):
-            paired.add_column(column, justify="left" if column == "minus" else "right")
+        paired = _console_table(
+            "VisionReward minus each method, paired 95% bootstrap interval",
+            ("minus", "Δ tau*", "95% CI", "Δ diff", "95% CI "),
+        )
         for c in comparisons:
             paired.add_row(
                 c["minus"],
@@ -236,9 +247,10 @@ def report_tables(
             )
         tables.append(paired)
     if gap_rows:
-        gap = Table(title="What each dimension's checklist errors cost (oracle answers for it)")
-        for column in ("dimension", "questions", "tau*", "recovered", "share of the gap"):
-            gap.add_column(column, justify="left" if column == "dimension" else "right")
+        gap = _console_table(
+            "What each dimension's checklist errors cost (oracle answers for it)",
+            ("dimension", "questions", "tau*", "recovered", "share of the gap"),
+        )
         for r in gap_rows:
             gap.add_row(
                 r["dimension"],
