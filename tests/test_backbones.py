@@ -111,6 +111,17 @@ def test_vision_parameters_are_exactly_the_vision_tower(backbone):
     assert vision and not any("language_model" in n or "lm_head" in n for n in vision)
 
 
+def test_projector_parameters_are_the_projector_inside_qwen_s_tower_and_beside_llava_s(backbone):
+    names = {id(p): n for n, p in backbone.named_parameters()}
+    projector = {names[id(p)] for p in backbone.projector_parameters()}
+    vision = {names[id(p)] for p in backbone.vision_parameters()}
+    llava = backbone.family == "llava"
+    part = ".multi_modal_projector." if llava else ".visual.merger."
+    assert projector and projector == {n for n in names.values() if part in n}
+    # Qwen's merger is part of the vision module, so by default it learns at the tower's rate.
+    assert projector.isdisjoint(vision) if llava else projector < vision
+
+
 def test_save_and_reload_give_identical_answers(backbone, tmp_path):
     backbone.save_pretrained(tmp_path / "model")
     assert (tmp_path / "model" / "model.safetensors").exists()

@@ -21,6 +21,7 @@ from vrexp.configs import BackboneOptimSettings, PartitionConfig
 from vrexp.data.annotations import read_annotations
 from vrexp.data.checklist_data import (
     ChecklistDataModule,
+    ColourQuestions,
     PackedChecklistDataset,
     balanced_selection,
     load_examples,
@@ -28,6 +29,7 @@ from vrexp.data.checklist_data import (
 )
 from vrexp.data.items import ItemsError, folder_items
 from vrexp.data.synthworld import make_split, measure
+from vrexp.data.synthworld.grammar import OBJECT_COLORS
 from vrexp.media import save_media
 from vrexp.metrics import PerQuestionAccuracy
 from vrexp.modules import ChecklistModule
@@ -214,9 +216,11 @@ def test_a_weighted_loss_is_the_weighted_mean_over_the_batchs_questions(small_sp
         torch.testing.assert_close(plain.training_step(batch, 0), bce.mean())
 
 
-@pytest.mark.parametrize("vision_lr_scale", [0.1, 0.0])
+@pytest.mark.parametrize(
+    ("vision_lr_scale", "projector_lr_scale"), [(0.1, None), (0.0, None), (0.0, 1.0)]
+)
 def test_checklist_module_trains_and_reports_per_dimension_accuracy(
-    small_split, tmp_path, vision_lr_scale
+    small_split, tmp_path, vision_lr_scale, projector_lr_scale
 ):
     split_dir, checklist, backbone = small_split
     data = ChecklistDataModule(
@@ -226,7 +230,12 @@ def test_checklist_module_trains_and_reports_per_dimension_accuracy(
         frames=backbone.config.frames,
         batch_size=8,
     )
-    optim = BackboneOptimSettings(lr=1e-3, warmup_steps=2, vision_lr_scale=vision_lr_scale)
+    optim = BackboneOptimSettings(
+        lr=1e-3,
+        warmup_steps=2,
+        vision_lr_scale=vision_lr_scale,
+        projector_lr_scale=projector_lr_scale,
+    )
     module = ChecklistModule(backbone, checklist, optim)
     before = {n: p.detach().clone() for n, p in backbone.named_parameters()}
     trainer = pl.Trainer(
@@ -242,11 +251,16 @@ def test_checklist_module_trains_and_reports_per_dimension_accuracy(
     trainer.fit(module, datamodule=data)
     trainer.test(module, datamodule=data)
     changed = [n for n, p in backbone.named_parameters() if not torch.equal(p, before[n])]
-    # A zero scale freezes the vision tower in effect (AdamW's decay is lr-scaled too).
-    assert any("visual" in n for n in changed) == (vision_lr_scale > 0)
+    # A zero scale freezes the vision tower in effect (AdamW's decay is lr-scaled too); the patch
+    # merger inside it learns at its own rate only when that is set.
+    tower = [n for n in changed if "visual" in n and "merger" not in n]
+    merger = [n for n in changed if "visual.merger" in n]
+    assert bool(tower) == (vision_lr_scale > 0)
+    assert bool(merger) == (vision_lr_scale > 0 or bool(projector_lr_scale))
     assert any("language_model" in n for n in changed)
     rates = [group["initial_lr"] for group in trainer.optimizers[0].param_groups]
-    assert rates == pytest.approx([1e-3, 1e-3 * vision_lr_scale])
+    projector_rates = [] if projector_lr_scale is None else [1e-3 * projector_lr_scale]
+    assert rates == pytest.approx([1e-3, 1e-3 * vision_lr_scale, *projector_rates])
     results = module.results["test"]
     assert 0.0 <= results["mean"] <= 1.0
     assert set(checklist.dimension_names) == {
@@ -398,6 +412,75 @@ def test_counterfactual_alignment_questions_are_labelled_by_the_oracle(small_spl
     assert levels_seen == {0, 1, 2}
 
 
+def test_colour_questions_ask_the_oracles_colour_and_another_of_training_items_only(small_split):
+    """Each training item: its checklist questions as without colour questions, its prompt swaps,
+    then yes for the colour the oracle saw and no for another, trained as the first alignment
+    question; every colour appears as the wrong one."""
+    split_dir, checklist, backbone = small_split
+    examples = load_examples(split_dir, checklist, backbone.config.frames)
+    train = examples.subset(split_by_prompt(examples.prompts, PartitionConfig())["train"])
+
+    def dataset(colour_questions):
+        return PackedChecklistDataset(
+            train,
+            checklist,
+            balanced=True,
+            shuffle=True,
+            seed=3,
+            prompt_swaps=2,
+            colour_questions=colour_questions,
+        )
+
+    first_alignment = checklist.column(checklist.sub_dimensions[0].questions[0].id)
+    wrong = set()
+    plain_examples = list(dataset(False))
+    asked_examples = list(dataset(True))
+    assert [e["row"] for e in asked_examples] == [e["row"] for e in plain_examples]
+    # The first item's swaps are drawn before any colour; later ones from the shifted stream.
+    assert asked_examples[0]["questions"][:-2] == plain_examples[0]["questions"]
+    for plain, asked in zip(plain_examples, asked_examples, strict=True):
+        own = len(plain["questions"]) - 4  # two swaps of the two alignment questions
+        assert asked["questions"][:own] == plain["questions"][:own]
+        np.testing.assert_array_equal(asked["labels"][:own], plain["labels"][:own])
+        assert len(asked["questions"]) == own + 4 + 2
+        seen = train.seen_colors[asked["row"]]
+        assert seen is not None
+        assert asked["questions"][-2] == f"Are the objects in the image {seen}?"
+        other = asked["questions"][-1].removeprefix("Are the objects in the image ")[:-1]
+        assert other in OBJECT_COLORS and other != seen
+        wrong.add(other)
+        assert asked["labels"][-2:].tolist() == [1.0, 0.0]
+        assert asked["question_index"][-2:].tolist() == [first_alignment] * 2
+    assert wrong == set(OBJECT_COLORS)
+    module = ChecklistDataModule(
+        split_dir,
+        checklist,
+        partition=PartitionConfig(),
+        frames=backbone.config.frames,
+        batch_size=4,
+        colour_questions=True,
+    )
+    module.setup()
+    assert module.train_dataloader().dataset.colours is not None
+    for loader in (
+        module.val_dataloader(),
+        module.test_dataloader(),
+    ):  # held out: the checklist only
+        assert loader.dataset.colours is None
+        batch = next(iter(loader))
+        assert not any("Are the objects in the image" in q for qs in batch["questions"] for q in qs)
+
+
+def test_colour_questions_need_the_oracles_colour(small_split):
+    split_dir, checklist, backbone = small_split
+    examples = load_examples(split_dir, checklist, backbone.config.frames)
+    examples.seen_colors = None  # a split of format 2 has no oracle.color
+    with pytest.raises(ValueError, match=r"colour_questions.*oracle\.color"):
+        PackedChecklistDataset(
+            examples, checklist, balanced=True, shuffle=True, seed=0, colour_questions=True
+        )
+
+
 def test_prompt_swaps_need_the_oracles_count_and_colour(small_split):
     split_dir, checklist, backbone = small_split
     examples = load_examples(split_dir, checklist, backbone.config.frames)
@@ -418,5 +501,6 @@ def test_a_checklist_without_alignment_trains_without_swaps(small_split):
         examples, ablated, balanced=True, shuffle=True, seed=0, prompt_swaps=2
     )
     assert dataset.swaps is None
+    assert ColourQuestions.of(examples, ablated, enabled=True) is None
     example = next(iter(dataset))
     assert len(example["questions"]) == len(example["labels"]) <= len(ablated.questions)

@@ -313,3 +313,19 @@ def test_counterfactual_prompts_are_on_where_an_oracle_labels_them(overrides, sw
     assert OmegaConf.to_object(cfg.task).prompt_swaps == swaps
     if not overrides or "synthworld" in overrides[0]:  # the main job's stage follows it too
         assert compose_cfg(*overrides).task.stages.train_checklist.prompt_swaps == swaps
+
+
+@pytest.mark.parametrize(
+    ("overrides", "asked"),
+    [
+        ((), True),
+        (("dataset=synthworld_video",), False),  # not measured on video
+        (("dataset=visionrewarddb_image",), False),  # no oracle colour to ask about
+        (("dataset=synthworld_video", "task.colour_questions=true"), True),
+    ],
+)
+def test_colour_questions_are_on_for_synthworld_images(overrides, asked, compose_cfg):
+    cfg = compose_cfg("task=train_checklist", *overrides)
+    assert OmegaConf.to_object(cfg.task).colour_questions is asked
+    if len(overrides) < 2:  # the main job's stage follows the dataset too
+        assert compose_cfg(*overrides).task.stages.train_checklist.colour_questions is asked

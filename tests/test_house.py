@@ -114,7 +114,7 @@ def test_budgets_are_steps_and_epochs_not_wall_time(tmp_path):
     assert cfg.task.stages.evaluate.baseline.max_time is None
     task = OmegaConf.to_object(cfg.task.stages.train_checklist)
     trainer = build_trainer(cfg, task, None, enable_progress_bar=False)
-    assert trainer.max_epochs == 11 and trainer.max_steps == -1
+    assert trainer.max_epochs == 16 and trainer.max_steps == -1
     assert not any(type(c).__name__ == "Timer" for c in trainer.callbacks)  # no wall clock
     video = compose_config(tmp_path, "dataset=synthworld_video")
     assert OmegaConf.to_object(video.task.stages.train_checklist).max_epochs == 30

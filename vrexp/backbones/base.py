@@ -68,6 +68,8 @@ class ChecklistBackbone(nn.Module):
     family: ClassVar[str]
     media_token: ClassVar[str]  # one media placeholder per frame in the prefix text
     vision_module: ClassVar[str]  # attribute of the inner transformers model: the vision tower
+    # Submodule path of the inner model: the projector of vision features into the LM's embeddings.
+    projector_module: ClassVar[str]
     native_video: ClassVar[bool] = False  # the family can take a clip as one video input
     # The repeated blocks (language decoder layers, vision tower blocks) that FSDP shards as
     # one unit each and recomputes under activation checkpointing (trainer=fsdp).
@@ -118,6 +120,11 @@ class ChecklistBackbone(nn.Module):
     def vision_parameters(self) -> list[nn.Parameter]:
         """The vision tower's parameters (with Qwen's patch merger), for a separate learning rate."""
         return list(getattr(self.base_model.model, self.vision_module).parameters())
+
+    def projector_parameters(self) -> list[nn.Parameter]:
+        """The vision-language projector's parameters (inside the vision tower for Qwen, beside it
+        for LLaVA), for a learning rate of its own (``task.projector_lr_scale``)."""
+        return list(self.base_model.model.get_submodule(self.projector_module).parameters())
 
     @property
     def device(self) -> torch.device:

@@ -98,6 +98,7 @@ class QwenVLBackbone(ChecklistBackbone):
     family = "qwen2_vl"
     media_token = "<|vision_start|><|image_pad|><|vision_end|>"
     vision_module = "visual"
+    projector_module = "visual.merger"
     model_class: Any = transformers.Qwen2VLForConditionalGeneration
     config_class: Any = transformers.Qwen2VLConfig
     processor_class: Any = ImageOnlyQwen2VLProcessor
@@ -239,6 +240,7 @@ class LlavaBackbone(ChecklistBackbone):
     family = "llava"
     media_token = "<image>"
     vision_module = "vision_tower"
+    projector_module = "multi_modal_projector"
     model_class: Any = transformers.LlavaForConditionalGeneration
     processor_class: Any = transformers.LlavaProcessor
     shard_layers = (LlamaDecoderLayer, CLIPEncoderLayer)

@@ -47,9 +47,21 @@ class BackboneOptimSettings(OptimSettings):
     # The vision tower learns at lr x this: trained from scratch at the full rate it loses its
     # features faster than the language model learns to read them.
     vision_lr_scale: float = 0.1
+    # The vision-language projector (Qwen2-VL's patch merger, LLaVA's multi_modal_projector) learns
+    # at lr x this; None keeps the family's layout: Qwen's merger sits inside the vision tower and
+    # learns with it, LLaVA's projector sits beside it and learns with the language model.
+    projector_lr_scale: float | None = None
 
     def __post_init__(self) -> None:
-        require("task", {"vision_lr_scale": self.vision_lr_scale >= 0}, self)
+        require(
+            "task",
+            {
+                "vision_lr_scale": self.vision_lr_scale >= 0,
+                "projector_lr_scale": self.projector_lr_scale is None
+                or self.projector_lr_scale >= 0,
+            },
+            self,
+        )
         _next_post_init(BackboneOptimSettings, self)
 
 

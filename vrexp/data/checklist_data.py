@@ -5,7 +5,8 @@ ablated or reworded SynthWorld checklist trains on the same split. Items are spl
 train / val / test. Each training epoch draws a balanced subset per question (as many yes as no,
 docs/method.md §5) and yields each item once with all of its drawn questions, so one media forward
 serves all of them; with ``prompt_swaps`` an item's alignment questions are also asked under other
-training prompts (:class:`PromptSwaps`). Media are read as the model sees them (``frames``, the
+training prompts (:class:`PromptSwaps`), and with ``colour_questions`` it is asked about its
+objects' colour (:class:`ColourQuestions`). Media are read as the model sees them (``frames``, the
 backbone's sampling: a video's picked frames only). With a ``processor`` (the backbone's
 :meth:`~ChecklistBackbone.process`), each item is also run through the model's processor. What is
 read and processed is kept for later epochs in one :class:`~vrexp.data.item_cache.ItemCache` of
@@ -32,7 +33,7 @@ from vrexp.configs.dataset import PartitionConfig
 from vrexp.configs.training import ItemCacheSettings
 from vrexp.data.item_cache import ItemCache
 from vrexp.data.resumable import ResumableData, seeded_generator
-from vrexp.data.synthworld.counterfactual import draw_variant, prompt_variants
+from vrexp.data.synthworld.counterfactual import colour_questions, draw_variant, prompt_variants
 from vrexp.data.synthworld.split import column_levels, read_items
 from vrexp.media import Clip, load_for_model
 from vrexp.ranks import rank_slice
@@ -42,6 +43,8 @@ log = logging.getLogger(__name__)
 ALIGNMENT_KEY = "alignment"  # the SynthWorld factor whose answers depend on the prompt
 
 Processor = Callable[[Sequence[np.ndarray | Clip]], dict[str, torch.Tensor]]
+# Questions drawn for a training item beyond its checklist's: texts, checklist columns, labels.
+Drawn = tuple[list[str], np.ndarray, np.ndarray]
 
 
 @dataclass
@@ -159,12 +162,14 @@ class PackedChecklistDataset(IterableDataset):
         questions_per_item: int | None = None,
         processor: Processor | None = None,
         prompt_swaps: int = 0,
+        colour_questions: bool = False,
     ) -> None:
         self.examples, self.checklist = examples, checklist
         self.balanced, self.shuffle, self.seed = balanced, shuffle, seed
         self.questions_per_item = questions_per_item
         self.processor = processor
         self.swaps = PromptSwaps.of(examples, checklist, prompt_swaps)
+        self.colours = ColourQuestions.of(examples, checklist, colour_questions)
         self.epoch = 0  # the pass counter: pass e draws from (seed, e)
         self._skip = 0
 
@@ -196,13 +201,13 @@ class PackedChecklistDataset(IterableDataset):
             if self.questions_per_item and len(questions) > self.questions_per_item:
                 # More items per step for the same suffix compute: the vision tower sees more media.
                 questions = np.sort(rng.choice(questions, self.questions_per_item, replace=False))
-            swapped = self.swaps.draw(int(row), rng) if self.swaps is not None else None
+            extra = [s.draw(int(row), rng) for s in (self.swaps, self.colours) if s is not None]
             if index not in mine:
                 continue
             position += 1
             if position <= skip:
                 continue
-            last = self._example(int(row), questions, weight=1.0, swapped=swapped)
+            last = self._example(int(row), questions, weight=1.0, extra=extra)
             yield last
         for _ in range(fillers):  # keeps the ranks' step counts equal; weight 0: never trained on
             filler = (
@@ -217,7 +222,7 @@ class PackedChecklistDataset(IterableDataset):
         row: int,
         questions: np.ndarray,
         weight: float,
-        swapped: tuple[list[str], np.ndarray, np.ndarray] | None = None,
+        extra: Sequence[Drawn] = (),
     ) -> dict[str, Any]:
         ex = self.examples
         texts = [
@@ -225,10 +230,10 @@ class PackedChecklistDataset(IterableDataset):
             for q in questions
         ]
         labels = ex.labels[row, questions]
-        if swapped is not None:
-            texts += swapped[0]
-            questions = np.concatenate([questions, swapped[1]])
-            labels = np.concatenate([labels, swapped[2]])
+        for more_texts, more_columns, more_labels in extra:
+            texts += more_texts
+            questions = np.concatenate([questions, more_columns])
+            labels = np.concatenate([labels, more_labels])
         example = {
             "row": row,
             "media": ex.media(row),
@@ -263,7 +268,7 @@ class PromptSwaps:
         on the prompt (an ablation without Alignment)."""
         if not per_item:
             return None
-        alignment = [sub for sub in checklist.sub_dimensions if sub.key == ALIGNMENT_KEY]
+        alignment = alignment_sub_dimensions(checklist)
         if not alignment:
             log.info("task.prompt_swaps: checklist %r has no alignment questions", checklist.name)
             return None
@@ -294,7 +299,7 @@ class PromptSwaps:
         ]
         self.item_ids = examples.item_ids
 
-    def draw(self, row: int, rng: np.random.Generator) -> tuple[list[str], np.ndarray, np.ndarray]:
+    def draw(self, row: int, rng: np.random.Generator) -> Drawn:
         """Question texts, checklist columns and labels of ``row``'s counterfactual questions."""
         texts, columns, labels = [], [], []
         for _ in range(self.per_item):
@@ -304,6 +309,53 @@ class PromptSwaps:
                 columns.append(column)
                 labels.append(float(level <= question.at_least))
         return texts, np.array(columns, dtype=np.int64), np.array(labels, dtype=np.float32)
+
+
+class ColourQuestions:
+    """Direct colour questions for training items (``task.colour_questions``).
+
+    Per item and pass, "Are the objects in the image <colour>?" about the colour the oracle saw
+    (yes) and another (no) (:func:`~vrexp.data.synthworld.counterfactual.colour_questions`). They
+    train as the checklist's first alignment question, whose loss weight applies; an item whose
+    objects the oracle saw in no colour is asked none.
+    """
+
+    @classmethod
+    def of(cls, examples: ChecklistExamples, checklist: Checklist, enabled: bool) -> Self | None:
+        """The questions, or None when off or the checklist has no alignment questions."""
+        if not enabled:
+            return None
+        alignment = alignment_sub_dimensions(checklist)
+        if not alignment:
+            log.info(
+                "task.colour_questions: checklist %r has no alignment questions", checklist.name
+            )
+            return None
+        return cls(examples, checklist.column(alignment[0].questions[0].id))
+
+    def __init__(self, examples: ChecklistExamples, column: int) -> None:
+        if examples.seen_colors is None:
+            raise ValueError(
+                "task.colour_questions=true needs the colour the oracle saw per item (SynthWorld "
+                "splits of format 3: oracle.color); re-render the split with task=make_data, or "
+                "set task.colour_questions=false"
+            )
+        self.colours, self.column = examples.seen_colors, column
+
+    def draw(self, row: int, rng: np.random.Generator) -> Drawn:
+        """Question texts, checklist columns and labels of ``row``'s colour questions."""
+        seen = self.colours[row]
+        asked = colour_questions(seen, rng) if seen is not None else []
+        return (
+            [text for text, _ in asked],
+            np.full(len(asked), self.column, dtype=np.int64),
+            np.array([label for _, label in asked], dtype=np.float32),
+        )
+
+
+def alignment_sub_dimensions(checklist: Checklist) -> list[SubDimension]:
+    """The checklist's sub-dimensions whose questions depend on the prompt."""
+    return [sub for sub in checklist.sub_dimensions if sub.key == ALIGNMENT_KEY]
 
 
 def collate_packed(examples: list[dict[str, Any]]) -> dict[str, Any]:
@@ -346,6 +398,7 @@ class ChecklistDataModule(ResumableData):
         seed: int = 0,
         cache_mib: float | None = ItemCacheSettings.cache_mib,
         prompt_swaps: int = 0,
+        colour_questions: bool = False,
     ) -> None:
         """Items of ``split_dir`` in the parts of ``partition``, read as a backbone with sampling
         ``frames`` sees them; ``seed`` orders the draws; at most ``cache_mib`` MiB of read media
@@ -354,6 +407,7 @@ class ChecklistDataModule(ResumableData):
         self.cache = ItemCache.of_mib(cache_mib)
         self.questions_per_item = questions_per_item
         self.prompt_swaps = prompt_swaps
+        self.colour_questions = colour_questions
         self.processor = processor
         self.split_dir, self.checklist = Path(split_dir), checklist
         self.batch_size, self.balanced, self.seed = batch_size, balanced, seed
@@ -378,6 +432,7 @@ class ChecklistDataModule(ResumableData):
             questions_per_item=self.questions_per_item if train else None,
             processor=self.processor,
             prompt_swaps=self.prompt_swaps if train else 0,
+            colour_questions=self.colour_questions and train,
         )
         if train:
             return self.resumable_loader(

@@ -112,4 +112,4 @@ class ChecklistModule(pl.LightningModule):
         self._report("test", self.test_accuracy)
 
     def configure_optimizers(self) -> dict[str, Any]:
-        return backbone_optimizer(self, self.backbone.vision_parameters(), self.optim)
+        return backbone_optimizer(self, self.backbone, self.optim)

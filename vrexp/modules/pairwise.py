@@ -93,7 +93,7 @@ class PairwiseRewardModule(pl.LightningModule):
         self.log(f"{self.log_prefix}/val/acc", accuracy, prog_bar=True, batch_size=size)
 
     def configure_optimizers(self) -> dict[str, Any]:
-        return backbone_optimizer(self, self.backbone.vision_parameters(), self.settings)
+        return backbone_optimizer(self, self.backbone, self.settings)
 
 
 def pairwise_baseline_delta(

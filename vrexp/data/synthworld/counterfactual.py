@@ -1,4 +1,4 @@
-"""Counterfactual prompts: the same media asked about under another prompt of the grammar.
+"""Alignment supervision beyond the checklist: counterfactual prompts and direct colour questions.
 
 Alignment is the one factor that depends on the prompt as well as the pixels, and a checklist model
 that only ever sees each image with its own prompt can score well on every other question while
@@ -7,6 +7,11 @@ image under a prompt that differs in count or colour, labelled exactly by the or
 pixels (:func:`~vrexp.data.synthworld.oracle.alignment_level`), is the image-text-matching
 negative used to train real VLMs, with SynthWorld's exact labels. Only prompts of an allowed set
 are used (the training part's), so no held-out prompt text reaches training.
+
+Counterfactual prompts teach the count but, in the tiny model's budget, seldom the colour: the
+colour word sits in a long prompt and the model learns to answer from the count alone. A direct
+question about the colour the oracle saw (:func:`colour_questions`), the kind of attribute
+question a real VLM meets in its pretraining, names the word alone and binds it to the pixels.
 """
 
 from __future__ import annotations
@@ -35,6 +40,20 @@ def prompt_variants(
             if other.text in allowed:
                 variants.setdefault(alignment_level(count, color, other), []).append(other.text)
     return variants
+
+
+COLOUR_QUESTION = "Are the objects in the image {colour}?"
+
+
+def colour_questions(seen: str, rng: np.random.Generator) -> list[tuple[str, float]]:
+    """Two direct questions about media whose objects the oracle saw in colour ``seen``: that
+    colour (yes) and another of the grammar's, drawn uniformly (no)."""
+    others = [name for name in OBJECT_COLORS if name != seen]
+    other = others[int(rng.integers(len(others)))]
+    return [
+        (COLOUR_QUESTION.format(colour=seen), 1.0),
+        (COLOUR_QUESTION.format(colour=other), 0.0),
+    ]
 
 
 def draw_variant(variants: dict[int, list[str]], rng: np.random.Generator) -> tuple[str, int]:
