@@ -59,7 +59,8 @@ def vision_scaled_groups(
     own = {id(p) for p in projector} if projector_lr_scale is not None else set()
     vision_ids = {id(p) for p in vision} - own
     trainable = [p for p in params if p.requires_grad]
-    rest = [p for p in trainable if id(p) not in vision_ids | own]
+    grouped = vision_ids | own
+    rest = [p for p in trainable if id(p) not in grouped]
     groups = [
         {"params": rest, "lr": lr},
         {"params": [p for p in trainable if id(p) in vision_ids], "lr": lr * vision_lr_scale},
