@@ -462,10 +462,8 @@ def test_colour_questions_ask_the_oracles_colour_and_another_of_training_items_o
     )
     module.setup()
     assert module.train_dataloader().dataset.colours is not None
-    for loader in (
-        module.val_dataloader(),
-        module.test_dataloader(),
-    ):  # held out: the checklist only
+    # Held-out items are asked the checklist only.
+    for loader in (module.val_dataloader(), module.test_dataloader()):
         assert loader.dataset.colours is None
         batch = next(iter(loader))
         assert not any("Are the objects in the image" in q for qs in batch["questions"] for q in qs)
