@@ -469,6 +469,24 @@ def test_colour_questions_ask_the_oracles_colour_and_another_of_training_items_o
         assert not any("Are the objects in the image" in q for qs in batch["questions"] for q in qs)
 
 
+def test_colour_questions_name_the_checklists_media(small_split, tmp_path):
+    split_dir, checklist, backbone = small_split
+    examples = load_examples(split_dir, checklist, backbone.config.frames)
+    row = next(i for i, c in enumerate(examples.seen_colors) if c is not None)
+    seen = examples.seen_colors[row]
+    video = Checklist.from_config(compose_config(tmp_path, "dataset=synthworld_video").dimensions)
+    assert video.media == "video"
+    for asked, media in ((checklist, "image"), (video, "video")):
+        texts, columns, labels = ColourQuestions.of(examples, asked, True).draw(
+            row, np.random.default_rng(0)
+        )
+        assert texts[0] == f"Are the objects in the {media} {seen}?"
+        assert texts[1].startswith(f"Are the objects in the {media} ") and texts[1] != texts[0]
+        first_alignment = asked.column(asked.sub_dimensions[0].questions[0].id)
+        assert columns.tolist() == [first_alignment] * 2
+        assert labels.tolist() == [1.0, 0.0]
+
+
 def test_colour_questions_need_the_oracles_colour(small_split):
     split_dir, checklist, backbone = small_split
     examples = load_examples(split_dir, checklist, backbone.config.frames)

@@ -319,12 +319,12 @@ def test_counterfactual_prompts_are_on_where_an_oracle_labels_them(overrides, sw
     ("overrides", "asked"),
     [
         ((), True),
-        (("dataset=synthworld_video",), False),  # not measured on video
+        (("dataset=synthworld_video",), True),
         (("dataset=visionrewarddb_image",), False),  # no oracle colour to ask about
-        (("dataset=synthworld_video", "task.colour_questions=true"), True),
+        (("dataset=synthworld_video", "task.colour_questions=false"), False),
     ],
 )
-def test_colour_questions_are_on_for_synthworld_images(overrides, asked, compose_cfg):
+def test_colour_questions_are_on_for_synthworld(overrides, asked, compose_cfg):
     cfg = compose_cfg("task=train_checklist", *overrides)
     assert OmegaConf.to_object(cfg.task).colour_questions is asked
     if len(overrides) < 2:  # the main job's stage follows the dataset too

@@ -117,7 +117,9 @@ def test_budgets_are_steps_and_epochs_not_wall_time(tmp_path):
     assert trainer.max_epochs == 16 and trainer.max_steps == -1
     assert not any(type(c).__name__ == "Timer" for c in trainer.callbacks)  # no wall clock
     video = compose_config(tmp_path, "dataset=synthworld_video")
-    assert OmegaConf.to_object(video.task.stages.train_checklist).max_epochs == 30
+    video_task = OmegaConf.to_object(video.task.stages.train_checklist)
+    assert (video_task.max_epochs, video_task.batch_size) == (30, 16)
+    assert task.batch_size == 32
 
 
 def test_callbacks_come_from_the_callbacks_group(tmp_path):

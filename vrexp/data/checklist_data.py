@@ -314,10 +314,11 @@ class PromptSwaps:
 class ColourQuestions:
     """Direct colour questions for training items (``task.colour_questions``).
 
-    Per item and pass, "Are the objects in the image <colour>?" about the colour the oracle saw
-    (yes) and another (no) (:func:`~vrexp.data.synthworld.counterfactual.colour_questions`). They
-    train as the checklist's first alignment question, whose loss weight applies; an item whose
-    objects the oracle saw in no colour is asked none.
+    Per item and pass, "Are the objects in the image <colour>?" ("in the video" for a video
+    checklist) about the colour the oracle saw (yes) and another (no)
+    (:func:`~vrexp.data.synthworld.counterfactual.colour_questions`). They train as the
+    checklist's first alignment question, whose loss weight applies; an item whose objects the
+    oracle saw in no colour is asked none.
     """
 
     @classmethod
@@ -331,21 +332,21 @@ class ColourQuestions:
                 "task.colour_questions: checklist %r has no alignment questions", checklist.name
             )
             return None
-        return cls(examples, checklist.column(alignment[0].questions[0].id))
+        return cls(examples, checklist.column(alignment[0].questions[0].id), checklist.media)
 
-    def __init__(self, examples: ChecklistExamples, column: int) -> None:
+    def __init__(self, examples: ChecklistExamples, column: int, media: str = "image") -> None:
         if examples.seen_colors is None:
             raise ValueError(
                 "task.colour_questions=true needs the colour the oracle saw per item (SynthWorld "
                 "splits of format 3: oracle.color); re-render the split with task=make_data, or "
                 "set task.colour_questions=false"
             )
-        self.colours, self.column = examples.seen_colors, column
+        self.colours, self.column, self.media = examples.seen_colors, column, media
 
     def draw(self, row: int, rng: np.random.Generator) -> Drawn:
         """Question texts, checklist columns and labels of ``row``'s colour questions."""
         seen = self.colours[row]
-        asked = colour_questions(seen, rng) if seen is not None else []
+        asked = colour_questions(seen, rng, self.media) if seen is not None else []
         return (
             [text for text, _ in asked],
             np.full(len(asked), self.column, dtype=np.int64),

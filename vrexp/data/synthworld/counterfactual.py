@@ -42,17 +42,19 @@ def prompt_variants(
     return variants
 
 
-COLOUR_QUESTION = "Are the objects in the image {colour}?"
+COLOUR_QUESTION = "Are the objects in the {media} {colour}?"
 
 
-def colour_questions(seen: str, rng: np.random.Generator) -> list[tuple[str, float]]:
-    """Two direct questions about media whose objects the oracle saw in colour ``seen``: that
-    colour (yes) and another of the grammar's, drawn uniformly (no)."""
+def colour_questions(
+    seen: str, rng: np.random.Generator, media: str = "image"
+) -> list[tuple[str, float]]:
+    """Two direct questions about ``media`` ("image" or "video") whose objects the oracle saw in
+    colour ``seen``: that colour (yes) and another of the grammar's, drawn uniformly (no)."""
     others = [name for name in OBJECT_COLORS if name != seen]
     other = others[int(rng.integers(len(others)))]
     return [
-        (COLOUR_QUESTION.format(colour=seen), 1.0),
-        (COLOUR_QUESTION.format(colour=other), 0.0),
+        (COLOUR_QUESTION.format(media=media, colour=seen), 1.0),
+        (COLOUR_QUESTION.format(media=media, colour=other), 0.0),
     ]
 
 
