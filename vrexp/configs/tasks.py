@@ -45,8 +45,9 @@ class TrainChecklistTaskConfig(BackboneOptimSettings, TrainingBudget, ItemCacheS
     # SynthWorld: per item and epoch, the alignment questions asked again under this many other
     # training prompts, labelled by the oracle (vrexp/data/synthworld/counterfactual.py)
     prompt_swaps: int = 0
-    # SynthWorld: per item and epoch, "Are the objects in the image <colour>?" for the colour the
-    # oracle saw (yes) and another (no), trained as the first alignment question
+    # SynthWorld: per item and epoch, "Are the objects in the image <colour>?" ("in the video"
+    # for video) for the colour the oracle saw (yes) and another (no), trained as the first
+    # alignment question
     colour_questions: bool = False
     # The loss weight of each question, by dimension or sub-dimension name (a sub-dimension's
     # weight wins over its dimension's; unnamed: 1), e.g. {Detail refinement: 4}
