@@ -334,7 +334,7 @@ class ColourQuestions:
             return None
         return cls(examples, checklist.column(alignment[0].questions[0].id), checklist.media)
 
-    def __init__(self, examples: ChecklistExamples, column: int, media: str = "image") -> None:
+    def __init__(self, examples: ChecklistExamples, column: int, media: str) -> None:
         if examples.seen_colors is None:
             raise ValueError(
                 "task.colour_questions=true needs the colour the oracle saw per item (SynthWorld "

@@ -45,9 +45,7 @@ def prompt_variants(
 COLOUR_QUESTION = "Are the objects in the {media} {colour}?"
 
 
-def colour_questions(
-    seen: str, rng: np.random.Generator, media: str = "image"
-) -> list[tuple[str, float]]:
+def colour_questions(seen: str, rng: np.random.Generator, media: str) -> list[tuple[str, float]]:
     """Two direct questions about ``media`` ("image" or "video") whose objects the oracle saw in
     colour ``seen``: that colour (yes) and another of the grammar's, drawn uniformly (no)."""
     others = [name for name in OBJECT_COLORS if name != seen]
