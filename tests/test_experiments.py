@@ -25,7 +25,8 @@ from vrexp.data.synthworld.split import prompt_spec
 from vrexp.modules.evaluation import PAIRED
 from vrexp.reports import SweepTable, collect_rows
 from vrexp.reports.__main__ import num_jobs, sweep_tables
-from vrexp.reports.sweep import RESULTS_FILE, write_results
+from vrexp.reports.sweep import RESULTS_FILE, missing_jobs, write_failure, write_results
+from vrexp.tasks import run_task
 
 NAMES = sorted(p.stem for p in EXPERIMENTS.glob("*.yaml"))
 TASKS = sorted(p.stem for p in (CONF / "task").glob("*.yaml"))
@@ -306,6 +307,39 @@ def test_the_k_sweep_runs_on_synthworld_video(tmp_path, monkeypatch):
         manifest = json.loads((folder / "manifest.json").read_text())
         k = manifest["task.candidates"]
         assert folder.name.startswith(f"k{k}-") and len(list(folder.glob("media/*"))) == prompts * k
+
+
+def test_a_job_that_fails_after_a_stage_wrote_its_rows_is_a_failed_job(tmp_path):
+    # optimize_generator's reward stage writes the reward's rows to results.json; when DPO then
+    # fails (no pair qualifies), those rows are not the job's: the job is a failed row.
+    sweep = tmp_path / "sweep"
+    write_results(sweep / "0", [{"generator": "mpo", "oracle_win_rate": 0.53}], ["dpo=mpo"])
+    (sweep / "1" / ".hydra").mkdir(parents=True)
+    (sweep / "1" / ".hydra" / "overrides.yaml").write_text("- dpo=mpo_question\n")
+    write_results(
+        sweep / "1", [{"method": "VisionReward", "tau_star": 0.855}], ["dpo=mpo_question"]
+    )
+    error = ValueError("pairs.parquet holds no pairs; lower dpo.threshold")
+    write_failure(sweep / "1", "optimize_generator", error, ["dpo=mpo_question"])
+    rows = collect_rows(sweep)
+    assert [(r["dpo"], r["status"]) for r in rows] == [
+        ("mpo", "ok"),
+        ("mpo_question", "failed: ValueError: pairs.parquet holds no pairs; lower dpo.threshold"),
+    ]
+    assert all("method" not in r for r in rows)
+    (missing,) = missing_jobs(sweep)
+    assert missing.startswith("1: dpo=mpo_question (failed: ValueError")
+
+
+def test_a_job_run_again_in_its_folder_forgets_the_earlier_failure(tmp_path):
+    cfg = compose_config(tmp_path, "task=make_data", "debug=smoke")
+    out = Path(cfg.paths.output_dir)
+    write_failure(out, "make_data", RuntimeError("killed"), [])
+    run_task(cfg)
+    assert not (out / "failed.json").exists()
+    (row,) = collect_rows(tmp_path)
+    assert "status" not in row
+    assert row["num_items"] == cfg.dataset.num_prompts * cfg.dataset.renders_per_prompt
 
 
 def test_a_setting_every_job_shares_gives_way_to_a_same_named_result(tmp_path):

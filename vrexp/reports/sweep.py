@@ -45,6 +45,24 @@ def write_results(out_dir: str | Path, rows: list[dict[str, Any]], overrides: li
     return atomic_write(Path(out_dir) / RESULTS_FILE, lambda p: p.write_text(payload))
 
 
+def clear_failure(out_dir: str | Path) -> None:
+    """Forget an earlier attempt's ``failed.json`` in this run folder: a job starting again in
+    it (a sweep resumed in its own ``hydra.sweep.dir``) is judged by this attempt alone."""
+    (Path(out_dir) / FAILURE_FILE).unlink(missing_ok=True)
+
+
+def job_record(job: Path) -> dict[str, Any] | None:
+    """The job's ``failed.json`` if it has one, else its ``results.json``, else None.
+
+    The failure wins: a task whose stages write ``results.json`` as they go (the reward stage
+    of ``optimize_generator`` writes the reward's rows) and that fails later has failed, and its
+    stage's rows are not the job's."""
+    for name in (FAILURE_FILE, RESULTS_FILE):
+        if (job / name).is_file():
+            return json.loads((job / name).read_text())
+    return None
+
+
 def write_failure(
     out_dir: str | Path, task: str, error: BaseException, overrides: list[str]
 ) -> Path:
@@ -87,15 +105,8 @@ def collect_rows(sweep_dir: str | Path) -> list[dict[str, Any]]:
     swept values with ``status`` ``failed: <error>``; then every row has a ``status`` (``ok``).
     Jobs with neither file (killed, or still running) are listed by :func:`missing_jobs`."""
     rows, failed = [], False
-    sweep_dir = Path(sweep_dir)
-    jobs = [p for p in sweep_dir.iterdir() if (p / RESULTS_FILE).is_file()]
-    jobs += [p for p in sweep_dir.iterdir() if (p / FAILURE_FILE).is_file()]
-    records = [
-        json.loads(
-            (job / (RESULTS_FILE if (job / RESULTS_FILE).is_file() else FAILURE_FILE)).read_text()
-        )
-        for job in sorted(set(jobs), key=_job_order)
-    ]
+    jobs = sorted((p for p in Path(sweep_dir).iterdir() if p.is_dir()), key=_job_order)
+    records = [record for record in map(job_record, jobs) if record is not None]
     constant = _constant([_swept(r["overrides"]) for r in records])
     for record in records:
         swept = _swept(record["overrides"])
@@ -134,7 +145,7 @@ def job_dirs(sweep_dir: str | Path) -> list[Path]:
 
 
 def missing_jobs(sweep_dir: str | Path, num_jobs: int | None = None) -> list[str]:
-    """Jobs without ``results.json`` (failed, killed or never started), each as ``NAME: overrides``.
+    """Jobs without results (failed, killed or never started), each as ``NAME: overrides``.
 
     ``num_jobs``, when known, counts jobs numbered 0 .. num_jobs - 1 that have no folder at all.
     """
@@ -145,7 +156,7 @@ def missing_jobs(sweep_dir: str | Path, num_jobs: int | None = None) -> list[str
     missing = []
     for name in sorted(set(names), key=lambda n: (not n.isdigit(), int(n) if n.isdigit() else n)):
         job = sweep_dir / name
-        if (job / RESULTS_FILE).is_file():
+        if (job / RESULTS_FILE).is_file() and not (job / FAILURE_FILE).is_file():
             continue
         overrides = job / ".hydra" / "overrides.yaml"
         what = " ".join(OmegaConf.load(overrides)) if overrides.is_file() else "(never started)"

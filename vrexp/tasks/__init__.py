@@ -26,7 +26,7 @@ from omegaconf import DictConfig, OmegaConf
 from vrexp.atomic import atomic_write
 from vrexp.configs import validate_config
 from vrexp.configs.versioning import package_versions, stamp
-from vrexp.reports.sweep import job_overrides, write_failure
+from vrexp.reports.sweep import clear_failure, job_overrides, write_failure
 from vrexp.tasks.annotate import annotate
 from vrexp.tasks.benchmark import benchmark
 from vrexp.tasks.build_pairs import build_pairs
@@ -100,6 +100,7 @@ def run_task(cfg: DictConfig) -> float | None:
     name = cfg.task.name
     # Which process and machine ran the job: a sweep's jobs may run in other processes or nodes.
     log.info("task %s: pid %d on %s", name, os.getpid(), socket.gethostname())
+    _forget_failure(cfg)
     try:
         prepare(cfg)
     except Exception as err:  # the message names the key; Hydra prints it
@@ -148,6 +149,16 @@ def _record_environment(cfg: DictConfig) -> None:
     )
     payload = json.dumps(record, indent=2) + "\n"
     atomic_write(Path(cfg.paths.output_dir) / ENVIRONMENT_FILE, lambda p: p.write_text(payload))
+
+
+def _forget_failure(cfg: DictConfig) -> None:
+    """Remove an earlier attempt's ``failed.json`` from the run folder (a resumed sweep)."""
+    try:
+        out_dir = OmegaConf.select(cfg, "paths.output_dir", default=None)
+        if out_dir:
+            clear_failure(out_dir)
+    except Exception as err:  # an unresolvable path fails in prepare, with a better message
+        log.debug("no earlier failure cleared: %s", err)
 
 
 def _record_failure(cfg: DictConfig, err: BaseException) -> None:
