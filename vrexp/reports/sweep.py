@@ -156,12 +156,13 @@ def missing_jobs(sweep_dir: str | Path, num_jobs: int | None = None) -> list[str
     missing = []
     for name in sorted(set(names), key=lambda n: (not n.isdigit(), int(n) if n.isdigit() else n)):
         job = sweep_dir / name
-        if (job / RESULTS_FILE).is_file() and not (job / FAILURE_FILE).is_file():
+        record = job_record(job)
+        if record is not None and "rows" in record:
             continue
         overrides = job / ".hydra" / "overrides.yaml"
         what = " ".join(OmegaConf.load(overrides)) if overrides.is_file() else "(never started)"
-        if (job / FAILURE_FILE).is_file():
-            what += f" (failed: {json.loads((job / FAILURE_FILE).read_text())['error']})"
+        if record is not None:  # its failed.json
+            what += f" (failed: {record['error']})"
         missing.append(f"{name}: {what}")
     return missing
 
