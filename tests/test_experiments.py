@@ -6,26 +6,44 @@ from __future__ import annotations
 
 import csv
 import json
+import logging
 import math
 import platform
 import subprocess
 import sys
+import tempfile
 from importlib import metadata
 from pathlib import Path
 
+import numpy as np
 import pytest
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.utils import instantiate
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from omegaconf import OmegaConf
 
 from tests.conftest import CONF, EXPERIMENTS, ROOT, compose_config, compose_with_hydra, run_cli
 from vrexp.checklist import Checklist
 from vrexp.data.checklist_data import split_by_prompt
 from vrexp.data.synthworld.split import prompt_spec
+from vrexp.metrics.generators import JudgedSamples
 from vrexp.modules.evaluation import PAIRED
 from vrexp.reports import SweepTable, collect_rows
 from vrexp.reports.__main__ import num_jobs, sweep_tables
-from vrexp.reports.sweep import RESULTS_FILE, missing_jobs, write_failure, write_results
+from vrexp.reports.eval_samples import (
+    EVAL_DIR,
+    EVAL_SAMPLES_FILE,
+    read_eval_samples,
+    write_eval_samples,
+)
+from vrexp.reports.sweep import (
+    RESULTS_FILE,
+    missing_jobs,
+    sweep_head_to_head,
+    write_failure,
+    write_results,
+)
 from vrexp.tasks import run_task
 
 NAMES = sorted(p.stem for p in EXPERIMENTS.glob("*.yaml"))
@@ -185,6 +203,15 @@ def check_table(sweep: Path, name: str) -> None:
             )
             if row.get(metric) not in (None, "") and low not in (None, ""):
                 assert float(low) <= float(row[metric]) <= float(high), (name, metric)
+    if any(c.get("head_to_head") for c in config.hydra.callbacks.values()):
+        with open(sweep / f"{name}_head_to_head.csv") as f:
+            matches = list(csv.DictReader(f))
+        assert len(matches) == len(jobs) * (len(jobs) - 1) // 2, name  # every pair of jobs once
+        for match in matches:
+            assert 0 <= float(match["oracle_win_low"]) <= float(match["oracle_win_rate"]) <= 1
+            assert float(match["oracle_win_rate"]) <= float(match["oracle_win_high"]) <= 1
+            low, gain, high = (float(match[f"oracle_gain{s}"]) for s in ("_low", "", "_high"))
+            assert low <= gain <= high, (name, match)
 
 
 # Smoke runs whose path CI's slow suite covers otherwise (`heavy`: CI leaves them out to stay in its
@@ -481,3 +508,93 @@ def test_the_sweep_end_publishes_when_asked(tmp_path):
     assert f"Python {platform.python_version()}" in header
     assert table == (sweep / "x.md").read_text() and "| 1 | 0.6000 |" in table
     assert (publish / "x.csv").exists() and (publish / "x.png").exists()
+
+
+def write_generator_job(
+    sweep: Path, job: int, dpo: str, base: JudgedSamples, tuned: JudgedSamples, rows: dict
+) -> None:
+    """A finished optimize_generator job as the sweep sees it: its overrides, results and the
+    evaluation's judged samples, in their real files."""
+    out = sweep / str(job)
+    (out / ".hydra").mkdir(parents=True)
+    (out / ".hydra" / "overrides.yaml").write_text(f"- dpo={dpo}\n")
+    write_results(out, [{"generator": "original"}, {"generator": dpo}], [f"dpo={dpo}"])
+    write_eval_samples(out / EVAL_DIR, rows, {"base": base, "tuned": tuned})
+
+
+def judged(utility, clarity, grain) -> JudgedSamples:
+    utility = np.asarray(utility, dtype=np.float64)
+    return JudgedSamples(
+        total=utility * 2,
+        dimensions={"Quality": utility},
+        utility=utility,
+        qualities={"clarity": np.asarray(clarity, float), "grain": np.asarray(grain, float)},
+    )
+
+
+@settings(max_examples=15, deadline=None)
+@given(st.integers(2, 12), st.integers(1, 3), st.integers(0, 2**16))
+def test_a_sweeps_tuned_generators_meet_head_to_head_sample_by_sample(prompts, per_prompt, seed):
+    rng = np.random.default_rng(seed)
+    n = prompts * per_prompt
+    rows = {
+        "prompt_index": [p for p in range(prompts) for _ in range(per_prompt)],
+        "sample": [s for _ in range(prompts) for s in range(per_prompt)],
+        "prompt": [f"prompt {p}" for p in range(prompts) for _ in range(per_prompt)],
+        "seed": list(range(n)),
+    }
+    u, c, g = (rng.uniform(0, 1, n) for _ in range(3))
+    base = judged(u, c, g)
+    total = judged(u - 1, c, g)  # worse than the base on every sample
+    mpo = judged(u + 1, c + 0.5, g - 0.5)  # better, clearer, grainier
+    with tempfile.TemporaryDirectory() as tmp:
+        sweep = Path(tmp)
+        write_generator_job(sweep, 0, "total", base, total, rows)
+        write_generator_job(sweep, 1, "mpo", base, mpo, rows)
+        table = SweepTable("t4", title="Table 4", head_to_head=True)
+        table.build(sweep, publish_dir=sweep / "published")
+        with open(sweep / "t4_head_to_head.csv") as f:
+            (match,) = list(csv.DictReader(f))
+        assert (match["generator"], match["against"]) == ("mpo", "total")
+        assert float(match["oracle_win_rate"]) == float(match["oracle_win_low"]) == 1.0
+        assert float(match["oracle_gain"]) == pytest.approx(2.0)
+        assert match["oracle_up"] == "clarity" and match["oracle_down"] == "grain"
+        assert float(match["reward_win_rate"]) == 1.0
+        header = (sweep / "published" / "t4_head_to_head.md").read_text().splitlines()[0]
+        assert header.startswith("_Run ")  # published with its provenance, like the table
+
+
+def test_a_head_to_head_refuses_jobs_that_are_not_paired(tmp_path, caplog):
+    rows = {"prompt_index": [0, 1], "sample": [0, 0], "prompt": ["a", "b"], "seed": [5, 6]}
+    base = judged([0.2, 0.4], [0.5, 0.5], [0.5, 0.5])
+    write_generator_job(tmp_path / "a", 0, "total", base, judged([0.1, 0.3], [0, 0], [0, 0]), rows)
+    other_base = judged([0.3, 0.4], [0.5, 0.5], [0.5, 0.5])
+    write_generator_job(tmp_path / "a", 1, "mpo", other_base, base, rows)
+    with pytest.raises(ValueError, match="jobs 0 and 1 do not share one base"):
+        sweep_head_to_head(tmp_path / "a")
+    # The sweep's own table stands; the head-to-head is refused by name.
+    with caplog.at_level(logging.ERROR):
+        _, paths = SweepTable("t4", head_to_head=True).build(tmp_path / "a")
+    assert "t4_head_to_head.md" not in {p.name for p in paths.values()}
+    assert "t4: no head-to-head table: jobs 0 and 1" in caplog.text
+
+    noise = {**rows, "seed": [5, 7]}
+    write_generator_job(tmp_path / "b", 0, "total", base, base, rows)
+    write_generator_job(tmp_path / "b", 1, "mpo", base, base, noise)
+    with pytest.raises(ValueError, match="job 1 and job 0 were not evaluated on the same"):
+        sweep_head_to_head(tmp_path / "b")
+    # One job alone, or a job without samples: nothing to compare.
+    (tmp_path / "b" / "1" / EVAL_DIR / EVAL_SAMPLES_FILE).unlink()
+    assert sweep_head_to_head(tmp_path / "b") == []
+
+
+def test_a_damaged_samples_file_is_named(tmp_path):
+    rows = {"prompt_index": [0], "sample": [0], "prompt": ["a"], "seed": [5]}
+    path = write_eval_samples(tmp_path, rows, {"base": judged([0.2], [0.5], [0.5])})
+    path.write_bytes(path.read_bytes()[:40])  # truncated
+    with pytest.raises(ValueError, match=f"{path} is not a readable parquet file"):
+        read_eval_samples(path)
+    with pytest.raises(FileNotFoundError, match="no evaluation samples"):
+        read_eval_samples(tmp_path / "missing.parquet")
+    with pytest.raises(ValueError, match="'base' has 2 judged samples for 1 rows"):
+        write_eval_samples(tmp_path, rows, {"base": judged([0.2, 0.3], [0.5, 0.5], [0.5, 0.5])})

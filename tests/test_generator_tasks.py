@@ -32,11 +32,12 @@ from vrexp.data.atomic import OutputClaimError
 from vrexp.data.dpo_pairs import choose_pairs
 from vrexp.data.prompts import synthworld_prompts
 from vrexp.data.samples import read_samples
-from vrexp.data.synthworld import render, sample_plan, synthworld_judge
+from vrexp.data.synthworld import FACTORS, render, sample_plan, synthworld_judge
 from vrexp.generators import CogVideoXGenerator, GeneratorError, build_generator, load_generator
 from vrexp.generators.sampling import noise_seed, sample_candidates
 from vrexp.media import load_media, probe_media, save_media
 from vrexp.preference import dominance_statistics
+from vrexp.reports.eval_samples import EVAL_SAMPLES_FILE, read_eval_samples
 from vrexp.reward import LinearReward
 from vrexp.reward.scorer import VisionReward
 from vrexp.tasks.build_pairs import build_pairs
@@ -547,6 +548,46 @@ def test_sample_pairs_dpo_and_eval_stages(world, tmp_path):
     same = by_name["same"]
     assert same["reward"] == by_name["base"]["reward"] and same["dims_regressed"] == 0
     assert same["reward_win_rate"] == same["oracle_win_rate"] == 0.5
+    assert (same["oracle_gain"], same["oracle_gain_low"], same["oracle_gain_high"]) == (0, 0, 0)
+    assert same["oracle_up"] == same["oracle_down"] == "" and same["oracle_factors_down"] == 0
+
+    # By the truth: each factor's mean quality, and the tuned generator's moves against the base.
+    factors = [f.key for f in FACTORS["image"]]
+    for row in rows:
+        assert all(0 <= row[f"oracle/{f}"] <= 1 for f in factors)
+    base_row = by_name["base"]
+    for f in factors:
+        assert tuned_row[f"oracle_delta/{f}"] == pytest.approx(
+            tuned_row[f"oracle/{f}"] - base_row[f"oracle/{f}"]
+        )
+    up = [f for f in tuned_row["oracle_up"].split(", ") if f]
+    down = [f for f in tuned_row["oracle_down"].split(", ") if f]
+    assert all(tuned_row[f"oracle_delta/{f}"] > 0 for f in up)
+    assert all(tuned_row[f"oracle_delta/{f}"] < 0 for f in down)
+    assert tuned_row["oracle_factors_down"] == len(down)
+    assert tuned_row["oracle_gain"] == pytest.approx(
+        tuned_row["oracle_utility"] - base_row["oracle_utility"]
+    )
+    assert tuned_row["oracle_gain_low"] <= tuned_row["oracle_gain"] <= tuned_row["oracle_gain_high"]
+
+    # Every judged sample is kept, on the evaluation's rows: 3 prompts x 2 noise seeds.
+    sample_rows, judged = read_eval_samples(tmp_path / "eval" / EVAL_SAMPLES_FILE)
+    assert list(judged) == ["base", "tuned", "same"]
+    assert sample_rows["prompt_index"] == [0, 0, 1, 1, 2, 2]
+    assert sample_rows["sample"] == [0, 1] * 3 and len(set(sample_rows["seed"])) == 6
+    for name, samples in judged.items():
+        assert samples.total.mean() == pytest.approx(by_name[name]["reward"])
+        assert samples.utility.mean() == pytest.approx(by_name[name]["oracle_utility"])
+        assert set(samples.qualities) == set(factors)
+    np.testing.assert_array_equal(judged["same"].utility, judged["base"].utility)
+
+    # Two tuned generators meet head to head; "same" is the base, so it mirrors "tuned".
+    (match,) = json.loads((tmp_path / "eval" / "head_to_head.json").read_text())
+    assert (match["generator"], match["against"]) == ("same", "tuned")
+    assert match["oracle_win_rate"] == pytest.approx(1 - tuned_row["oracle_win_rate"])
+    assert match["oracle_gain"] == pytest.approx(-tuned_row["oracle_gain"])
+    assert match["oracle_gain_low"] == pytest.approx(-tuned_row["oracle_gain_high"])
+    assert match["oracle_up"] == tuned_row["oracle_down"]
 
 
 # ------------------------------------------------------------------------------ train_generator

@@ -370,3 +370,49 @@ def test_paired_difference_scores_both_rewards_on_each_resample():
         paired_difference(a, b, label, "accuracy")
     with pytest.raises(ValueError, match="same pairs"):
         paired_difference(a, b[:10], label, "diff")
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    st.lists(
+        st.tuples(st.integers(0, 5), st.floats(-3, 3), st.floats(-3, 3)), min_size=1, max_size=30
+    ),
+    st.integers(0, 100),
+)
+def test_mean_difference_is_paired_over_whole_prompts(samples, seed):
+    from vrexp.metrics import mean_difference, win_rate
+
+    groups = torch.tensor([g for g, _, _ in samples])
+    ours, base = t([a for _, a, _ in samples]), t([b for _, _, b in samples])
+    got, low, high = mean_difference(ours, base, groups, num_resamples=200, seed=seed)
+    assert got == pytest.approx(float((ours - base).mean()))
+    # The interval is that of per-prompt mean differences resampled (the one bootstrap's draw).
+    keys = sorted(set(groups.tolist()))
+    per_prompt = t([float((ours - base)[groups == k].mean()) for k in keys])
+    index = torch.randint(
+        0, len(keys), (200, len(keys)), generator=torch.Generator().manual_seed(seed)
+    )
+    stats = torch.stack([per_prompt[i].mean() for i in index])
+    expected = torch.nanquantile(stats, torch.tensor([0.025, 0.975], dtype=torch.float64))
+    assert (low, high) == pytest.approx(tuple(expected.tolist()), abs=1e-12)
+    # Swapping the generators mirrors the difference and its interval; adding a constant to both
+    # changes nothing: only the pairing counts.
+    back = mean_difference(base, ours, groups, num_resamples=200, seed=seed)
+    assert back == pytest.approx((-got, -high, -low), abs=1e-12)
+    shifted = mean_difference(ours + 7, base + 7, groups, num_resamples=200, seed=seed)
+    assert shifted == pytest.approx((got, low, high), abs=1e-9)
+    # The win rate of a generator over itself is a tie on every sample.
+    assert win_rate(ours, ours, groups, num_resamples=20) == (0.5, 0.5, 0.5)
+
+
+def test_generator_comparisons_refuse_unpaired_or_nan_samples():
+    from vrexp.metrics import mean_difference, win_rate
+
+    with pytest.raises(ValueError, match="same samples: 3 and 2"):
+        mean_difference(t([1, 2, 3]), t([1, 2]), [0, 1, 2])
+    with pytest.raises(ValueError, match="one group per sample: 2 groups for 3 samples"):
+        win_rate(t([1, 2, 3]), t([1, 2, 3]), [0, 1])
+    with pytest.raises(ValueError, match="NaN"):
+        mean_difference(t([1, math.nan]), t([1, 2]), [0, 1])
+    with pytest.raises(ValueError, match="empty"):
+        win_rate(t([]), t([]), [])

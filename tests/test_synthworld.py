@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -15,6 +16,7 @@ from omegaconf import OmegaConf
 from tests.conftest import compose_config
 from vrexp.checklist import Checklist, ChecklistError
 from vrexp.data.synthworld import (
+    FACTORS,
     GrammarError,
     PromptSpec,
     SplitError,
@@ -23,10 +25,15 @@ from vrexp.data.synthworld import (
     parse_prompt,
     read_items,
     read_pairs,
+    render,
+    sample_plan,
+    synthworld_judge,
+    synthworld_verdict,
 )
 from vrexp.data.synthworld.grammar import BACKGROUNDS, OBJECT_COLORS, SHAPES
 from vrexp.data.synthworld.preference import label_pairs
 from vrexp.data.synthworld.split import oracle_agreement, prompt_spec
+from vrexp.data.synthworld.world import quality
 from vrexp.media import MediaError, load_media, save_media
 
 # The sizes asserted below count 2 renders (one pair) per prompt; a test may override it after.
@@ -282,3 +289,29 @@ def test_videos_with_identical_frames_keep_every_frame(tmp_path):
     still = np.repeat(video[:1], 6, axis=0)
     save_media(tmp_path / "still.png", still)
     np.testing.assert_array_equal(load_media(tmp_path / "still.png"), still)
+
+
+@pytest.mark.parametrize("media", ["image", "video"])
+def test_the_oracle_verdict_gives_the_utility_and_the_factors_behind_it(media, compose_cfg):
+    dataset, _ = dataset_and_checklist(
+        compose_cfg, *(["dataset=synthworld_video"] if media == "video" else [])
+    )
+    plans = [sample_plan(np.random.default_rng(s), media, 0.5, 0.5) for s in range(6)]
+    items = [render(plan, seed=s) for s, plan in enumerate(plans)]
+    prompts = [plan.prompt for plan in plans]
+    verdict = synthworld_verdict(dataset)(items, prompts)
+    keys = [f.key for f in FACTORS[media]]
+    assert list(verdict.qualities) == keys
+    for i, (item, prompt) in enumerate(zip(items, prompts, strict=True)):
+        measured = quality(measure(item, prompt), media)
+        assert {k: verdict.qualities[k][i] for k in keys} == measured
+    # The utility is the judge's: the weighted qualities plus the alignment x clarity bonus.
+    np.testing.assert_array_equal(verdict.utility, synthworld_judge(dataset)(items, prompts))
+    weights = dict(dataset.utility.weights)
+    expected = sum(weights[k] * verdict.qualities[k] for k in keys)
+    expected += (
+        dataset.utility.interaction * verdict.qualities["alignment"] * verdict.qualities["clarity"]
+    )
+    np.testing.assert_allclose(verdict.utility, expected)
+    # A user's media (not a SynthWorld split) has no oracle.
+    assert synthworld_verdict(SimpleNamespace(kind="folder")) is None

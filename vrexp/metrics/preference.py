@@ -431,6 +431,41 @@ class DiffAccuracy(_PairwisePreference):
         return _diff_accuracy_unchecked(*self._pairs(), self.model_ties)
 
 
+def _grouped_mean(
+    values: Tensor, groups: np.ndarray | Tensor, num_resamples: int, seed: int
+) -> tuple[float, float, float]:
+    """The mean of per-sample ``values`` with a 95% bootstrap interval that resamples whole
+    prompts (``groups``): samples of one prompt are not independent. Each resample averages the
+    drawn prompts' means, so a prompt counts as often as it is drawn, whatever its sample count."""
+    if values.numel() == 0:
+        raise ValueError("cannot bootstrap an empty set of samples")
+    groups_t = torch.as_tensor(groups)
+    if groups_t.shape != values.shape:
+        raise ValueError(
+            f"one group per sample: {groups_t.numel()} groups for {values.numel()} samples"
+        )
+    _, index = torch.unique(groups_t, return_inverse=True)
+    num_groups = int(index.max()) + 1
+    per_group = torch.zeros(num_groups, dtype=torch.float64).index_add_(0, index, values)
+    per_group /= torch.bincount(index, minlength=num_groups).double()
+    low, high = resample_interval(
+        lambda row: per_group[row].mean(), num_groups, num_resamples=num_resamples, seed=seed
+    )
+    return float(values.mean()), low, high
+
+
+def _paired(ours: np.ndarray | Tensor, base: np.ndarray | Tensor) -> tuple[Tensor, Tensor]:
+    ours_t, base_t = torch.as_tensor(ours).double(), torch.as_tensor(base).double()
+    if ours_t.shape != base_t.shape:
+        raise ValueError(
+            f"both generators must be judged on the same samples: {ours_t.numel()} and "
+            f"{base_t.numel()}"
+        )
+    if torch.isnan(ours_t).any() or torch.isnan(base_t).any():
+        raise ValueError("a sample's value is NaN")
+    return ours_t, base_t
+
+
 def win_rate(
     ours: np.ndarray | Tensor,
     base: np.ndarray | Tensor,
@@ -439,15 +474,23 @@ def win_rate(
     num_resamples: int = 1000,
     seed: int = 0,
 ) -> tuple[float, float, float]:
-    """Wins (ties half) of ``ours`` over ``base`` sample by sample, with a 95% bootstrap interval
-    that resamples whole prompts (``groups``), since samples of one prompt are not independent."""
-    ours_t, base_t = torch.as_tensor(ours).double(), torch.as_tensor(base).double()
+    """Wins (ties half) of ``ours`` over ``base`` sample by sample (the same prompt and noise),
+    with a 95% bootstrap interval that resamples whole prompts (``groups``)."""
+    ours_t, base_t = _paired(ours, base)
     wins = (ours_t > base_t).double() + 0.5 * (ours_t == base_t).double()
-    _, index = torch.unique(torch.as_tensor(groups), return_inverse=True)
-    num_groups = int(index.max()) + 1 if index.numel() else 0
-    per_group = torch.zeros(num_groups, dtype=torch.float64).index_add_(0, index, wins)
-    per_group /= torch.bincount(index, minlength=num_groups).double()
-    low, high = resample_interval(
-        lambda row: per_group[row].mean(), num_groups, num_resamples=num_resamples, seed=seed
-    )
-    return float(wins.mean()), low, high
+    return _grouped_mean(wins, groups, num_resamples, seed)
+
+
+def mean_difference(
+    ours: np.ndarray | Tensor,
+    base: np.ndarray | Tensor,
+    groups: np.ndarray | Tensor,
+    *,
+    num_resamples: int = 1000,
+    seed: int = 0,
+) -> tuple[float, float, float]:
+    """Mean of ``ours - base`` sample by sample (the same prompt and noise), with its **paired**
+    95% bootstrap interval over whole prompts (``groups``): the interval of the difference
+    itself, not of two marginal means."""
+    ours_t, base_t = _paired(ours, base)
+    return _grouped_mean(ours_t - base_t, groups, num_resamples, seed)

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import filelock
+import numpy as np
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
@@ -167,6 +168,69 @@ def missing_jobs(sweep_dir: str | Path, num_jobs: int | None = None) -> list[str
     return missing
 
 
+def _job_label(swept: dict[str, str], constant: set[str], job: Path) -> str:
+    varying = {k: v for k, v in swept.items() if k not in constant}
+    if len(varying) == 1:
+        return next(iter(varying.values()))
+    return " ".join(f"{k}={v}" for k, v in varying.items()) or f"job {job.name}"
+
+
+def sweep_head_to_head(sweep_dir: str | Path, num_resamples: int = 1000) -> list[dict[str, Any]]:
+    """The tuned generators of a sweep's jobs compared head to head, sample by sample.
+
+    Each finished job's ``eval/eval_samples.parquet`` (where ``optimize_generator``'s evaluation
+    writes it) holds the base and the job's tuned generator on the evaluation's prompts and noise.
+    Jobs are named by what they swept (``mpo``, ``total``); every later job's generator is compared
+    with every earlier one's (:func:`vrexp.metrics.generators.head_to_head`). The jobs must
+    share the evaluation's rows and the base's scores, else their samples are not paired and
+    this raises, naming the jobs."""
+    # Here, not at the top: torchmetrics is slow to import, and only such a sweep needs it.
+    from vrexp.metrics.generators import head_to_head
+    from vrexp.reports.eval_samples import (
+        EVAL_DIR,
+        EVAL_SAMPLES_FILE,
+        check_same_rows,
+        groups_of,
+        read_eval_samples,
+    )
+
+    jobs = []
+    for job in job_dirs(sweep_dir):
+        record = job_record(job)
+        if record is None or "rows" not in record:
+            continue
+        path = job / EVAL_DIR / EVAL_SAMPLES_FILE
+        if not path.is_file():
+            log.warning("job %s has no %s; it is left out of the head-to-head", job.name, path)
+            continue
+        jobs.append((job, record, *read_eval_samples(path)))
+    if len(jobs) < 2:
+        return []
+    constant = _constant([_swept(record["overrides"]) for _, record, _, _ in jobs])
+    first, _, first_rows, first_generators = jobs[0]
+    generators = {}
+    for job, record, rows, judged in jobs:
+        check_same_rows(f"job {job.name}", rows, first_rows, f"job {first.name}")
+        base, reference = judged.get("base"), first_generators.get("base")
+        if base is None or reference is None or not _same_scores(base, reference):
+            raise ValueError(
+                f"jobs {first.name} and {job.name} do not share one base generator's samples; "
+                "a head-to-head compares generators tuned from the same base"
+            )
+        label = _job_label(_swept(record["overrides"]), constant, job)
+        tuned = {k: v for k, v in judged.items() if k != "base"}
+        for name, samples in tuned.items():
+            generators[label if len(tuned) == 1 else f"{label}/{name}"] = samples
+    return head_to_head(generators, groups_of(first_rows), num_resamples=num_resamples)
+
+
+def _same_scores(a: Any, b: Any) -> bool:  # two JudgedSamples
+    same = np.allclose(a.total, b.total, rtol=0, atol=1e-5)
+    if a.utility is not None and b.utility is not None:
+        same = same and np.allclose(a.utility, b.utility, rtol=0, atol=1e-9)
+    return bool(same)
+
+
 def provenance(command: str) -> str:
     """The header line of a published table: date, machine, the versions of Python and the
     packages that fix its numbers (torch, transformers, Lightning, tokenizers), and command."""
@@ -184,7 +248,7 @@ def publish(paths: dict[str, Path], publish_dir: str | Path, command: str) -> di
     out = {}
     for kind, path in paths.items():
         target = publish_dir / Path(path).name
-        if kind == "md":
+        if kind == "md" or kind.endswith("_md"):
             text = provenance(command) + "\n\n" + Path(path).read_text()
             atomic_write(target, lambda p, text=text: p.write_text(text))
         else:
@@ -250,8 +314,12 @@ class SweepTable(Callback):
         plot: dict[str, Any] | None = None,
         publish_dir: str | None = None,
         layout: dict[str, Any] | None = None,
+        head_to_head: bool = False,
     ) -> None:
         self.name, self.title, self.columns = name, title, columns
+        # A third table (NAME_head_to_head): the jobs' tuned generators against each other,
+        # sample by sample (sweep_head_to_head).
+        self.head_to_head = head_to_head
         # A second, wide table (NAME_layout): one row per `index` value, the chosen metrics of
         # each `columns` value side by side, as a paper's table lays them out.
         self.layout = layout
@@ -302,12 +370,27 @@ class SweepTable(Callback):
             ).items():
                 paths[f"layout_{kind}"] = path
             log.info("%s, laid out\n%s", self.title or self.name, format_markdown(wide))
+        if self.head_to_head:
+            paths |= self._head_to_head(sweep_dir)
         log.info("written: %s", ", ".join(str(p) for p in paths.values()))
         publish_dir = publish_dir or self.publish_dir
         if publish_dir:
             published = publish(paths, publish_dir, command)
             log.info("published: %s", ", ".join(str(p) for p in published.values()))
         return rows, paths
+
+    def _head_to_head(self, sweep_dir: Path) -> dict[str, Path]:
+        try:
+            matches = sweep_head_to_head(sweep_dir)
+        except ValueError as err:  # the sweep's own table still stands
+            log.error("%s: no head-to-head table: %s", self.name, err)
+            return {}
+        if not matches:
+            return {}
+        title = f"{self.title or self.name}: head to head (generator over against)"
+        written = write_table(matches, sweep_dir, f"{self.name}_head_to_head", title=title)
+        log.info("%s\n%s", title, format_markdown(matches))
+        return {f"head_to_head_{kind}": path for kind, path in written.items()}
 
     def on_job_end(self, config: DictConfig, job_return: Any, **kwargs: Any) -> None:
         """Hydra's sweeper stops at the end of a sweep with a failed job and never calls

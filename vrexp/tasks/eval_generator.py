@@ -2,9 +2,12 @@
 
 Every generator (the base and each tuned one) samples the same held-out prompts from the same
 noise. For each it reports the mean VisionReward total and per-dimension scores (paper Table 4),
-how many dimensions fell below the base, and, on SynthWorld, the oracle utility and the win rate
-over the base judged by it (the stand-in for human raters; paper Fig. 6), with 95% bootstrap
-intervals over prompts.
+how many dimensions fell below the base, and, on SynthWorld, the oracle utility, the win rate and
+mean utility gain over the base judged by it (the stand-in for human raters; paper Fig. 6), and
+the world's factors whose quality rose or fell, with paired 95% bootstrap intervals over prompts
+(:mod:`vrexp.metrics.generators`). Several tuned generators are also compared head to head
+(``head_to_head.json``). Every judged sample is kept in ``eval_samples.parquet``, so the jobs of a
+sweep can be compared the same way afterwards.
 """
 
 from __future__ import annotations
@@ -20,10 +23,11 @@ from pytorch_lightning.loggers import Logger
 from rich.table import Table
 
 from vrexp.data.prompts import prompts_from
-from vrexp.data.synthworld import synthworld_judge
+from vrexp.data.synthworld import synthworld_verdict
 from vrexp.generators import load_generator
 from vrexp.generators.sampling import generate_and_score, load_or_build_generator, noise_seed
-from vrexp.metrics import win_rate
+from vrexp.metrics.generators import JudgedSamples, compare, head_to_head, summary
+from vrexp.reports.eval_samples import EVAL_DIR, groups_of, write_eval_samples
 from vrexp.reward import VisionReward
 from vrexp.tracking import log_table, stage_logger
 from vrexp.tracking.console import render
@@ -34,51 +38,50 @@ log = logging.getLogger(__name__)
 def eval_generator(cfg: DictConfig, logger: Logger | None = None) -> dict[str, Any]:
     task = OmegaConf.to_object(cfg.task)
     reward = VisionReward.from_pretrained(task.reward_dir)
-    judge = synthworld_judge(OmegaConf.to_object(cfg.dataset))
+    verdict = synthworld_verdict(OmegaConf.to_object(cfg.dataset))
     base = load_or_build_generator(cfg, task.base_dir)
     prompts = prompts_from(task.prompts, "video" if base.video else "image")
     rows_of = [(p, s) for p in range(len(prompts)) for s in range(task.samples_per_prompt)]
     texts = [prompts[p] for p, _ in rows_of]
     seeds = [noise_seed(task.seed, p, s) for p, s in rows_of]
-    groups = np.array([p for p, _ in rows_of])
-    results: dict[str, dict[str, Any]] = {}
+    sample_rows = {
+        "prompt_index": [p for p, _ in rows_of],
+        "sample": [s for _, s in rows_of],
+        "prompt": texts,
+        "seed": seeds,
+    }
+    groups = groups_of(sample_rows)
+    names = reward.checklist.dimension_names
+    judged: dict[str, JudgedSamples] = {}
     generators = {"base": task.base_dir, **dict(task.generator_dirs)}
     for name, folder in generators.items():
         generator = base if name == "base" else load_generator(folder)
         media, scores = generate_and_score(generator, reward, texts, seeds, task.batch_size)
-        results[name] = {
-            "total": scores.total.double().numpy(),
-            "dimensions": scores.dimensions.double().numpy(),
-            "utility": judge(list(media), texts) if judge is not None else None,
-        }
-    names = reward.checklist.dimension_names
-    rows = []
-    for name, r in results.items():
-        row: dict[str, Any] = {"generator": name, "reward": float(r["total"].mean())}
-        dims = r["dimensions"].mean(0)
-        row.update({f"reward/{n}": float(v) for n, v in zip(names, dims, strict=True)})
-        base_dims = results["base"]["dimensions"].mean(0)
-        row["dims_regressed"] = int((dims < base_dims - 1e-9).sum()) if name != "base" else 0
-        rate, low, high = win_rate(
-            r["total"], results["base"]["total"], groups, num_resamples=task.num_resamples
+        dims = scores.dimensions.double().numpy()
+        oracle = verdict(list(media), texts) if verdict is not None else None
+        judged[name] = JudgedSamples(
+            total=scores.total.double().numpy(),
+            dimensions={n: dims[:, i] for i, n in enumerate(names)},
+            utility=oracle.utility if oracle is not None else None,
+            qualities=oracle.qualities if oracle is not None else None,
         )
-        row.update({"reward_win_rate": rate} if name != "base" else {})
-        if r["utility"] is not None:
-            row["oracle_utility"] = float(r["utility"].mean())
-            if name != "base":
-                rate, low, high = win_rate(
-                    r["utility"],
-                    results["base"]["utility"],
-                    groups,
-                    num_resamples=task.num_resamples,
-                )
-                row.update(
-                    {"oracle_win_rate": rate, "oracle_win_low": low, "oracle_win_high": high}
-                )
+    rows = []
+    base_dims = np.array([v.mean() for v in judged["base"].dimensions.values()])
+    for name, samples in judged.items():
+        row: dict[str, Any] = {"generator": name, **summary(samples)}
+        dims = np.array([v.mean() for v in samples.dimensions.values()])
+        row["dims_regressed"] = int((dims < base_dims - 1e-9).sum()) if name != "base" else 0
+        if name != "base":
+            row |= compare(samples, judged["base"], groups, num_resamples=task.num_resamples)
         rows.append(row)
-    out_dir = Path(task.out_dir or Path(cfg.paths.output_dir) / "eval")
+    tuned = {name: samples for name, samples in judged.items() if name != "base"}
+    matches = head_to_head(tuned, groups, num_resamples=task.num_resamples)
+    out_dir = Path(task.out_dir or Path(cfg.paths.output_dir) / EVAL_DIR)
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "eval_generator.json").write_text(json.dumps(rows, indent=2) + "\n")
+    write_eval_samples(out_dir, sample_rows, judged)
+    if matches:
+        (out_dir / "head_to_head.json").write_text(json.dumps(matches, indent=2) + "\n")
     with stage_logger(cfg, logger) as logger:
         columns = sorted({k for row in rows for k in row}, key=lambda k: (k != "generator", k))
         log_table(
@@ -87,11 +90,15 @@ def eval_generator(cfg: DictConfig, logger: Logger | None = None) -> dict[str, A
         if logger is not None:
             for row in rows:
                 logger.log_metrics(
-                    {f"eval/{row['generator']}/{k}": v for k, v in row.items() if k != "generator"}
+                    {
+                        f"eval/{row['generator']}/{k}": v
+                        for k, v in row.items()
+                        if k != "generator" and isinstance(v, int | float)
+                    }
                 )
     log.info(render(eval_table(rows, names, len(prompts), task.samples_per_prompt)))
     log.info("evaluation written to %s", out_dir)
-    return {"rows": rows, "out_dir": str(out_dir)}
+    return {"rows": rows, "head_to_head": matches, "out_dir": str(out_dir)}
 
 
 def eval_table(
@@ -100,7 +107,7 @@ def eval_table(
     table = Table(title=f"Generators on {num_prompts} held-out prompts x {per_prompt} seeds")
     columns = ["generator", "reward", *[f"reward/{n}" for n in names], "dims_regressed"]
     if "oracle_utility" in rows[0]:
-        columns += ["oracle_utility", "oracle_win_rate"]
+        columns += ["oracle_utility", "oracle_win_rate", "oracle_up", "oracle_down"]
     for column in columns:
         table.add_column(
             column.removeprefix("reward/"), justify="left" if column == "generator" else "right"

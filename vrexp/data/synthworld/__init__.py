@@ -2,7 +2,13 @@
 
 from vrexp.data.synthworld.grammar import GrammarError, PromptSpec, parse_prompt
 from vrexp.data.synthworld.oracle import measure
-from vrexp.data.synthworld.preference import Judge, synthworld_judge
+from vrexp.data.synthworld.preference import (
+    FactorJudge,
+    Judge,
+    Verdict,
+    synthworld_judge,
+    synthworld_verdict,
+)
 from vrexp.data.synthworld.render import render
 from vrexp.data.synthworld.split import (
     SplitError,
@@ -16,11 +22,13 @@ from vrexp.data.synthworld.world import FACTORS, Plan, sample_plan
 
 __all__ = [
     "FACTORS",
+    "FactorJudge",
     "GrammarError",
     "Judge",
     "Plan",
     "PromptSpec",
     "SplitError",
+    "Verdict",
     "ensure_split",
     "make_split",
     "measure",
@@ -31,4 +39,5 @@ __all__ = [
     "render",
     "sample_plan",
     "synthworld_judge",
+    "synthworld_verdict",
 ]

@@ -9,7 +9,7 @@ differences are labelled ties, so the tie rate is exactly the configured one.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -32,6 +32,25 @@ def check_weights(weights: Mapping[str, float], media: str) -> None:
         raise ValueError(f"utility weights must be positive, got {bad}")
 
 
+def factor_qualities(levels: Sequence[Mapping[str, int]], media: str) -> np.ndarray:
+    """[N, F] per-factor quality in [0, 1] of items given their factor levels, the factors in
+    ``FACTORS[media]`` order."""
+    keys = [f.key for f in FACTORS[media]]
+    return np.array([[quality(lv, media)[k] for k in keys] for lv in levels], dtype=np.float64)
+
+
+def utility_of_qualities(
+    qualities: np.ndarray, media: str, weights: Mapping[str, float], interaction: float
+) -> np.ndarray:
+    """[N] noiseless utility of items given their [N, F] :func:`factor_qualities`."""
+    check_weights(weights, media)
+    keys = [f.key for f in FACTORS[media]]
+    q = np.asarray(qualities, dtype=np.float64).reshape(-1, len(keys))
+    w = np.array([weights[k] for k in keys])
+    a, c = (keys.index(k) for k in INTERACTION_FACTORS)
+    return q @ w + interaction * q[:, a] * q[:, c]
+
+
 def utility(
     levels: Sequence[Mapping[str, int]],
     media: str,
@@ -39,12 +58,7 @@ def utility(
     interaction: float,
 ) -> np.ndarray:
     """[N] noiseless utility of items given their factor levels."""
-    check_weights(weights, media)
-    keys = [f.key for f in FACTORS[media]]
-    q = np.array([[quality(lv, media)[k] for k in keys] for lv in levels], dtype=np.float64)
-    w = np.array([weights[k] for k in keys])
-    a, c = (keys.index(k) for k in INTERACTION_FACTORS)
-    return q @ w + interaction * q[:, a] * q[:, c]
+    return utility_of_qualities(factor_qualities(levels, media), media, weights, interaction)
 
 
 def label_pairs(
@@ -69,6 +83,32 @@ def label_pairs(
     return delta, preference
 
 
+class Verdict(NamedTuple):
+    """The oracle's judgement of N media: the utility, and the quality of each factor behind it
+    (what "on which dimensions" means in a world whose truth is known)."""
+
+    utility: np.ndarray  # [N]
+    qualities: dict[str, np.ndarray]  # factor key -> [N] quality in [0, 1], FACTORS order
+
+
+def oracle_verdict(
+    media: Sequence[np.ndarray],
+    prompts: Sequence[str],
+    kind: str,
+    weights: Mapping[str, float],
+    interaction: float,
+) -> Verdict:
+    """The pixel oracle's :class:`Verdict` on any media (rendered or generated) against each
+    prompt: the stand-in for human raters when evaluating a generator."""
+    levels = [measure(np.asarray(m), p) for m, p in zip(media, prompts, strict=True)]
+    q = factor_qualities(levels, kind).reshape(len(levels), len(FACTORS[kind]))
+    keys = [f.key for f in FACTORS[kind]]
+    return Verdict(
+        utility_of_qualities(q, kind, weights, interaction),
+        {k: q[:, i] for i, k in enumerate(keys)},
+    )
+
+
 def oracle_utility(
     media: Sequence[np.ndarray],
     prompts: Sequence[str],
@@ -76,21 +116,30 @@ def oracle_utility(
     weights: Mapping[str, float],
     interaction: float,
 ) -> np.ndarray:
-    """[N] noiseless "human" utility of any media (rendered or generated), judged by the pixel
-    oracle against each prompt: the stand-in for human raters when evaluating a generator."""
-    levels = [measure(np.asarray(m), p) for m, p in zip(media, prompts, strict=True)]
-    return utility(levels, kind, weights, interaction)
+    """[N] noiseless "human" utility of any media, judged by the pixel oracle against each
+    prompt (:func:`oracle_verdict`'s utility)."""
+    return oracle_verdict(media, prompts, kind, weights, interaction).utility
 
 
 Judge = Callable[[Sequence[np.ndarray], Sequence[str]], np.ndarray]
+FactorJudge = Callable[[Sequence[np.ndarray], Sequence[str]], Verdict]
 
 
-def synthworld_judge(dataset: Any) -> Judge | None:
-    """The oracle utility of the dataset's world, as a judge of media and prompts (the stand-in
-    for human raters), or None when ``dataset`` is not a SynthWorld split (a user's media)."""
+def synthworld_verdict(dataset: Any) -> FactorJudge | None:
+    """The oracle of the dataset's world as a judge that also gives each factor's quality, or
+    None when ``dataset`` is not a SynthWorld split (a user's media)."""
     if getattr(dataset, "kind", None) != "synthworld":
         return None
     utility = dataset.utility
     kind = str(dataset.media)
     weights = dict(utility.weights)
-    return lambda media, prompts: oracle_utility(media, prompts, kind, weights, utility.interaction)
+    return lambda media, prompts: oracle_verdict(media, prompts, kind, weights, utility.interaction)
+
+
+def synthworld_judge(dataset: Any) -> Judge | None:
+    """The oracle utility of the dataset's world, as a judge of media and prompts (the stand-in
+    for human raters), or None when ``dataset`` is not a SynthWorld split (a user's media)."""
+    verdict = synthworld_verdict(dataset)
+    if verdict is None:
+        return None
+    return lambda media, prompts: verdict(media, prompts).utility
