@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.utils import instantiate
 from hypothesis import given, settings
@@ -506,6 +507,7 @@ def test_the_sweep_end_publishes_when_asked(tmp_path):
     for package in ("torch", "transformers", "pytorch-lightning", "tokenizers"):
         assert f"{package} {metadata.version(package)}" in header
     assert f"Python {platform.python_version()}" in header
+    assert f"torch CPU kernels {torch.backends.cpu.get_cpu_capability()}" in header
     assert table == (sweep / "x.md").read_text() and "| 1 | 0.6000 |" in table
     assert (publish / "x.csv").exists() and (publish / "x.png").exists()
 

@@ -6,6 +6,7 @@ import json
 from importlib import metadata
 
 import pytest
+import torch
 
 from tests.conftest import run_cli
 from vrexp.data.synthworld import read_items
@@ -21,6 +22,9 @@ def test_make_data_prints_the_summary(tmp_path):
     (environment,) = (tmp_path / "logs").rglob("environment.json")
     record = json.loads(environment.read_text())
     assert record["torch_threads"] == 1  # cpu_threads, set before the task runs
+    # the CPU too: the same packages on another instruction set can give other float results
+    assert record["cpu"]["torch_capability"] == torch.backends.cpu.get_cpu_capability()
+    assert record["cpu"]["model"]
     assert record["packages"]["torch"] == metadata.version("torch")
     assert record["packages"]["transformers"] == metadata.version("transformers")
 

@@ -76,6 +76,22 @@ def package_versions(packages: tuple[str, ...] = NUMERIC_PACKAGES) -> dict[str, 
     return versions
 
 
+def cpu_description() -> dict[str, str]:
+    """The CPU's model name and the instruction set torch's CPU kernels use (``AVX2``,
+    ``AVX512``...): two machines with the same packages can differ in float results through
+    these, so a result records them beside the versions."""
+    import torch
+
+    model = platform.processor() or platform.machine()
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.is_file():
+        for line in cpuinfo.read_text(errors="replace").splitlines():
+            if line.startswith("model name"):
+                model = line.partition(":")[2].strip()
+                break
+    return {"model": model, "torch_capability": str(torch.backends.cpu.get_cpu_capability())}
+
+
 def describe_packages(versions: dict[str, str | None], first: int = 4) -> str:
     """The ``first`` packages of ``versions`` as ``"torch 2.13.0+cpu, transformers 5.24.0, ..."``
     (those not installed left out)."""

@@ -27,7 +27,7 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
 from vrexp.configs.logger import WandbLoggerConfig
-from vrexp.configs.versioning import describe_packages, package_versions
+from vrexp.configs.versioning import cpu_description, describe_packages, package_versions
 from vrexp.data.atomic import atomic_write
 from vrexp.reports.tables import PlotSpec, format_markdown, write_table
 
@@ -232,10 +232,15 @@ def _same_scores(a: Any, b: Any) -> bool:  # two JudgedSamples
 
 
 def provenance(command: str) -> str:
-    """The header line of a published table: date, machine, the versions of Python and the
-    packages that fix its numbers (torch, transformers, Lightning, tokenizers), and command."""
+    """The header line of a published table: date, machine (its CPU model and the instruction
+    set of torch's CPU kernels), the versions of Python and the packages that fix its numbers
+    (torch, transformers, Lightning, tokenizers), and command."""
     now = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    machine = f"{platform.node()} ({os.cpu_count()} CPUs, {platform.machine()})"
+    cpu = cpu_description()
+    machine = (
+        f"{platform.node()} ({os.cpu_count()} CPUs, {platform.machine()}, {cpu['model']}, "
+        f"torch CPU kernels {cpu['torch_capability']})"
+    )
     versions = package_versions()
     stack = f"Python {versions['python']}, {describe_packages(versions)}"
     return f"_Run {now} on {machine} with {stack}: `{command}`_"

@@ -25,7 +25,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from vrexp.atomic import atomic_write
 from vrexp.configs import validate_config
-from vrexp.configs.versioning import package_versions, stamp
+from vrexp.configs.versioning import cpu_description, package_versions, stamp
 from vrexp.reports.sweep import clear_failure, job_overrides, write_failure
 from vrexp.tasks.annotate import annotate
 from vrexp.tasks.benchmark import benchmark
@@ -138,11 +138,13 @@ def _why(err: BaseException) -> str:
 
 
 def _record_environment(cfg: DictConfig) -> None:
-    """``environment.json`` in the run folder: the host, its threads and the package versions."""
+    """``environment.json`` in the run folder: the host, its CPU and threads, and the package
+    versions."""
     record = stamp(
         {
             "host": socket.gethostname(),
             "cpu_count": os.cpu_count(),
+            "cpu": cpu_description(),
             "torch_threads": torch.get_num_threads(),
             "packages": package_versions(),
         }
