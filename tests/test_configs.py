@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -329,3 +330,18 @@ def test_colour_questions_are_on_for_synthworld(overrides, asked, compose_cfg):
     assert OmegaConf.to_object(cfg.task).colour_questions is asked
     if len(overrides) < 2:  # the main job's stage follows the dataset too
         assert compose_cfg(*overrides).task.stages.train_checklist.colour_questions is asked
+
+
+@pytest.mark.parametrize("kind", ["run", "sweep"])
+def test_runs_started_in_the_same_second_get_folders_of_their_own(kind):
+    # Two sweeps launched together (an image and a video study from one script) shared a folder
+    # and overwrote each other's jobs when the folder was named to the second.
+    folders = OmegaConf.to_container(OmegaConf.load(CONF / "hydra" / "default.yaml"))
+    (pattern,) = re.findall(r"\$\{now:([^}]*)\}", folders[kind]["dir"])
+    first = datetime(2026, 12, 4, 1, 3, 58, 120_000)
+    second = first + timedelta(microseconds=1)
+    assert first.strftime(pattern) != second.strftime(pattern)
+    # and the names still sort in time order, as `ls -d logs/TASK/runs/* | tail -1` relies on
+    later = [first + timedelta(microseconds=m) for m in (9, 10, 999_999, 1_000_000)]
+    names = [t.strftime(pattern) for t in [first, *later]]
+    assert names == sorted(names)
