@@ -5,8 +5,10 @@ in its output folder. When the sweep ends, the callback gathers them, adds each 
 as columns, writes ``<name>.md/.csv/.png`` in the sweep folder and, if the sweep logs to W&B, logs
 the table and plot as one more run of the sweep's group. With ``publish_dir`` set, the three files
 are also copied there (``experiments/results/``: the last full run of each experiment), the ``.md``
-headed by the date, the machine, the package versions and the command. ``python -m vrexp.reports
-SWEEP_DIR`` rebuilds the table of a finished or partly failed sweep from its folder.
+headed by the date, the machine, the package versions and the command. With ``head_to_head``, the
+jobs' tuned generators are also compared with each other from their judged samples
+(:func:`sweep_head_to_head`). ``python -m vrexp.reports SWEEP_DIR`` rebuilds the table of a
+finished or partly failed sweep from its folder.
 """
 
 from __future__ import annotations
@@ -322,12 +324,12 @@ class SweepTable(Callback):
         head_to_head: bool = False,
     ) -> None:
         self.name, self.title, self.columns = name, title, columns
-        # A third table (NAME_head_to_head): the jobs' tuned generators against each other,
-        # sample by sample (sweep_head_to_head).
-        self.head_to_head = head_to_head
         # A second, wide table (NAME_layout): one row per `index` value, the chosen metrics of
         # each `columns` value side by side, as a paper's table lays them out.
         self.layout = layout
+        # A third table (NAME_head_to_head): the jobs' tuned generators against each other,
+        # sample by sample (sweep_head_to_head).
+        self.head_to_head = head_to_head
         self.plot = PlotSpec(**plot) if plot else None
         self.publish_dir = publish_dir  # relative paths are relative to the cwd
         self._failed = False  # a job of this sweep has failed (see on_job_end)
