@@ -17,7 +17,6 @@ import logging
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 from omegaconf import DictConfig, OmegaConf
 from pytorch_lightning.loggers import Logger
 from rich.table import Table
@@ -66,11 +65,12 @@ def eval_generator(cfg: DictConfig, logger: Logger | None = None) -> dict[str, A
             qualities=oracle.qualities if oracle is not None else None,
         )
     rows = []
-    base_dims = np.array([v.mean() for v in judged["base"].dimensions.values()])
+    base_row = summary(judged["base"])
     for name, samples in judged.items():
         row: dict[str, Any] = {"generator": name, **summary(samples)}
-        dims = np.array([v.mean() for v in samples.dimensions.values()])
-        row["dims_regressed"] = int((dims < base_dims - 1e-9).sum()) if name != "base" else 0
+        row["dims_regressed"] = sum(
+            row[f"reward/{n}"] < base_row[f"reward/{n}"] - 1e-9 for n in names
+        )
         if name != "base":
             row |= compare(samples, judged["base"], groups, num_resamples=task.num_resamples)
         rows.append(row)

@@ -36,7 +36,8 @@ def factor_qualities(levels: Sequence[Mapping[str, int]], media: str) -> np.ndar
     """[N, F] per-factor quality in [0, 1] of items given their factor levels, the factors in
     ``FACTORS[media]`` order."""
     keys = [f.key for f in FACTORS[media]]
-    return np.array([[quality(lv, media)[k] for k in keys] for lv in levels], dtype=np.float64)
+    q = [[quality(lv, media)[k] for k in keys] for lv in levels]
+    return np.array(q, dtype=np.float64).reshape(len(levels), len(keys))  # [0, F] when empty
 
 
 def utility_of_qualities(
@@ -45,7 +46,7 @@ def utility_of_qualities(
     """[N] noiseless utility of items given their [N, F] :func:`factor_qualities`."""
     check_weights(weights, media)
     keys = [f.key for f in FACTORS[media]]
-    q = np.asarray(qualities, dtype=np.float64).reshape(-1, len(keys))
+    q = np.asarray(qualities, dtype=np.float64)
     w = np.array([weights[k] for k in keys])
     a, c = (keys.index(k) for k in INTERACTION_FACTORS)
     return q @ w + interaction * q[:, a] * q[:, c]
@@ -101,24 +102,12 @@ def oracle_verdict(
     """The pixel oracle's :class:`Verdict` on any media (rendered or generated) against each
     prompt: the stand-in for human raters when evaluating a generator."""
     levels = [measure(np.asarray(m), p) for m, p in zip(media, prompts, strict=True)]
-    q = factor_qualities(levels, kind).reshape(len(levels), len(FACTORS[kind]))
+    q = factor_qualities(levels, kind)
     keys = [f.key for f in FACTORS[kind]]
     return Verdict(
         utility_of_qualities(q, kind, weights, interaction),
         {k: q[:, i] for i, k in enumerate(keys)},
     )
-
-
-def oracle_utility(
-    media: Sequence[np.ndarray],
-    prompts: Sequence[str],
-    kind: str,
-    weights: Mapping[str, float],
-    interaction: float,
-) -> np.ndarray:
-    """[N] noiseless "human" utility of any media, judged by the pixel oracle against each
-    prompt (:func:`oracle_verdict`'s utility)."""
-    return oracle_verdict(media, prompts, kind, weights, interaction).utility
 
 
 Judge = Callable[[Sequence[np.ndarray], Sequence[str]], np.ndarray]
